@@ -1,0 +1,57 @@
+# rnnlm: two commands on a fresh machine -- `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+AESARA_VENV ?= .venv-aesara
+PY := $(VENV)/bin/python
+PIP_FLAGS ?= -q --disable-pip-version-check
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test test-core test-aesara notebooks lab bench clean help
+
+help:
+	@echo "make demo         set up .venv, train a small model on the default corpus, print sentences"
+	@echo "make test         set up .venv and run the full test suite (PyTensor)"
+	@echo "make test-aesara  set up .venv-aesara and run the core suite on Aesara 2.9.4"
+	@echo "make notebooks    re-execute notebooks/ in place"
+	@echo "make lab          start JupyterLab in the project's environment"
+	@echo "make bench        run the benchmarks (rnnlm bench all)"
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[pytensor,test]'
+	touch $@
+
+$(AESARA_VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(AESARA_VENV)/bin/python || $(PYTHON) -m venv $(AESARA_VENV)
+	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[aesara,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/rnnlm demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+test-core: $(VENV)/.installed
+	$(PY) -m pytest -m core
+
+test-aesara: $(AESARA_VENV)/.installed
+	RNNLM_ENGINE=aesara $(AESARA_VENV)/bin/python -m pytest -m core
+
+notebooks: $(VENV)/.installed
+	$(PY) -m rnnlm.notebooks --in-place
+
+lab: $(VENV)/.installed
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[notebooks]'
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/rnnlm bench all
+
+clean:
+	rm -rf $(VENV) $(AESARA_VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,180 @@
+"""The graph-engine layer: the only module in rnnlm that imports ``pytensor`` or ``aesara``.
+
+Both engines share Theano's API almost name for name.  This module picks one
+(``RNNLM_ENGINE=pytensor|aesara``, else whichever is installed, PyTensor first), sets
+``floatX=float32`` *before* any graph is built (``grad`` makes its seeds in floatX, and a
+float64 seed breaks JAX's scan carry types), and re-exports what the models need:
+
+``function``, ``shared``, ``grad``, ``config``, ``T`` (the tensor module), ``scan`` (one
+calling convention for both engines), ``log_softmax`` / ``softmax``, and ``mode_for``, which
+turns a linker name (``c``, ``jax``, ``numba``) into a compile mode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+
+from .errors import EngineError
+
+ENGINES = ("pytensor", "aesara")
+LINKERS = ("c", "jax", "numba", "py")
+INSTALL_HINT = {
+    "pytensor": "pip install -e '.[pytensor]'  (or: make install)",
+    "aesara": "pip install -e '.[aesara]'  (in its own venv: make .venv-aesara)",
+}
+
+# The C linker of a pip-installed engine usually finds no BLAS; we report that in benchmarks
+# (blas_info) rather than print a warning on every start.
+warnings.filterwarnings("ignore", message=r".*could not link to a BLAS.*")
+warnings.filterwarnings("ignore", message=r".*Explicitly requested dtype float64.*")
+warnings.filterwarnings("ignore", message=r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
+logging.getLogger("aesara.tensor.blas").setLevel(logging.ERROR)
+logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
+
+
+def _import(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:  # the engine is missing or broken in this environment
+        raise EngineError(
+            f"graph engine {name!r} is not importable ({exc}); install it with: {INSTALL_HINT[name]}"
+        ) from None
+
+
+def _select():
+    wanted = os.environ.get("RNNLM_ENGINE", "").strip().lower()
+    if wanted:
+        if wanted not in ENGINES:
+            raise EngineError(f"RNNLM_ENGINE={wanted!r} is not one of {', '.join(ENGINES)}")
+        return wanted, _import(wanted)
+    for name in ENGINES:
+        try:
+            return name, importlib.import_module(name)
+        except ImportError:
+            continue
+    raise EngineError(
+        "no graph engine installed: install PyTensor with "
+        f"{INSTALL_HINT['pytensor']} or Aesara 2.9.4 with {INSTALL_HINT['aesara']}"
+    )
+
+
+name, _lib = _select()
+version = _lib.__version__
+T = importlib.import_module(f"{name}.tensor")
+_special = importlib.import_module(f"{name}.tensor.special")
+
+config = _lib.config
+config.floatX = "float32"
+floatX = "float32"
+
+function = _lib.function
+shared = _lib.shared
+grad = _lib.grad
+log_softmax = _special.log_softmax
+softmax = _special.softmax
+
+
+def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
+         truncate_gradient=-1, go_backwards=False, label=None):
+    """``scan`` with one calling convention on both engines; returns only the outputs.
+
+    PyTensor ≥ 2.26 can return outputs alone (``return_updates=False``); Aesara always returns
+    ``(outputs, updates)``.  Our step functions use no random streams, so updates are always
+    empty and are checked, not returned.  ``strict=True``: every parameter must come through
+    ``non_sequences``, which is what the JAX linker needs.
+    """
+    kwargs = dict(sequences=sequences, outputs_info=outputs_info, non_sequences=non_sequences,
+                  n_steps=n_steps, truncate_gradient=truncate_gradient,
+                  go_backwards=go_backwards, strict=True, name=label)
+    if name == "pytensor":
+        kwargs["return_updates"] = False
+    result = _lib.scan(fn, **kwargs)
+    if name == "pytensor":
+        return result
+    outputs, updates = result
+    if updates:
+        raise RuntimeError("rnnlm step functions must not create scan updates")
+    return outputs
+
+
+def mode_for(linker: str = "c"):
+    """The compile mode for a linker name: ``c`` (variable shapes), ``jax`` (static shapes,
+    CPU or GPU), ``numba`` (optional), ``py`` (pure Python; debugging)."""
+    linker = (linker or "c").lower()
+    if linker not in LINKERS:
+        raise EngineError(f"unknown linker {linker!r}; choose one of {', '.join(LINKERS)}")
+    if linker == "c":
+        return "FAST_RUN"
+    if linker == "py":
+        return _lib.compile.mode.Mode(linker="py", optimizer="fast_run")
+    if name == "aesara":
+        # Aesara's JAX linker cannot convert Scan (aesara#186); its C linker is its only path.
+        raise EngineError(f"the {linker!r} linker is not supported on Aesara {version}; use --linker c")
+    if linker == "jax":
+        try:
+            import jax  # noqa: F401  (only to give a clear error)
+        except ImportError:
+            raise EngineError("the jax linker needs JAX: pip install jax") from None
+        return "JAX"
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        raise EngineError("the numba linker needs Numba: pip install numba") from None
+    return "NUMBA"
+
+
+def default_linker() -> str:
+    """``jax`` when PyTensor and JAX are both installed, else ``c``."""
+    if name == "pytensor":
+        try:
+            import jax  # noqa: F401
+            return "jax"
+        except ImportError:
+            pass
+    return "c"
+
+
+def select_device(device: str = "cpu") -> str:
+    """Point JAX at ``cpu`` or ``gpu``; returns the platform actually used.
+
+    Must run before the first JAX computation.  Asking for a GPU where JAX sees none is an
+    :class:`EngineError`, not a silent fallback to the CPU.
+    """
+    device = (device or "cpu").lower()
+    if device not in ("cpu", "gpu", "auto"):
+        raise EngineError(f"unknown device {device!r}; choose cpu, gpu or auto")
+    try:
+        import jax
+    except ImportError:
+        if device == "gpu":
+            raise EngineError("--device gpu needs JAX with CUDA (pip install 'jax[cuda12]')") from None
+        return "cpu"
+    if device == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+        return "cpu"
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if not gpus:
+        if device == "gpu":
+            raise EngineError("--device gpu was asked for, but JAX sees no GPU "
+                              "(install 'jax[cuda12]' on a machine with an NVIDIA GPU, or use --device cpu)")
+        return "cpu"
+    return "gpu"
+
+
+def blas_info() -> str:
+    """What the C linker links for BLAS (empty string: none, NumPy fallbacks are used)."""
+    try:
+        return str(config.blas__ldflags)
+    except Exception:  # pragma: no cover - option names differ across versions
+        return ""
+
+
+def describe() -> dict:
+    """Engine facts for checkpoints, logs and benchmarks."""
+    return {"engine": name, "engine_version": version, "floatX": config.floatX}
