@@ -1,0 +1,1286 @@
+"""Corpus pipeline: readers, tokenization, :class:`Vocabulary` and the prepared :class:`Corpus`.
+
+This is the tutorial's part 2 preprocessing (and part 4's filtering), made robust::
+
+    comments = read_reddit_csv("reddit-comments-2015-08.csv")          # column "body"
+    sentences = [s for c in comments for s in sent_tokenize(c.lower())]
+    tokens = [[SENTENCE_START] + word_tokenize(s) + [SENTENCE_END] for s in sentences]
+    vocab = the vocab_size-1 most frequent tokens + UNKNOWN_TOKEN
+    X, Y = s[:-1], s[1:]                                                  # int32 arrays
+
+:func:`prepare` does all of it for any of the supported formats and returns a :class:`Corpus`.
+This module never imports a graph engine; NLTK is imported lazily (only the ``nltk`` tokenizer
+needs it).
+
+Formats (``format=``)
+    ``csv``    one document per row of column ``column`` (default ``body``, the tutorial's reddit CSV;
+               quoted multi-line fields; a last row cut mid-field is dropped with a warning).
+    ``jsonl``  one JSON object per line; the document is its string field ``field`` (default ``text``).
+    ``text``   plain text; at word level with the ``nltk`` tokenizer the documents are its paragraphs
+               (blank-line separated), with ``whitespace`` every non-empty line is a sentence.
+    ``lines``  pre-tokenized corpora (Penn Treebank, WikiText): every non-empty line is one sentence.
+    ``auto``   by extension (``.csv``, ``.jsonl``/``.ndjson``/``.json``, ``.tokens`` -> lines), else by
+               content (JSON objects -> jsonl, a ``<unk>`` token -> lines, otherwise text). What was picked
+               and why is recorded in ``stats["format"]`` and ``stats["format_reason"]``.
+
+Tokenizers (``tokenizer=``)
+    ``nltk``       sentences by NLTK Punkt (see :class:`SentenceSplitter`; not used for ``lines``, where a line
+                   is a sentence), words by ``nltk.word_tokenize(s, preserve_line=True)`` (Treebank style).
+                   Default for word level with text/csv/jsonl.
+    ``whitespace`` every non-empty line is one sentence, tokens are ``line.split()``: tokens are never split
+                   or rewritten (``<unk>`` stays one token). Default for ``lines``.
+    ``char``       character level (``level="char"``): tokens are characters.
+
+Lowercasing (``lowercase=``): ``None`` means the tutorial's default, which depends on the tokenizer:
+``True`` with ``nltk`` (the tutorial lowercases every comment before ``sent_tokenize``), ``False`` with
+``whitespace`` (pre-tokenized corpora are used as they are) and at char level.
+
+Sentences at word level are wrapped as ``[SENTENCE_START, w1, ..., wn, SENTENCE_END]``. At char level
+there are no start/end tokens: a "sentence" is a line including its ``"\\n"`` (for ``text``, blank lines
+are kept and joined to the line before them, so :meth:`Corpus.stream` reproduces the text exactly) or a
+csv/jsonl record plus ``"\\n"``.
+
+Sentence splitting without network: if NLTK's ``punkt_tab`` data is installed it is used; otherwise a
+:class:`nltk.tokenize.punkt.PunktTrainer` is trained on the corpus itself (its first
+:data:`PUNKT_TRAIN_CHARS` characters). The trained parameters are saved with the corpus, so new text
+(:meth:`Corpus.encode_text`) is split exactly as the training text was.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, CorpusError
+
+__all__ = [
+    "CHAR_UNKNOWN_TOKEN",
+    "FORMATS",
+    "LEVELS",
+    "SENTENCE_END",
+    "SENTENCE_START",
+    "SPLITTERS",
+    "TOKENIZERS",
+    "UNKNOWN_TOKEN",
+    "Corpus",
+    "CorpusWarning",
+    "EncodedText",
+    "SentenceSplitter",
+    "Vocabulary",
+    "detect_format",
+    "prepare",
+    "read_jsonl",
+    "read_lines",
+    "read_reddit_csv",
+    "read_text",
+    "word_tokenize",
+]
+
+SENTENCE_START = "SENTENCE_START"
+SENTENCE_END = "SENTENCE_END"
+UNKNOWN_TOKEN = "UNKNOWN_TOKEN"
+#: The unknown token at char level: one character (U+FFFD, the Unicode replacement character), so a
+#: decoded id sequence joins back into a string.
+CHAR_UNKNOWN_TOKEN = "\ufffd"
+#: Unknown-word markers that pre-tokenized corpora (PTB, WikiText) already contain; when ``unk_token`` is
+#: not given and the corpus contains one of these, it becomes the vocabulary's unknown token.
+KNOWN_UNK_MARKERS = ("<unk>", "<UNK>")
+
+FORMATS = ("auto", "text", "lines", "csv", "jsonl")
+TOKENIZERS = ("nltk", "whitespace", "char")
+LEVELS = ("word", "char")
+SPLITTERS = ("auto", "installed", "trained")
+
+#: Punkt is trained on at most this many characters of the corpus (speed; more adds little).
+PUNKT_TRAIN_CHARS = 2_000_000
+
+CORPUS_FILE_FORMAT = "rnnlm-corpus"
+CORPUS_FILE_VERSION = 1
+
+_EXTENSION_FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".tokens": "lines",
+}
+
+
+class CorpusWarning(UserWarning):
+    """Something in a corpus file was repaired or skipped (a cut last row, undecodable bytes...)."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, CorpusWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------------------
+
+
+def _read_decoded(path) -> tuple[str, int]:
+    """Read ``path`` as UTF-8 (BOM stripped), replacing undecodable bytes.
+
+    Returns ``(text, replacements)``: the number of U+FFFD characters that replaced undecodable byte
+    sequences (U+FFFD characters genuinely present in the file are not counted). Warns when > 0.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise CorpusError(f"{p}: is a directory, not a corpus file")
+    if not p.exists():
+        raise CorpusError(f"{p}: no such file")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
+    text = data.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        raise CorpusError(f"{p}: file is empty")
+    replaced = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    if replaced:
+        _warn(f"{p}: {replaced} undecodable byte sequence(s) replaced with U+FFFD")
+    return text, replaced
+
+
+def _ends_inside_quotes(raw: str, quotechar: str = '"') -> bool:
+    """True when CSV text ``raw`` (one record) ends inside a quoted field, i.e. the record was cut off."""
+    in_quotes = False
+    at_field_start = True
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if in_quotes:
+            if c == quotechar:
+                if i + 1 < n and raw[i + 1] == quotechar:
+                    i += 1  # doubled quote: a literal quote inside the field
+                else:
+                    in_quotes = False
+        elif c == quotechar and at_field_start:
+            in_quotes = True
+            at_field_start = False
+        elif c in ",\r\n":
+            at_field_start = True
+        elif c == " " and at_field_start:
+            pass  # skipinitialspace
+        else:
+            at_field_start = False
+        i += 1
+    return in_quotes
+
+
+def _shorten(items: Iterable[str], limit: int = 8) -> str:
+    items = [repr(x if len(x) <= 30 else x[:27] + "...") for x in items]
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _read_csv(path, column: str = "body") -> tuple[list[str], dict]:
+    text, replaced = _read_decoded(path)
+    lines = list(io.StringIO(text, newline=""))
+    reader = csv.reader(iter(lines), skipinitialspace=True)  # the tutorial's dialect
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, len(text) + 1))
+    rows: list[tuple[int, list[str]]] = []  # (first line index, row)
+    try:
+        try:
+            header = next(reader)
+        except StopIteration:  # pragma: no cover - _read_decoded rejects empty files
+            raise CorpusError(f"{path}: file is empty") from None
+        names = [h.strip() for h in header]
+        if column in names:
+            col = names.index(column)
+        else:
+            lowered = [h.lower() for h in names]
+            if column.lower() in lowered:
+                col = lowered.index(column.lower())
+            else:
+                raise CorpusError(
+                    f"{path}: no column {column!r} in the CSV header (columns: {_shorten(names)}); "
+                    f"choose one with --column"
+                )
+        while True:
+            start = reader.line_num
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            rows.append((start, row))
+    except csv.Error as e:
+        raise CorpusError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+    finally:
+        csv.field_size_limit(old_limit)
+
+    truncated = 0
+    if rows and _ends_inside_quotes("".join(lines[rows[-1][0] :])):
+        start, _ = rows.pop()
+        truncated = 1
+        _warn(
+            f"{path}: the last row (line {start + 1}) is cut off inside a quoted field; "
+            f"loaded the {len(rows)} complete rows before it"
+        )
+    docs: list[str] = []
+    skipped = 0
+    for _, row in rows:
+        if not row:
+            continue  # blank line
+        if len(row) <= col:
+            skipped += 1
+            continue
+        if row[col].strip():
+            docs.append(row[col])
+    if skipped:
+        _warn(f"{path}: skipped {skipped} row(s) without a {column!r} field")
+    if not docs:
+        raise CorpusError(f"{path}: no non-empty {column!r} values in the CSV")
+    info = {
+        "replacement_chars": replaced,
+        "rows": len(rows),
+        "truncated_rows": truncated,
+        "skipped_rows": skipped,
+    }
+    return docs, info
+
+
+def _read_jsonl(path, field: str = "text") -> tuple[list[str], dict]:
+    text, replaced = _read_decoded(path)
+    docs: list[str] = []
+    records = 0
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CorpusError(f"{path}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise CorpusError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        if field not in obj:
+            raise CorpusError(
+                f"{path}: line {lineno}: no field {field!r} (fields: {_shorten(obj)}); choose one with --field"
+            )
+        value = obj[field]
+        records += 1
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise CorpusError(
+                f"{path}: line {lineno}: field {field!r} is a {type(value).__name__}, not a string"
+            )
+        if value.strip():
+            docs.append(value)
+    if not docs:
+        raise CorpusError(f"{path}: no non-empty {field!r} values in the JSON lines")
+    return docs, {"replacement_chars": replaced, "rows": records}
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines without their terminator (``\\n`` or ``\\r\\n``; nothing else counts as a line break)."""
+    lines = text.split("\n")
+    return [ln.removesuffix("\r") for ln in lines]
+
+
+def _read_units(path, fmt: str, column: str, field: str) -> tuple[list[str], dict]:
+    """The documents of a file: CSV/JSONL records, the whole text, or the non-empty lines."""
+    if fmt == "csv":
+        return _read_csv(path, column)
+    if fmt == "jsonl":
+        return _read_jsonl(path, field)
+    text, replaced = _read_decoded(path)
+    if fmt == "lines":
+        return [ln for ln in _split_lines(text) if ln.strip()], {"replacement_chars": replaced}
+    return [text], {"replacement_chars": replaced}
+
+
+def read_reddit_csv(path, column: str = "body") -> list[str]:
+    """The non-empty values of ``column`` in a CSV file with a header row (the tutorial's reddit file).
+
+    Quoted multi-line fields are supported (``csv`` module, ``skipinitialspace=True`` as in the
+    tutorial). A last row cut off inside a quoted field (the shared sample) is dropped with a
+    :class:`CorpusWarning`. Raises :class:`CorpusError` for a missing/empty file, a directory or a missing
+    column.
+    """
+    return _read_csv(path, column)[0]
+
+
+def read_text(path) -> str:
+    """The whole file as text (UTF-8; undecodable bytes replaced and reported by a warning)."""
+    return _read_decoded(path)[0]
+
+
+def read_lines(path) -> list[str]:
+    """The non-empty lines of a file, without line terminators, otherwise unchanged."""
+    return _read_units(path, "lines", "body", "text")[0]
+
+
+def read_jsonl(path, field: str = "text") -> list[str]:
+    """The non-empty string values of ``field`` in a JSON-lines file (``null`` values are skipped).
+
+    A line that is not valid JSON, not an object, lacks the field or holds a non-string raises
+    :class:`CorpusError` naming the file and the line number.
+    """
+    return _read_jsonl(path, field)[0]
+
+
+def detect_format(path) -> tuple[str, str]:
+    """Guess the format of a corpus file: ``(format, reason)``; see the module docstring."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext in _EXTENSION_FORMATS:
+        return _EXTENSION_FORMATS[ext], f"extension {ext}"
+    try:
+        with open(p, "rb") as f:
+            head = f.read(65536).decode("utf-8", errors="replace")
+    except OSError:
+        return "text", "default"  # the reader reports the real problem
+    first = next((ln.strip() for ln in head.split("\n") if ln.strip()), "")
+    if first.startswith("{"):
+        try:
+            if isinstance(json.loads(first), dict):
+                return "jsonl", "content: JSON objects, one per line"
+        except json.JSONDecodeError:
+            pass
+    if any(tok in KNOWN_UNK_MARKERS for tok in head.split()):
+        return "lines", "content: pre-tokenized, contains an <unk> token"
+    return "text", "content: plain text"
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokenization
+# --------------------------------------------------------------------------------------------------
+
+
+def word_tokenize(sentence: str) -> list[str]:
+    """NLTK's Treebank-style word tokenizer on one sentence (``preserve_line=True``: needs no data files)."""
+    import nltk
+
+    return nltk.word_tokenize(sentence, preserve_line=True)
+
+
+def _installed_punkt():
+    """NLTK's installed English Punkt model (``punkt_tab``), or None when the data is not installed."""
+    import nltk
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab/english/")
+    except LookupError:
+        return None
+    try:
+        from nltk.tokenize.punkt import PunktTokenizer
+    except ImportError:  # pragma: no cover - nltk < 3.8.2 has no punkt_tab loader
+        return None
+    try:
+        return PunktTokenizer("english")
+    except (LookupError, OSError, ValueError):  # pragma: no cover - broken installation
+        return None
+
+
+class SentenceSplitter:
+    """NLTK Punkt sentence splitter: the installed ``punkt_tab`` model or one trained on the corpus.
+
+    ``kind`` is ``"installed"`` or ``"trained"``; a trained splitter's parameters round-trip through
+    :meth:`to_json` / :meth:`from_json` (plain JSON, stored inside a saved corpus).
+    """
+
+    def __init__(self, tokenizer, kind: str, description: str, params: dict | None = None):
+        self._tokenizer = tokenizer
+        self.kind = kind
+        self.description = description
+        self._params = params
+
+    @classmethod
+    def installed(cls) -> SentenceSplitter | None:
+        tok = _installed_punkt()
+        if tok is None:
+            return None
+        return cls(tok, "installed", "NLTK punkt_tab (installed data)")
+
+    @classmethod
+    def train(cls, texts: Sequence[str], max_chars: int = PUNKT_TRAIN_CHARS) -> SentenceSplitter:
+        """Train Punkt on (at most ``max_chars`` characters of) ``texts``."""
+        from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTrainer
+
+        parts, n = [], 0
+        for t in texts:
+            if n >= max_chars:
+                break
+            parts.append(t[: max_chars - n])
+            n += len(parts[-1]) + 2
+        sample = "\n\n".join(parts)
+        trainer = PunktTrainer()
+        trainer.train(sample, finalize=False)
+        trainer.finalize_training()
+        params = trainer.get_params()
+        return cls(
+            PunktSentenceTokenizer(params),
+            "trained",
+            f"NLTK Punkt trained on this corpus ({len(sample)} chars)",
+            _params_to_json(params),
+        )
+
+    @classmethod
+    def get(cls, texts: Sequence[str], mode: str = "auto") -> SentenceSplitter:
+        """``mode``: ``auto`` (installed if available, else trained), ``installed`` or ``trained``."""
+        if mode not in SPLITTERS:
+            raise ConfigError(f"unknown sentence splitter {mode!r} (choose from {', '.join(SPLITTERS)})")
+        if mode in ("auto", "installed"):
+            found = cls.installed()
+            if found is not None:
+                return found
+            if mode == "installed":
+                raise ConfigError(
+                    "NLTK's punkt_tab data is not installed (python -m nltk.downloader punkt_tab)"
+                )
+        return cls.train(texts)
+
+    def split(self, text: str) -> list[str]:
+        return self._tokenizer.tokenize(text)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "description": self.description, "params": self._params}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SentenceSplitter:
+        if data.get("kind") == "trained" and data.get("params") is not None:
+            from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+            return cls(
+                PunktSentenceTokenizer(_params_from_json(data["params"])),
+                "trained",
+                data.get("description", "NLTK Punkt trained on the corpus"),
+                data["params"],
+            )
+        found = cls.installed()
+        if found is None:
+            raise CorpusError(
+                "this corpus was split with NLTK's installed punkt_tab data, which is missing here"
+            )
+        return found
+
+
+def _params_to_json(params) -> dict:
+    return {
+        "abbrev_types": sorted(params.abbrev_types),
+        "collocations": sorted([list(c) for c in params.collocations]),
+        "sent_starters": sorted(params.sent_starters),
+        "ortho_context": dict(sorted(params.ortho_context.items())),
+    }
+
+
+def _params_from_json(data: dict):
+    from nltk.tokenize.punkt import PunktParameters
+
+    params = PunktParameters()
+    params.abbrev_types = set(data["abbrev_types"])
+    params.collocations = {tuple(c) for c in data["collocations"]}
+    params.sent_starters = set(data["sent_starters"])
+    params.ortho_context = defaultdict(int, data["ortho_context"])
+    return params
+
+
+_PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+@dataclass
+class _Settings:
+    """How raw text becomes token lists; saved with a corpus so new text is treated the same way."""
+
+    format: str = "lines"
+    level: str = "word"
+    tokenizer: str = "whitespace"
+    lowercase: bool = False
+    column: str = "body"
+    field: str = "text"
+    drop_containing: str | None = None
+    min_length: int | None = None
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: dict) -> _Settings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _sentence_texts(units: Sequence[str], s: _Settings, splitter: SentenceSplitter | None) -> list[str]:
+    """The sentences (as strings, lowercased if asked) of a list of documents."""
+    out: list[str] = []
+    for unit in units:
+        if s.lowercase:
+            unit = unit.lower()
+        if s.level == "char":
+            if s.format == "text":  # lines, blank lines joined to the line before: stream() == the text
+                cur = ""
+                for ln in unit.splitlines(keepends=True):
+                    if ln.strip() and cur.strip():
+                        out.append(cur)
+                        cur = ""
+                    cur += ln
+                if cur:
+                    out.append(cur)
+            elif s.format == "lines":
+                out.extend(ln + "\n" for ln in _split_lines(unit) if ln.strip())
+            else:  # one csv/jsonl record
+                out.append(unit if unit.endswith("\n") else unit + "\n")
+        elif s.tokenizer == "whitespace" or s.format == "lines":
+            out.extend(ln for ln in _split_lines(unit) if ln.strip())
+        else:  # nltk on documents
+            assert splitter is not None
+            parts = _PARAGRAPH_RE.split(unit) if s.format == "text" else [unit]
+            for part in parts:
+                if part.strip():
+                    out.extend(sent for sent in splitter.split(part) if sent.strip())
+    return out
+
+
+def _tokenize_sentence(sentence: str, s: _Settings) -> list[str]:
+    if s.level == "char":
+        return list(sentence)
+    if s.tokenizer == "whitespace":
+        return sentence.split()
+    return word_tokenize(sentence)
+
+
+def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit="sent", disable=None, leave=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Vocabulary
+# --------------------------------------------------------------------------------------------------
+
+
+class Vocabulary:
+    """Token <-> id mapping with the tutorial's semantics.
+
+    ``index_to_word`` lists the kept tokens by decreasing training frequency (ties: first occurrence in
+    the corpus first, which is what ``nltk.FreqDist.most_common`` gives on Python >= 3.7), and the
+    unknown token last: ``unk_index == len(vocab) - 1`` for every vocabulary :meth:`build` makes.
+    ``counts[i]`` is the training count of ``index_to_word[i]``; for the unknown token it is the number
+    of training tokens that map to it.
+    """
+
+    def __init__(
+        self,
+        index_to_word: Sequence[str],
+        unknown_token: str = UNKNOWN_TOKEN,
+        counts: Sequence[int] | None = None,
+    ):
+        self.index_to_word: list[str] = list(index_to_word)
+        self.word_to_index: dict[str, int] = {w: i for i, w in enumerate(self.index_to_word)}
+        if len(self.word_to_index) != len(self.index_to_word):
+            dup = [w for w, c in Counter(self.index_to_word).items() if c > 1]
+            raise ConfigError(f"vocabulary has duplicate tokens: {_shorten(dup)}")
+        if unknown_token not in self.word_to_index:
+            raise ConfigError(f"the unknown token {unknown_token!r} is not in the vocabulary")
+        self.unknown_token = unknown_token
+        if counts is not None and len(counts) != len(self.index_to_word):
+            raise ConfigError("vocabulary counts and tokens differ in length")
+        self.counts: list[int] | None = None if counts is None else [int(c) for c in counts]
+
+    @classmethod
+    def build(
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        vocab_size: int | None,
+        unknown_token: str = UNKNOWN_TOKEN,
+        reserved: Sequence[str] = (SENTENCE_START, SENTENCE_END),
+    ) -> Vocabulary:
+        """The ``vocab_size - 1`` most frequent tokens plus ``unknown_token`` (the tutorial's vocabulary).
+
+        ``vocab_size=None`` keeps every token. Ties in frequency are broken by first occurrence.
+        ``reserved`` tokens are always kept (with count 0 if absent), still ordered by frequency. A
+        corpus token equal to ``unknown_token`` (e.g. ``<unk>``) is not kept twice: its occurrences count
+        towards the unknown token. Fewer distinct tokens than ``vocab_size - 1`` give a smaller
+        vocabulary. ``vocab_size < 3`` raises :class:`ConfigError`.
+        """
+        if vocab_size is not None:
+            if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+                raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
+            if vocab_size < 3:
+                raise ConfigError(
+                    f"vocab_size must be at least 3 (start, end and unknown tokens), got {vocab_size}"
+                )
+            vocab_size = int(vocab_size)
+        reserved = [r for r in dict.fromkeys(reserved) if r != unknown_token]
+        if vocab_size is not None and len(reserved) > vocab_size - 1:
+            raise ConfigError(f"vocab_size {vocab_size} leaves no room for the reserved tokens {reserved}")
+        counter: Counter = Counter()
+        for tokens in token_lists:
+            counter.update(tokens)
+        unk_in_corpus = counter.pop(unknown_token, 0)
+        order = {w: i for i, w in enumerate(counter)}  # first occurrence
+        for r in reserved:
+            order.setdefault(r, len(order))
+        ranked = sorted(counter, key=lambda w: -counter[w])  # stable: ties keep first-occurrence order
+        limit = len(ranked) + len(reserved) if vocab_size is None else vocab_size - 1
+        kept = list(reserved)
+        kept_set = set(kept)
+        for w in ranked:
+            if len(kept) >= limit:
+                break
+            if w not in kept_set:
+                kept.append(w)
+                kept_set.add(w)
+        kept.sort(key=lambda w: (-counter.get(w, 0), order[w]))
+        dropped = sum(c for w, c in counter.items() if w not in kept_set)
+        counts = [counter.get(w, 0) for w in kept] + [unk_in_corpus + dropped]
+        return cls(kept + [unknown_token], unknown_token, counts)
+
+    def __len__(self) -> int:
+        return len(self.index_to_word)
+
+    def __contains__(self, token) -> bool:
+        return token in self.word_to_index
+
+    def __iter__(self):
+        return iter(self.index_to_word)
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, Vocabulary)
+            and self.index_to_word == other.index_to_word
+            and self.unknown_token == other.unknown_token
+        )
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={len(self)}, unknown_token={self.unknown_token!r})"
+
+    @property
+    def unk_index(self) -> int:
+        return self.word_to_index[self.unknown_token]
+
+    @property
+    def start_index(self) -> int | None:
+        return self.word_to_index.get(SENTENCE_START)
+
+    @property
+    def end_index(self) -> int | None:
+        return self.word_to_index.get(SENTENCE_END)
+
+    def count(self, token: str) -> int | None:
+        """Training count of ``token`` (None when counts are unknown or the token is not kept)."""
+        if self.counts is None or token not in self.word_to_index:
+            return None
+        return self.counts[self.word_to_index[token]]
+
+    @property
+    def least_frequent(self) -> tuple[str, int] | None:
+        """The least frequent kept token other than the unknown token and its count (the tutorial's
+        "least frequent word in our vocabulary"); the last one in vocabulary order on ties."""
+        if self.counts is None:
+            return None
+        best = None
+        for i, (w, c) in enumerate(zip(self.index_to_word, self.counts)):
+            if i != self.unk_index and (best is None or c <= best[1]):
+                best = (w, c)
+        return best
+
+    def encode(self, tokens: Iterable[str]) -> np.ndarray:
+        """Token ids as an int32 array; tokens not in the vocabulary map to :attr:`unk_index`."""
+        get, unk = self.word_to_index.get, self.unk_index
+        return np.array([get(t, unk) for t in tokens], dtype=np.int32)
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Tokens for ids; an id outside ``[0, len(self))`` raises :class:`ConfigError`."""
+        out = []
+        n = len(self.index_to_word)
+        for i in np.asarray(ids).reshape(-1).tolist():
+            if not 0 <= i < n:
+                raise ConfigError(f"token id {i} is out of range for a vocabulary of {n}")
+            out.append(self.index_to_word[i])
+        return out
+
+    def is_oov(self, token: str) -> bool:
+        """True for a token that is not in the vocabulary (a literal unknown token is not OOV)."""
+        return token not in self.word_to_index
+
+    def to_json(self) -> dict:
+        return {
+            "index_to_word": list(self.index_to_word),
+            "unknown_token": self.unknown_token,
+            "counts": None if self.counts is None else list(self.counts),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        try:
+            return cls(data["index_to_word"], data.get("unknown_token", UNKNOWN_TOKEN), data.get("counts"))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"not a vocabulary: {e}") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# Corpus
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodedText:
+    """New text encoded with a corpus's vocabulary (see :meth:`Corpus.encode`).
+
+    ``n_words`` counts tokens other than SENTENCE_START/SENTENCE_END; ``n_oov`` those not in the
+    vocabulary (mapped to the unknown token; a literal unknown token such as ``<unk>`` in the text is
+    in the vocabulary and is not counted); ``n_predicted`` is ``sum(len(s) - 1)``: every token after the
+    first of a sentence, i.e. the words plus SENTENCE_END at word level -- the count that perplexity
+    averages over.
+    """
+
+    sentences: list[np.ndarray]
+    n_words: int
+    n_oov: int
+    oov_counts: dict[str, int]
+    n_predicted: int
+    replacement_chars: int = 0
+
+    @property
+    def oov_rate(self) -> float:
+        return self.n_oov / self.n_words if self.n_words else 0.0
+
+    def summary(self) -> dict:
+        """JSON-ready counts (the sentences themselves left out)."""
+        return {
+            "sentences": len(self.sentences),
+            "words": self.n_words,
+            "oov": self.n_oov,
+            "oov_rate": self.oov_rate,
+            "oov_types": len(self.oov_counts),
+            "predicted_tokens": self.n_predicted,
+            "replacement_chars": self.replacement_chars,
+        }
+
+
+def _as_int32_list(sentences: Iterable) -> list[np.ndarray]:
+    return [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
+
+
+class Corpus:
+    """A prepared, encoded corpus.
+
+    Attributes:
+        vocab: the :class:`Vocabulary`.
+        level: ``"word"`` or ``"char"``.
+        sentences: list of int32 arrays; at word level each is ``[START, w1, ..., wn, END]``.
+        stats: the preparation statistics (see :func:`prepare`).
+        settings: how text was read and tokenized (format, tokenizer, lowercase, column, field, ...),
+            reused by :meth:`encode_text` / :meth:`encode_file`.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        sentences: Sequence,
+        level: str = "word",
+        stats: dict | None = None,
+        settings: dict | None = None,
+        splitter: SentenceSplitter | dict | None = None,
+    ):
+        if level not in LEVELS:
+            raise ConfigError(f"unknown level {level!r} (choose from {', '.join(LEVELS)})")
+        self.vocab = vocab
+        self.level = level
+        self.sentences: list[np.ndarray] = _as_int32_list(sentences)
+        self.stats: dict = dict(stats or {})
+        self.settings: dict = _Settings.from_json({"level": level, **(settings or {})}).to_json()
+        self._splitter = splitter  # SentenceSplitter, its JSON (lazily rebuilt) or None
+
+    # -- construction --------------------------------------------------------------------------------
+    @classmethod
+    def from_tokens(
+        cls,
+        token_lists: Iterable[Sequence[str]],
+        vocab_size: int | None = None,
+        unk_token: str | None = None,
+        wrap: bool = True,
+    ) -> Corpus:
+        """A word-level corpus from in-memory token lists (tests, small experiments).
+
+        Each list is one sentence; with ``wrap`` it is wrapped in SENTENCE_START/SENTENCE_END. New text
+        for :meth:`encode_text` is then read as whitespace-separated lines.
+        """
+        lists = [list(t) for t in token_lists]
+        if wrap:
+            lists = [[SENTENCE_START, *t, SENTENCE_END] for t in lists]
+        unk = unk_token or _detect_unk(lists)
+        vocab = Vocabulary.build(lists, vocab_size, unk)
+        corpus = cls(
+            vocab,
+            [vocab.encode(t) for t in lists],
+            "word",
+            settings={"format": "lines", "tokenizer": "whitespace", "lowercase": False},
+        )
+        corpus.stats = corpus._subset_stats(
+            {
+                "source": None,
+                "format": "lines",
+                "tokenizer": "whitespace",
+                "level": "word",
+                **_vocab_stats(vocab, lists, vocab_size),
+            }
+        )
+        return corpus
+
+    # -- views ---------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __repr__(self) -> str:
+        return (
+            f"Corpus(level={self.level!r}, sentences={len(self)}, tokens={self.n_tokens}, "
+            f"vocab={len(self.vocab)})"
+        )
+
+    @property
+    def n_tokens(self) -> int:
+        return int(sum(len(s) for s in self.sentences))
+
+    def xy(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The tutorial's training pairs: ``x = s[:-1]``, ``y = s[1:]`` per sentence (int32)."""
+        return [s[:-1] for s in self.sentences], [s[1:] for s in self.sentences]
+
+    def stream(self) -> np.ndarray:
+        """All sentences concatenated into one int32 array (at char level: the text's characters)."""
+        if not self.sentences:
+            return np.zeros(0, dtype=np.int32)
+        return np.concatenate(self.sentences).astype(np.int32, copy=False)
+
+    def decode(self, ids) -> str:
+        """Ids back to text: characters joined at char level, tokens joined by spaces at word level."""
+        tokens = self.vocab.decode(ids)
+        return "".join(tokens) if self.level == "char" else " ".join(tokens)
+
+    # -- splitting -----------------------------------------------------------------------------------
+    def split(
+        self, valid: float = 0.05, test: float = 0.05, seed: int = 0, shuffle: bool | None = None
+    ) -> dict[str, Corpus]:
+        """Deterministic train/valid/test split sharing this vocabulary.
+
+        ``shuffle=None`` shuffles sentences (with ``seed``) at word level and keeps them contiguous at
+        char level (train = the first part, then valid, then test, as char-rnn does). A fraction > 0
+        gets at least one sentence when the corpus has at least three.
+        """
+        for name, frac in (("valid", valid), ("test", test)):
+            if not 0 <= frac < 1:
+                raise ConfigError(f"{name} fraction must be in [0, 1), got {frac}")
+        if valid + test >= 1:
+            raise ConfigError(f"valid + test fractions must be < 1, got {valid + test}")
+        n = len(self.sentences)
+        if shuffle is None:
+            shuffle = self.level == "word"
+        order = np.random.RandomState(seed).permutation(n) if shuffle else np.arange(n)
+
+        def size(frac):
+            k = int(round(frac * n))
+            return 1 if frac > 0 and k == 0 and n >= 3 else k
+
+        n_valid, n_test = size(valid), size(test)
+        n_train = n - n_valid - n_test
+        parts = {
+            "train": order[:n_train],
+            "valid": order[n_train : n_train + n_valid],
+            "test": order[n_train + n_valid :],
+        }
+        out = {}
+        for name, idx in parts.items():
+            sub = Corpus(
+                self.vocab,
+                [self.sentences[i] for i in sorted(idx.tolist())],
+                self.level,
+                settings=self.settings,
+                splitter=self._splitter,
+            )
+            sub.stats = sub._subset_stats({**self.stats, "split": name, "split_seed": seed})
+            out[name] = sub
+        return out
+
+    def _subset_stats(self, base: dict) -> dict:
+        stats = dict(base)
+        ids = self.stream()
+        special = [i for i in (self.vocab.start_index, self.vocab.end_index) if i is not None]
+        words = int(len(ids) - np.isin(ids, special).sum()) if special else len(ids)
+        unknown = int((ids == self.vocab.unk_index).sum())
+        stats.update(
+            sentences=len(self.sentences),
+            tokens=len(ids),
+            words=words,
+            unknown_tokens=unknown,
+            unknown_rate=unknown / words if words else 0.0,
+        )
+        return stats
+
+    # -- encoding new text ---------------------------------------------------------------------------
+    def _get_splitter(self) -> SentenceSplitter | None:
+        if isinstance(self._splitter, dict):
+            self._splitter = SentenceSplitter.from_json(self._splitter)
+        return self._splitter
+
+    def _settings(self, **overrides) -> _Settings:
+        s = _Settings.from_json(self.settings)
+        for k, v in overrides.items():
+            if v is not None:
+                setattr(s, k, v)
+        return s
+
+    def _encode_units(self, units: Sequence[str], s: _Settings, replaced: int = 0) -> EncodedText:
+        splitter = None
+        if s.level == "word" and s.tokenizer == "nltk" and s.format != "lines":
+            splitter = self._get_splitter() or SentenceSplitter.get(units)
+        token_lists = [_tokenize_sentence(t, s) for t in _sentence_texts(units, s, splitter)]
+        token_lists = [t for t in token_lists if t]
+        if s.level == "word":
+            token_lists = [[SENTENCE_START, *t, SENTENCE_END] for t in token_lists]
+        special = {SENTENCE_START, SENTENCE_END} if s.level == "word" else set()
+        oov: Counter = Counter()
+        n_words = 0
+        for tokens in token_lists:
+            for t in tokens:
+                if t not in special:
+                    n_words += 1
+                    if t not in self.vocab.word_to_index:
+                        oov[t] += 1
+        sentences = [self.vocab.encode(t) for t in token_lists]
+        return EncodedText(
+            sentences,
+            n_words,
+            int(sum(oov.values())),
+            dict(oov.most_common()),
+            int(sum(max(len(x) - 1, 0) for x in sentences)),
+            replaced,
+        )
+
+    def encode(self, text_or_lines: str | Sequence[str]) -> EncodedText:
+        """Encode new text with this corpus's vocabulary and tokenization; counts OOV words.
+
+        A string is one document (for a ``lines`` corpus: its lines are sentences); a list holds one
+        document (or line) per item. Filters used at preparation (``drop_containing``, ``min_length``)
+        are not applied: evaluation text is scored as it is.
+        """
+        units = [text_or_lines] if isinstance(text_or_lines, str) else list(text_or_lines)
+        return self._encode_units(units, self._settings())
+
+    def encode_text(self, text_or_lines: str | Sequence[str]) -> list[np.ndarray]:
+        """Encoded sentences (int32 arrays, wrapped at word level) of new text; see :meth:`encode`."""
+        return self.encode(text_or_lines).sentences
+
+    def encode_file(
+        self, path, format: str | None = None, column: str | None = None, field: str | None = None
+    ) -> EncodedText:
+        """Encode a file (e.g. a test set) the way the training corpus was read.
+
+        ``format=None`` reads it in the training corpus's format (``"auto"`` detects it anew); the
+        tokenizer, lowercasing and level are always the training corpus's.
+        """
+        from . import datasets
+
+        path = datasets.resolve(path, kind="corpus")
+        s = self._settings(column=column, field=field)
+        if format is not None:
+            if format not in FORMATS:
+                raise ConfigError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
+            s.format = detect_format(path)[0] if format == "auto" else format
+        units, info = _read_units(path, s.format, s.column, s.field)
+        encoded = self._encode_units(units, s, info.get("replacement_chars", 0))
+        if not encoded.sentences:
+            raise CorpusError(f"{path}: no sentences found")
+        return encoded
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def _meta(self) -> dict:
+        splitter = self._splitter
+        if isinstance(splitter, SentenceSplitter):
+            splitter = splitter.to_json()
+        return {
+            "format": CORPUS_FILE_FORMAT,
+            "version": CORPUS_FILE_VERSION,
+            "level": self.level,
+            "vocab": self.vocab.to_json(),
+            "stats": self.stats,
+            "settings": self.settings,
+            "splitter": splitter,
+        }
+
+    def save(self, path) -> Path:
+        """Write an ``.npz`` (``ids`` int32, ``offsets`` int64, ``meta`` UTF-8 JSON as uint8): no pickle.
+
+        Written to a temporary file in the same folder and moved into place, so a failure never leaves
+        a partial file at ``path``.
+        """
+        path = Path(path)
+        offsets = np.zeros(len(self.sentences) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in self.sentences], out=offsets[1:])
+        meta = np.frombuffer(json.dumps(self._meta(), ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+        _atomic_savez(path, ids=self.stream(), offsets=offsets, meta=meta)
+        return path
+
+    @classmethod
+    def load(cls, path) -> Corpus:
+        """Load a corpus written by :meth:`save` (``allow_pickle=False``); :class:`CorpusError` otherwise."""
+        p = Path(path)
+        if p.is_dir():
+            raise CorpusError(f"{p}: is a directory, not a prepared corpus")
+        if not p.exists():
+            raise CorpusError(f"{p}: no such file")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                if not {"ids", "offsets", "meta"} <= set(z.files):
+                    raise CorpusError(f"{p}: not a prepared rnnlm corpus (no ids/offsets/meta arrays)")
+                ids = z["ids"].astype(np.int32, copy=False)
+                offsets = z["offsets"].astype(np.int64, copy=False)
+                meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+        except CorpusError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as e:
+            raise CorpusError(f"{p}: not a readable prepared corpus ({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict) or meta.get("format") != CORPUS_FILE_FORMAT:
+            raise CorpusError(f"{p}: not a prepared rnnlm corpus")
+        if meta.get("version", 0) > CORPUS_FILE_VERSION:
+            raise CorpusError(f"{p}: corpus file version {meta['version']} is newer than this rnnlm supports")
+        try:
+            vocab = Vocabulary.from_json(meta["vocab"])
+        except (ConfigError, KeyError) as e:
+            raise CorpusError(f"{p}: bad vocabulary ({e})") from None
+        if (
+            offsets.ndim != 1
+            or len(offsets) < 1
+            or offsets[0] != 0
+            or offsets[-1] != len(ids)
+            or np.any(np.diff(offsets) < 0)
+        ):
+            raise CorpusError(f"{p}: inconsistent offsets")
+        if len(ids) and (ids.min() < 0 or ids.max() >= len(vocab)):
+            raise CorpusError(f"{p}: token ids out of range for its vocabulary of {len(vocab)}")
+        sentences = np.split(ids, offsets[1:-1]) if len(offsets) > 1 else []
+        return cls(
+            vocab,
+            sentences,
+            meta.get("level", "word"),
+            meta.get("stats"),
+            meta.get("settings"),
+            meta.get("splitter"),
+        )
+
+
+def _atomic_savez(path: Path, **arrays) -> None:
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CorpusError(f"{path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# prepare
+# --------------------------------------------------------------------------------------------------
+
+
+def _detect_unk(token_lists: Sequence[Sequence[str]]) -> str:
+    found = set()
+    for tokens in token_lists:
+        for marker in KNOWN_UNK_MARKERS:
+            if marker in tokens:
+                found.add(marker)
+        if found:
+            break
+    for marker in KNOWN_UNK_MARKERS:
+        if marker in found:
+            return marker
+    return UNKNOWN_TOKEN
+
+
+def _vocab_stats(vocab: Vocabulary, token_lists, requested: int | None) -> dict:
+    unique = len({t for tokens in token_lists for t in tokens})
+    least = vocab.least_frequent
+    return {
+        "unique_tokens": unique,
+        "vocab_size": len(vocab),
+        "requested_vocab_size": requested,
+        "least_frequent_word": least[0] if least else None,
+        "least_frequent_count": least[1] if least else None,
+        "unknown_token": vocab.unknown_token,
+    }
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def prepare(
+    source,
+    level: str = "word",
+    vocab_size: int | None = 8000,
+    lowercase: bool | None = None,
+    format: str = "auto",
+    tokenizer: str | None = None,
+    column: str = "body",
+    field: str = "text",
+    unk_token: str | None = None,
+    max_sentences: int | None = None,
+    drop_containing: str | None = None,
+    min_length: int | None = None,
+    splitter: str = "auto",
+    progress: bool = False,
+) -> Corpus:
+    """Read, tokenize and encode a corpus file or a known corpus name (see :mod:`rnnlm.datasets`).
+
+    Args:
+        source: a path, or a known corpus name (``"reddit"``, ``"tinyshakespeare"``).
+        level: ``"word"`` or ``"char"``.
+        vocab_size: keep the ``vocab_size - 1`` most frequent tokens plus the unknown token (``None``:
+            all). At char level the default 8000 keeps every character of ordinary text.
+        lowercase: ``None`` = the tutorial's default (True with the nltk tokenizer, else False).
+        format: ``auto|text|lines|csv|jsonl`` (module docstring).
+        tokenizer: ``nltk|whitespace|char``; ``None`` = ``nltk`` at word level except ``whitespace`` for
+            ``lines``, ``char`` at char level.
+        column / field: the CSV column / JSONL field holding the text.
+        unk_token: the unknown token; ``None`` = ``<unk>`` if the corpus contains it, else
+            ``UNKNOWN_TOKEN`` (``U+FFFD`` at char level).
+        max_sentences: keep only the first N sentences (after filtering).
+        drop_containing: drop sentences containing this substring (the tutorial's part 4 drops
+            ``"http"``); tested on the (lowercased) sentence text.
+        min_length: drop sentences with fewer than this many tokens (words, or characters at char level;
+            SENTENCE_START/END not counted).
+        splitter: Punkt model: ``auto`` (installed punkt_tab if present, else trained on the corpus),
+            ``installed`` or ``trained``.
+        progress: show a progress bar (stderr, only on a terminal) while tokenizing.
+
+    ``stats`` holds: source, format, format_reason, level, tokenizer, lowercase, sentence_splitter,
+    documents, sentences, dropped_sentences, tokens (including START/END), words (excluding them),
+    unique_tokens (the tutorial's "unique words tokens", START/END included), vocab_size,
+    requested_vocab_size, least_frequent_word, least_frequent_count, unknown_token, unknown_tokens,
+    unknown_rate (= unknown_tokens / words), replacement_chars, and for CSV rows/truncated_rows/skipped_rows.
+    """
+    from . import datasets
+
+    if level not in LEVELS:
+        raise ConfigError(f"unknown level {level!r} (choose from {', '.join(LEVELS)})")
+    if format not in FORMATS:
+        raise ConfigError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
+    if tokenizer is not None and tokenizer not in TOKENIZERS:
+        raise ConfigError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
+    if vocab_size is not None:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+            raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if vocab_size < 3:
+            raise ConfigError(
+                f"vocab_size must be at least 3 (start, end and unknown tokens), got {vocab_size}"
+            )
+    _check_int("max_sentences", max_sentences, 1)
+    _check_int("min_length", min_length, 0)
+    if drop_containing == "":
+        raise ConfigError("drop_containing must not be empty")
+    if level == "char":
+        if tokenizer not in (None, "char"):
+            raise ConfigError(f"level 'char' needs tokenizer 'char', not {tokenizer!r}")
+        tokenizer = "char"
+        if unk_token is not None and len(unk_token) != 1:
+            raise ConfigError(f"at char level the unknown token must be one character, got {unk_token!r}")
+    elif tokenizer == "char":
+        raise ConfigError("tokenizer 'char' needs level 'char' (--level char)")
+
+    path = datasets.resolve(source, kind="corpus")
+    if format == "auto":
+        fmt, reason = detect_format(path)
+    else:
+        fmt, reason = format, "given"
+    if tokenizer is None:
+        tokenizer = "whitespace" if fmt == "lines" else "nltk"
+    if lowercase is None:
+        lowercase = tokenizer == "nltk"
+    settings = _Settings(
+        format=fmt,
+        level=level,
+        tokenizer=tokenizer,
+        lowercase=bool(lowercase),
+        column=column,
+        field=field,
+        drop_containing=drop_containing,
+        min_length=min_length,
+    )
+
+    units, info = _read_units(path, fmt, column, field)
+
+    split = None
+    if level == "word" and tokenizer == "nltk" and fmt != "lines":
+        texts = [u.lower() for u in units] if lowercase else units
+        split = SentenceSplitter.get(texts, splitter)
+    elif splitter not in SPLITTERS:
+        raise ConfigError(f"unknown sentence splitter {splitter!r} (choose from {', '.join(SPLITTERS)})")
+
+    sentence_texts = _sentence_texts(units, settings, split)
+    token_lists: list[list[str]] = []
+    dropped = 0
+    for text in _progress(sentence_texts, progress, "tokenizing", len(sentence_texts)):
+        if drop_containing is not None and drop_containing in text:
+            dropped += 1
+            continue
+        tokens = _tokenize_sentence(text, settings)
+        if not tokens:
+            continue
+        if min_length is not None and len(tokens) < min_length:
+            dropped += 1
+            continue
+        token_lists.append(tokens)
+        if max_sentences is not None and len(token_lists) >= max_sentences:
+            break
+    if not token_lists:
+        why = f" (all {dropped} were dropped by the filters)" if dropped else ""
+        raise CorpusError(f"{path}: no sentences found{why}")
+
+    if level == "word":
+        token_lists = [[SENTENCE_START, *t, SENTENCE_END] for t in token_lists]
+        unk = unk_token or _detect_unk(token_lists)
+        vocab = Vocabulary.build(token_lists, vocab_size, unk)
+    else:
+        unk = unk_token or CHAR_UNKNOWN_TOKEN
+        vocab = Vocabulary.build(token_lists, vocab_size, unk, reserved=())
+
+    corpus = Corpus(
+        vocab, [vocab.encode(t) for t in token_lists], level, settings=settings.to_json(), splitter=split
+    )
+    base = {
+        "source": str(path),
+        "format": fmt,
+        "format_reason": reason,
+        "level": level,
+        "tokenizer": tokenizer,
+        "lowercase": bool(lowercase),
+        "sentence_splitter": split.description if split is not None else None,
+        "documents": len(units),
+        "dropped_sentences": dropped,
+        **_vocab_stats(vocab, token_lists, vocab_size),
+        "replacement_chars": info.get("replacement_chars", 0),
+    }
+    for key in ("rows", "truncated_rows", "skipped_rows"):
+        if key in info:
+            base[key] = info[key]
+    corpus.stats = corpus._subset_stats(base)
+    return corpus
