@@ -23,3 +23,7 @@ class CheckpointError(RnnlmError, ValueError):
 
 class DataUnavailableError(RnnlmError):
     """A known data file is not present locally and cannot be downloaded."""
+
+
+class UsageError(RnnlmError):
+    """A command line that does not parse (unknown flag, missing argument...)."""
