@@ -107,7 +107,8 @@ def mode_for(linker: str = "c"):
     if linker not in LINKERS:
         raise EngineError(f"unknown linker {linker!r}; choose one of {', '.join(LINKERS)}")
     if linker == "c":
-        return "FAST_RUN"
+        # PyTensor 3 made Numba the FAST_RUN default; "CVM" is its C linker.  Aesara: FAST_RUN.
+        return "CVM" if name == "pytensor" else "FAST_RUN"
     if linker == "py":
         return _lib.compile.mode.Mode(linker="py", optimizer="fast_run")
     if name == "aesara":
@@ -178,3 +179,15 @@ def blas_info() -> str:
 def describe() -> dict:
     """Engine facts for checkpoints, logs and benchmarks."""
     return {"engine": name, "engine_version": version, "floatX": config.floatX}
+
+
+def tensor(label: str, dtype: str, shape):
+    """A symbolic input of ``dtype``; ``shape`` entries are ints (static, for JAX) or None.
+
+    Static shapes matter only to the JAX linker (it traces with concrete shapes); Aesara runs
+    on its C linker, so its inputs are always declared with unknown lengths.
+    """
+    shape = tuple(shape)
+    if name == "pytensor":
+        return T.tensor(name=label, dtype=dtype, shape=shape)
+    return T.TensorType(dtype, shape=(None,) * len(shape))(label)

@@ -1,0 +1,555 @@
+"""Language models as compiled ``scan`` graphs.
+
+Two classes:
+
+- :class:`RNN` — the tutorial's ``RNNTheano`` (part 2): one sentence at a time, parameters
+  U (H×C), V (C×H), W (H×H), ``s_t = f(U[:, x_t] + W s_{t-1})``, ``o_t = softmax(V s_t)``.
+  ``fast=False`` keeps the faithful graph (the softmax inside the scan, as in the blog post);
+  ``fast=True`` (default) computes ``softmax(S Vᵀ)`` for all steps with one matrix product
+  outside the scan, since the output layer does not depend on the recurrence.
+- :class:`LanguageModel` — the production model: batches of padded sentences or streamed
+  chunks, rnn/gru/lstm cells, optional embedding E, stacked layers, dropout between layers,
+  output bias, tied input/output embeddings, and a bidirectional fill-in-the-blank variant.
+
+Truncation: ``bptt_truncate`` maps to scan's ``truncate_gradient`` (Theano's definition: the
+backward recursion visits only the last k steps of the sequence).  The tutorial's NumPy loop
+defines it per output step instead; :mod:`rnnlm.reference` implements both and the tests check
+each model against its own definition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import engine
+from .cells import gate_count, make_step, activation as _activation
+from .errors import ConfigError
+
+T = engine.T
+FLOATX = engine.floatX
+
+
+def _f32(value):
+    return T.constant(value, dtype=FLOATX)
+
+
+def _nll_rows(logits, y):
+    """Negative log-likelihood of targets ``y`` (N,) under ``logits`` (N, C), stable form."""
+    logp = engine.log_softmax(logits, axis=-1)
+    return -logp[T.arange(y.shape[0]), y]
+
+
+# --------------------------------------------------------------------------------------------
+# The tutorial's model (part 2)
+# --------------------------------------------------------------------------------------------
+class RNN:
+    """The tutorial's RNNTheano on the engine layer.
+
+    Parameters U (H, C), V (C, H), W (H, H) are float32 shared variables initialised exactly
+    as :func:`rnnlm.reference.init_tutorial_params` (so both models can load the same weights).
+    Compiled functions (x, y: int32 vectors of length T):
+    ``forward_propagation(x) -> o (T, C)``, ``predict(x) -> (T,)``, ``ce_error(x, y) -> sum
+    loss``, ``bptt(x, y) -> [dU, dV, dW]``, ``sgd_step(x, y, learning_rate)``.
+    """
+
+    def __init__(self, word_dim, hidden_dim=100, bptt_truncate=4, activation="tanh", seed=None,
+                 params=None, fast=True, linker="c"):
+        from .reference import init_tutorial_params
+
+        self.word_dim, self.hidden_dim = int(word_dim), int(hidden_dim)
+        self.bptt_truncate, self.activation, self.fast = int(bptt_truncate), activation, fast
+        self.linker = linker
+        if params is None:
+            params = init_tutorial_params(self.word_dim, self.hidden_dim, seed=seed)
+        self._check_shapes(params)
+        self.U = engine.shared(np.asarray(params["U"], FLOATX), name="U")
+        self.V = engine.shared(np.asarray(params["V"], FLOATX), name="V")
+        self.W = engine.shared(np.asarray(params["W"], FLOATX), name="W")
+        self._build()
+
+    def _check_shapes(self, params):
+        H, C = self.hidden_dim, self.word_dim
+        want = {"U": (H, C), "V": (C, H), "W": (H, H)}
+        for k, shape in want.items():
+            if k not in params:
+                raise ConfigError(f"missing parameter {k}")
+            if tuple(np.shape(params[k])) != shape:
+                raise ConfigError(f"parameter {k} has shape {np.shape(params[k])}, expected {shape}")
+
+    @property
+    def params(self):
+        return {"U": self.U, "V": self.V, "W": self.W}
+
+    def get_params(self) -> dict:
+        """Current parameters as float32 NumPy arrays."""
+        return {k: v.get_value() for k, v in self.params.items()}
+
+    def set_params(self, params: dict) -> None:
+        self._check_shapes(params)
+        for k, v in self.params.items():
+            v.set_value(np.asarray(params[k], FLOATX))
+
+    def _build(self):
+        U, V, W = self.U, self.V, self.W
+        f = _activation(self.activation)
+        x = T.ivector("x")
+        y = T.ivector("y")
+        s0 = T.zeros((self.hidden_dim,), dtype=FLOATX)
+        if self.fast:
+            def step(x_t, s_prev, U, W):
+                return f(U[:, x_t] + T.dot(W, s_prev))
+
+            s = engine.scan(step, sequences=[x], outputs_info=[s0], non_sequences=[U, W],
+                            truncate_gradient=self.bptt_truncate, label="rnn_fast")
+            logp = engine.log_softmax(T.dot(s, V.T), axis=-1)  # (T, C): one GEMM for all steps
+        else:
+            def step(x_t, s_prev, U, V, W):
+                s_t = f(U[:, x_t] + T.dot(W, s_prev))
+                logp_t = engine.log_softmax(T.dot(V, s_t), axis=-1)
+                return [logp_t, s_t]
+
+            logp, s = engine.scan(step, sequences=[x], outputs_info=[None, s0],
+                                  non_sequences=[U, V, W], truncate_gradient=self.bptt_truncate,
+                                  label="rnn_faithful")
+        o = T.exp(logp)
+        o_error = -T.sum(logp[T.arange(y.shape[0]), y])
+        dU, dV, dW = engine.grad(o_error, [U, V, W])
+        lr = T.scalar("learning_rate", dtype=FLOATX)
+        # Compiled on first use: the C linker takes seconds per function.
+        self._specs = {
+            "forward_propagation": ([x], o, None),
+            "predict": ([x], T.argmax(o, axis=1), None),
+            "ce_error": ([x, y], o_error, None),
+            "bptt": ([x, y], [dU, dV, dW], None),
+            "sgd_step": ([x, y, lr], [], [(U, U - lr * dU), (V, V - lr * dV), (W, W - lr * dW)]),
+        }
+        self._compiled = {}
+
+    def __getattr__(self, item):
+        specs = self.__dict__.get("_specs", {})
+        if item not in specs:
+            raise AttributeError(item)
+        if item not in self._compiled:
+            inputs, outputs, updates = specs[item]
+            self._compiled[item] = engine.function(inputs, outputs, updates=updates,
+                                                   mode=engine.mode_for(self.linker))
+        return self._compiled[item]
+
+    def calculate_total_loss(self, X, Y) -> float:
+        return float(sum(self.ce_error(np.asarray(x, "int32"), np.asarray(y, "int32"))
+                         for x, y in zip(X, Y)))
+
+    def calculate_loss(self, X, Y) -> float:
+        """Mean cross-entropy per predicted word (the tutorial's ``calculate_loss``)."""
+        n = sum(len(y) for y in Y)
+        return self.calculate_total_loss(X, Y) / max(n, 1)
+
+    def to_language_model(self, linker="c") -> "LanguageModel":
+        """The same weights as a :class:`LanguageModel` (zero biases), for generation and scoring."""
+        cfg = ModelConfig(vocab_size=self.word_dim, hidden_dim=self.hidden_dim, cell="rnn",
+                          activation=self.activation, output_bias=False)
+        p = self.get_params()
+        params = {"U0": p["U"][None], "W0": p["W"][None],
+                  "b0": np.zeros((1, self.hidden_dim), FLOATX), "V": p["V"]}
+        return LanguageModel(cfg, params=params, linker=linker)
+
+
+# --------------------------------------------------------------------------------------------
+# The production model
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """Everything that fixes a model's parameters and graph.
+
+    vocab_size C; hidden_dim H; cell rnn|gru|lstm; layers (stacked); embedding_dim D (0: the
+    tutorial's one-hot input, U0 acts as the embedding); activation tanh|relu (rnn cell);
+    gate sigmoid|hard_sigmoid (gru/lstm); dropout between layers and before the output;
+    bidirectional: the fill-in-the-blank model (a forward and a backward stack, the word at t
+    predicted from the forward state at t−1 and the backward state at t+1); tie_embeddings:
+    the output layer reuses E (with a projection P (D, H) when D ≠ H); bptt_truncate: scan's
+    truncate_gradient (−1 = full BPTT); output_bias: the output layer's bias c.
+    """
+
+    vocab_size: int
+    hidden_dim: int = 128
+    cell: str = "rnn"
+    layers: int = 1
+    embedding_dim: int = 0
+    activation: str = "tanh"
+    gate: str = "sigmoid"
+    dropout: float = 0.0
+    bidirectional: bool = False
+    tie_embeddings: bool = False
+    bptt_truncate: int = -1
+    output_bias: bool = True
+
+    def __post_init__(self):
+        if int(self.vocab_size) < 3:
+            raise ConfigError(f"vocab_size must be at least 3, got {self.vocab_size}")
+        if int(self.hidden_dim) < 1:
+            raise ConfigError(f"hidden_dim must be positive, got {self.hidden_dim}")
+        if int(self.layers) < 1:
+            raise ConfigError(f"layers must be at least 1, got {self.layers}")
+        if int(self.embedding_dim) < 0:
+            raise ConfigError(f"embedding_dim must be >= 0, got {self.embedding_dim}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        gate_count(self.cell)
+        if self.activation not in ("tanh", "relu"):
+            raise ConfigError(f"unknown activation {self.activation!r}; choose tanh or relu")
+        if self.gate not in ("sigmoid", "hard_sigmoid"):
+            raise ConfigError(f"unknown gate {self.gate!r}; choose sigmoid or hard_sigmoid")
+        if self.tie_embeddings and not self.embedding_dim:
+            raise ConfigError("--tie-embeddings needs an embedding layer (--embedding D)")
+        if self.tie_embeddings and self.bidirectional:
+            raise ConfigError("tied embeddings are not supported for the bidirectional fill model")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    @property
+    def gates(self) -> int:
+        return gate_count(self.cell)
+
+    @property
+    def directions(self) -> tuple:
+        return ("", "_b") if self.bidirectional else ("",)
+
+    @property
+    def n_states(self) -> int:
+        """State arrays per layer: (h,) or (h, c) for the LSTM."""
+        return 2 if self.cell == "lstm" else 1
+
+
+def init_params(config: ModelConfig, seed=None) -> dict:
+    """Fresh float32 parameters for ``config``; see :func:`rnnlm.reference.init_params`.
+
+    Names: ``E`` (D, C); per layer l and direction d ('' forward, '_b' backward):
+    ``U{l}{d}`` (G, H, D_in), ``W{l}{d}`` (G, H, H), ``b{l}{d}`` (G, H); ``V`` (C, H_out)
+    (absent when tied; ``P`` (D, H) when tied with D ≠ H); ``c`` (C,) when output_bias.
+    """
+    from .reference import init_params as ref_init
+
+    cfg = config
+    rng = np.random.default_rng(seed)
+    out = {}
+    for d_i, d in enumerate(cfg.directions):
+        p = ref_init(cfg.cell, cfg.vocab_size, cfg.hidden_dim, embedding_dim=cfg.embedding_dim,
+                     layers=cfg.layers, seed=int(rng.integers(2**31)))
+        for k, v in p.items():
+            if k in ("E", "V", "c"):
+                if d_i == 0:
+                    out[k] = v
+            else:
+                out[k + d] = v
+    H_out = cfg.hidden_dim * len(cfg.directions)
+    if cfg.bidirectional:
+        out["V"] = rng.uniform(-1, 1, (cfg.vocab_size, H_out)) / np.sqrt(H_out)
+    if cfg.tie_embeddings:
+        out.pop("V", None)
+        if cfg.embedding_dim != cfg.hidden_dim:
+            out["P"] = rng.uniform(-1, 1, (cfg.embedding_dim, cfg.hidden_dim)) / np.sqrt(cfg.hidden_dim)
+    if not cfg.output_bias:
+        out.pop("c", None)
+    elif "c" not in out:
+        out["c"] = np.zeros(cfg.vocab_size)
+    return {k: np.asarray(v, FLOATX) for k, v in out.items()}
+
+
+def param_shapes(config: ModelConfig) -> dict:
+    """Expected shape of every parameter of ``config`` (for validating loaded files)."""
+    cfg, G, H, C = config, config.gates, config.hidden_dim, config.vocab_size
+    D = cfg.embedding_dim
+    shapes = {}
+    if D:
+        shapes["E"] = (D, C)
+    for d in cfg.directions:
+        for l in range(cfg.layers):
+            d_in = (D or C) if l == 0 else H
+            shapes[f"U{l}{d}"] = (G, H, d_in)
+            shapes[f"W{l}{d}"] = (G, H, H)
+            shapes[f"b{l}{d}"] = (G, H)
+    if cfg.tie_embeddings:
+        if D != H:
+            shapes["P"] = (D, H)
+    else:
+        shapes["V"] = (C, H * len(cfg.directions))
+    if cfg.output_bias:
+        shapes["c"] = (C,)
+    return shapes
+
+
+class LanguageModel:
+    """A batched, compiled RNN language model (or bidirectional fill model).
+
+    Data layout is time-major: ``x``, ``y`` (L, B) int32 token ids, ``mask`` (L, B) float32
+    (1 real token, 0 padding), states (layers, B, H) float32 (an LSTM also carries cells).
+
+    Compiled functions are built lazily and cached per input shape when the linker needs
+    static shapes (JAX); with the C linker one function serves every shape.
+    """
+
+    def __init__(self, config: ModelConfig, params=None, seed=None, linker="c"):
+        self.config = config
+        self.linker = linker
+        self.mode = engine.mode_for(linker)
+        self.static = linker in ("jax",)
+        if params is None:
+            params = init_params(config, seed=seed)
+        self.validate_params(params)
+        self.params = {k: engine.shared(np.asarray(params[k], FLOATX), name=k)
+                       for k in param_shapes(config)}
+        self.optimizer = None
+        self._fns = {}
+
+    # -- parameters ----------------------------------------------------------------------
+    def validate_params(self, params: dict) -> None:
+        want = param_shapes(self.config)
+        missing = set(want) - set(params)
+        if missing:
+            raise ConfigError(f"missing parameters: {', '.join(sorted(missing))}")
+        extra = set(params) - set(want)
+        if extra:
+            raise ConfigError(f"unexpected parameters for this model: {', '.join(sorted(extra))}")
+        for k, shape in want.items():
+            if tuple(np.shape(params[k])) != shape:
+                raise ConfigError(f"parameter {k} has shape {tuple(np.shape(params[k]))}, expected {shape}")
+            if not np.all(np.isfinite(params[k])):
+                raise ConfigError(f"parameter {k} contains NaN or Inf")
+
+    def get_params(self) -> dict:
+        return {k: np.asarray(v.get_value()) for k, v in self.params.items()}
+
+    def set_params(self, params: dict) -> None:
+        self.validate_params(params)
+        for k, v in self.params.items():
+            v.set_value(np.asarray(params[k], FLOATX))
+
+    def n_parameters(self) -> int:
+        return int(sum(np.prod(s) for s in param_shapes(self.config).values()))
+
+    def initial_state(self, batch_size: int) -> list:
+        """Zero states: a list of ``n_states`` arrays of shape (layers, B, H)."""
+        cfg = self.config
+        return [np.zeros((cfg.layers, batch_size, cfg.hidden_dim), FLOATX)
+                for _ in range(cfg.n_states)]
+
+    # -- graph ---------------------------------------------------------------------------
+    def _inputs(self, shape):
+        L, B = shape if self.static else (None, None)
+        cfg = self.config
+        x = engine.tensor("x", "int32", (L, B))
+        y = engine.tensor("y", "int32", (L, B))
+        mask = engine.tensor("mask", FLOATX, (L, B))
+        states = [engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim))
+                  for i in range(cfg.n_states)]
+        n_drop = cfg.layers if cfg.dropout > 0 else 0
+        drops = [engine.tensor(f"drop{i}", FLOATX, (L, B, cfg.hidden_dim * len(cfg.directions)))
+                 for i in range(n_drop)]
+        return x, y, mask, states, drops
+
+    def _embed(self, x, d):
+        """Layer-0 input projection for all steps: (L, B) ids -> (L, B, G·H)."""
+        cfg, p = self.config, self.params
+        G, H = cfg.gates, cfg.hidden_dim
+        L, B = x.shape[0], x.shape[1]
+        U = p[f"U0{d}"]
+        flat = x.flatten()
+        if cfg.embedding_dim:
+            e = p["E"].T[flat]  # (L·B, D): gather rows of Eᵀ, one index vector (JAX-friendly)
+            proj = T.dot(e, U.reshape((G * H, cfg.embedding_dim)).T)
+        else:
+            proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
+        return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
+
+    def _stack(self, x, mask, states, drops, direction, go_backwards=False):
+        """Run every layer of one direction; returns the top layer's states (L, B, H) and
+        the final state of each layer (lists of (B, H))."""
+        cfg, p = self.config, self.params
+        G, H = cfg.gates, cfg.hidden_dim
+        step = make_step(cfg.cell, H, cfg.activation, cfg.gate)
+        finals = [[] for _ in range(cfg.n_states)]
+        inp = None
+        for l in range(cfg.layers):
+            if l == 0:
+                proj = self._embed(x, direction)
+            else:
+                L, B = inp.shape[0], inp.shape[1]
+                proj = (T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
+                        + p[f"b{l}{direction}"].flatten()).reshape((L, B, G * H))
+            init = [s[l] for s in states]
+            out = engine.scan(step, sequences=[proj, mask], outputs_info=init,
+                              non_sequences=[p[f"W{l}{direction}"].reshape((G * H, H)).T],
+                              truncate_gradient=cfg.bptt_truncate, go_backwards=go_backwards,
+                              label=f"{cfg.cell}{l}{direction}")
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            for i, o in enumerate(outs):
+                finals[i].append(o[-1])
+            inp = outs[0]
+            if go_backwards:
+                inp = inp[::-1]  # scan returns states in processing order; restore time order
+            if drops and l < cfg.layers - 1:
+                inp = inp * drops[l][:, :, :H]
+        return inp, finals
+
+    def _output_logits(self, h):
+        """(N, H_out) top states -> (N, C) logits."""
+        cfg, p = self.config, self.params
+        if cfg.tie_embeddings:
+            if "P" in p:
+                h = T.dot(h, p["P"].T)
+            logits = T.dot(h, p["E"])
+        else:
+            logits = T.dot(h, p["V"].T)
+        if cfg.output_bias:
+            logits = logits + p["c"]
+        return logits
+
+    def _graph(self, x, y, mask, states, drops):
+        """Symbolic per-position NLL (L', B), its mask, and final states."""
+        cfg = self.config
+        if not cfg.bidirectional:
+            top, finals = self._stack(x, mask, states, drops, "")
+            if drops:
+                top = top * drops[-1]
+            L, B = x.shape[0], x.shape[1]
+            nll = _nll_rows(self._output_logits(top.reshape((L * B, cfg.hidden_dim))),
+                            y.flatten()).reshape((L, B))
+            new_states = [T.stack(f) for f in finals]
+            return nll, mask, new_states
+        # Fill-in-the-blank: target w_t (1 <= t <= L-2) from forward state after w_{t-1}
+        # and backward state after w_{t+1}; neither has seen w_t.
+        fwd, _ = self._stack(x, mask, states, drops and [d[..., :cfg.hidden_dim] for d in drops], "")
+        bwd, _ = self._stack(x, mask, states, drops and [d[..., cfg.hidden_dim:] for d in drops], "_b",
+                             go_backwards=True)
+        feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
+        if drops:
+            feats = feats * drops[-1][1:-1]
+        L2, B = feats.shape[0], feats.shape[1]
+        target = x[1:-1]
+        tmask = mask[2:]  # w_t is a real word (not END) iff position t+1 is real
+        nll = _nll_rows(self._output_logits(feats.reshape((L2 * B, 2 * cfg.hidden_dim))),
+                        target.flatten()).reshape((L2, B))
+        return nll, tmask, [T.zeros_like(s) for s in states]
+
+    # -- compiled functions ----------------------------------------------------------------
+    def _key(self, kind, shape):
+        return (kind, tuple(shape) if self.static else None)
+
+    def _compile(self, kind, shape):
+        key = self._key(kind, shape)
+        if key in self._fns:
+            return self._fns[key]
+        x, y, mask, states, drops = self._inputs(shape)
+        if kind != "train":
+            drops = []
+        nll, tmask, new_states = self._graph(x, y, mask, states, drops)
+        loss_sum = T.sum(nll * tmask)
+        ntok = T.sum(tmask)
+        inputs = [x, y, mask] + states + drops
+        if kind == "train":
+            if self.optimizer is None:
+                raise ConfigError("no optimizer: call set_optimizer() before training")
+            params = list(self.params.values())
+            loss = loss_sum / T.maximum(ntok, _f32(1.0))
+            grads = engine.grad(loss, params)
+            updates, gnorm = self.optimizer.updates(params, grads)
+            fn = engine.function(inputs, [loss_sum, ntok, gnorm] + new_states, updates=updates,
+                                 mode=self.mode, on_unused_input="ignore")
+        elif kind == "grads":
+            params = list(self.params.values())
+            grads = engine.grad(loss_sum, params)
+            fn = engine.function(inputs, [loss_sum, ntok] + grads, mode=self.mode,
+                                 on_unused_input="ignore")
+        elif kind == "eval":
+            fn = engine.function(inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode,
+                                 on_unused_input="ignore")
+        else:
+            raise ValueError(kind)
+        self._fns[key] = fn
+        return fn
+
+    def set_optimizer(self, optimizer) -> None:
+        """Attach an :mod:`rnnlm.optim` optimizer; its updates are compiled into ``train``."""
+        self.optimizer = optimizer
+        optimizer.bind(list(self.params.values()))
+        self._fns = {k: v for k, v in self._fns.items() if k[0] != "train"}
+
+    def _states(self, states, B):
+        return self.initial_state(B) if states is None else list(states)
+
+    def train_step(self, x, y, mask, states=None, drops=()):
+        """One optimizer step on a batch.  Returns (loss_sum, ntok, grad_norm, new_states)."""
+        x, y, mask = _as_batch(x, y, mask)
+        fn = self._compile("train", x.shape)
+        out = fn(x, y, mask, *self._states(states, x.shape[1]), *drops)
+        return out[0], out[1], out[2], list(out[3:])
+
+    def gradients(self, x, y, mask, states=None) -> dict:
+        """Gradients of the *summed* masked loss w.r.t. every parameter (no update)."""
+        x, y, mask = _as_batch(x, y, mask)
+        fn = self._compile("grads", x.shape)
+        out = fn(x, y, mask, *self._states(states, x.shape[1]))
+        return {"loss_sum": float(out[0]), "ntok": float(out[1]),
+                **{k: np.asarray(g) for k, g in zip(self.params, out[2:])}}
+
+    def evaluate(self, x, y, mask, states=None):
+        """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
+        x, y, mask = _as_batch(x, y, mask)
+        fn = self._compile("eval", x.shape)
+        out = fn(x, y, mask, *self._states(states, x.shape[1]))
+        return float(out[0]), float(out[1]), np.asarray(out[2]), list(out[3:])
+
+    # -- incremental decoding ----------------------------------------------------------------
+    def step_function(self, batch_size=None):
+        """Compiled ``step(tokens (B,), *states) -> [logp (B, C), *new_states]``.
+
+        Advances every layer by one token; the cost per token does not depend on how many
+        tokens came before (the state carries the history).  Under a static-shape linker (JAX)
+        one function is compiled per batch size; the parameters stay where that linker keeps
+        them (mixing linkers on one set of shared variables would move them back and forth).
+        """
+        if self.config.bidirectional:
+            raise ConfigError("a bidirectional fill model cannot generate left to right")
+        key = ("step", batch_size if self.static else None)
+        if key in self._fns:
+            return self._fns[key]
+        if self.static and batch_size is None:
+            raise ConfigError("the jax linker needs a fixed batch size for the step function")
+        cfg = self.config
+        B = batch_size if self.static else None
+        tok = engine.tensor("tokens", "int32", (B,))
+        states = [engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim))
+                  for i in range(cfg.n_states)]
+        x = tok.dimshuffle("x", 0)  # (1, B)
+        mask = T.ones_like(x, dtype=FLOATX)
+        top, finals = self._stack(x, mask, states, [], "")
+        logp = engine.log_softmax(self._output_logits(top[0]), axis=-1)
+        fn = engine.function([tok] + states, [logp] + [T.stack(f) for f in finals], mode=self.mode)
+        self._fns[key] = fn
+        return fn
+
+
+def _as_batch(x, y, mask):
+    x = np.asarray(x, dtype="int32")
+    y = np.asarray(y, dtype="int32") if y is not None else np.zeros_like(x)
+    mask = np.ones(x.shape, FLOATX) if mask is None else np.asarray(mask, dtype=FLOATX)
+    if x.ndim != 2 or x.shape != y.shape or x.shape != mask.shape:
+        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, {mask.shape}")
+    return x, y, mask
+
+
+def config_json(config: ModelConfig) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)
