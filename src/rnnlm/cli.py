@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from . import __version__
+from . import __version__, cli_train
 from .errors import RnnlmError, UsageError
 
 PROG = "rnnlm"
@@ -289,37 +289,6 @@ def cmd_data_info(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
-# rnnlm demo
-# --------------------------------------------------------------------------------------------------
-
-
-def add_demo_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "demo",
-        help="prepare the default corpus (reddit) and print its statistics",
-        description="Find or download the default corpus, prepare it as the tutorial does "
-        "and print its statistics.",
-    )
-    p.add_argument("--corpus", default="reddit", help="corpus file or known name (default: reddit)")
-    p.add_argument(
-        "--vocab-size", type=int, default=8000, metavar="N", help="vocabulary size (default: 8000)"
-    )
-    return p
-
-
-def cmd_demo(args) -> int:
-    from . import datasets
-    from .corpus import prepare
-
-    source = args.corpus
-    if source in datasets.KNOWN:
-        source = datasets.find_or_download(source)
-    corpus = prepare(source, vocab_size=args.vocab_size, progress=True)
-    print_corpus_stats(corpus.stats)
-    return 0
-
-
-# --------------------------------------------------------------------------------------------------
 # registry and entry point
 # --------------------------------------------------------------------------------------------------
 
@@ -328,7 +297,8 @@ Handler = Callable[[argparse.Namespace], "int | None"]
 #: name -> (add_<name>_parser, cmd_<name>), in the order ``rnnlm --help`` lists them.
 COMMANDS: dict[str, tuple[Callable, Handler]] = {
     "data": (add_data_parser, cmd_data),
-    "demo": (add_demo_parser, cmd_demo),
+    "train": (cli_train.add_train_parser, cli_train.cmd_train),
+    "demo": (cli_train.add_demo_parser, cli_train.cmd_demo),
 }
 
 

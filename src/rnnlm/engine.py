@@ -30,6 +30,8 @@ INSTALL_HINT = {
 # (blas_info) rather than print a warning on every start.
 warnings.filterwarnings("ignore", message=r".*could not link to a BLAS.*")
 warnings.filterwarnings("ignore", message=r".*Explicitly requested dtype float64.*")
+# PyTensor's JAX backend drops shape Asserts; we validate shapes in Python (model._as_batch).
+warnings.filterwarnings("ignore", message=r"Skipping Assert")
 warnings.filterwarnings("ignore", message=r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
 logging.getLogger("aesara.tensor.blas").setLevel(logging.ERROR)
 logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)

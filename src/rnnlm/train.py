@@ -1,0 +1,374 @@
+"""The training loop: batches, optimizer steps, validation, schedule, checkpoints, progress.
+
+:func:`train_with_sgd` is the tutorial's loop (per sentence, halve the learning rate when the
+loss rises).  :class:`Trainer` is the production loop on a :class:`~rnnlm.model.LanguageModel`:
+
+- validation perplexity every epoch (and every ``valid_every`` steps if asked), the best
+  checkpoint kept as ``best.npz``, the latest as ``checkpoint.npz`` (atomic writes);
+- learning-rate annealing (halve on a validation plateau: the tutorial's rule), early stopping
+  after ``patience`` evaluations without improvement, a time budget as well as epochs;
+- NaN/Inf in the loss or gradient norm is caught after the step that produced it: the last
+  good parameters are restored and the learning rate halved (``on_nan='recover'``), or training
+  stops (``'stop'``); a non-finite checkpoint is never written;
+- a tqdm bar (loss, perplexity, words/s, ETA), a JSON-lines log and a loss-curve PNG beside
+  the checkpoint; Ctrl-C saves a resumable checkpoint and returns normally;
+- exact resume: batch order and dropout masks are pure functions of ``(seed, epoch, step)``,
+  and the checkpoint holds parameters, optimizer state, learning rate, position and carried
+  hidden state, so an interrupted and resumed run ends with the same parameters as an
+  uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .batching import sentence_batches, stream_batches
+from .errors import ConfigError, RnnlmError
+
+
+# --------------------------------------------------------------------------------------------
+# The tutorial's loop (part 2)
+# --------------------------------------------------------------------------------------------
+def train_with_sgd(model, X_train, y_train, learning_rate=0.005, nepoch=1, evaluate_loss_after=5,
+                   callback=None):
+    """SGD one sentence at a time; every ``evaluate_loss_after`` epochs compute the loss and
+    halve the learning rate if it rose.  Works with :class:`~rnnlm.model.RNN` and
+    :class:`~rnnlm.reference.RNNNumpy`.  Returns ``[(examples_seen, loss), ...]``.
+    """
+    losses = []
+    seen = 0
+    lr = float(learning_rate)
+    for epoch in range(nepoch):
+        if epoch % evaluate_loss_after == 0:
+            loss = model.calculate_loss(X_train, y_train)
+            losses.append((seen, loss))
+            if len(losses) > 1 and losses[-1][1] > losses[-2][1]:
+                lr *= 0.5
+            if callback is not None:
+                callback(epoch=epoch, examples_seen=seen, loss=loss, learning_rate=lr)
+        for x, y in zip(X_train, y_train):
+            model.sgd_step(np.asarray(x, "int32"), np.asarray(y, "int32"), np.float32(lr))
+            seen += 1
+    return losses
+
+
+# --------------------------------------------------------------------------------------------
+# The production loop
+# --------------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Training settings (everything but the model's shape)."""
+
+    optimizer: str = "adam"
+    lr: float | None = None
+    clip: float = 5.0
+    epochs: int = 10
+    time_budget: float | None = None  # seconds
+    max_steps: int | None = None  # stop (and checkpoint) after this many steps in this run
+    batch_size: int = 32
+    max_length: int = 64  # sentence batching: longest sequence
+    bptt: int = 32  # stream batching: chunk length
+    batching: str = "auto"  # auto | sentences | stream
+    valid_every: int = 0  # also validate every N steps (0: once per epoch)
+    save_every: int = 0  # also checkpoint every N steps
+    anneal: float = 0.5  # multiply lr by this when validation does not improve (1: never)
+    patience: int = 0  # early stop after this many evaluations without improvement (0: never)
+    on_nan: str = "recover"  # recover | stop
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
+        if self.bptt < 1:
+            raise ConfigError(f"bptt must be positive, got {self.bptt}")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ConfigError(f"time budget must be positive, got {self.time_budget}")
+        if self.on_nan not in ("recover", "stop"):
+            raise ConfigError(f"on_nan must be recover or stop, got {self.on_nan!r}")
+        if self.batching not in ("auto", "sentences", "stream"):
+            raise ConfigError(f"batching must be auto, sentences or stream, got {self.batching!r}")
+        if not 0 < self.anneal <= 1:
+            raise ConfigError(f"anneal factor must be in (0, 1], got {self.anneal}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def parse_duration(text) -> float:
+    """``90``, ``90s``, ``10m``, ``1.5h`` -> seconds."""
+    s = str(text).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if s and s[-1] in units:
+            value = float(s[:-1]) * units[s[-1]]
+        else:
+            value = float(s)
+    except ValueError:
+        raise ConfigError(f"bad duration {text!r}; use e.g. 90s, 10m or 1.5h") from None
+    if not value > 0:
+        raise ConfigError(f"duration must be positive, got {text!r}")
+    return value
+
+
+class NonFiniteError(RnnlmError):
+    """The loss or gradient became NaN/Inf and ``on_nan='stop'``."""
+
+
+class Trainer:
+    """Train a :class:`~rnnlm.model.LanguageModel` on prepared corpora.
+
+    Args:
+        model: the model (its ``optimizer`` is created here unless resuming).
+        train, valid: :class:`~rnnlm.corpus.Corpus` splits (valid may be None).
+        config: :class:`TrainConfig`.
+        out_dir: folder for ``checkpoint.npz``, ``best.npz``, ``log.jsonl``, ``loss.png``
+            (None: keep nothing on disk).
+        corpus_meta: the corpus to store in checkpoints (vocabulary + tokenization settings).
+        progress: show a tqdm bar.
+    """
+
+    def __init__(self, model, train, valid=None, config=None, out_dir=None, corpus=None,
+                 progress=True):
+        from .optim import make_optimizer
+
+        self.model, self.train_corpus, self.valid_corpus = model, train, valid
+        self.cfg = config or TrainConfig()
+        self.out = Path(out_dir) if out_dir else None
+        self.corpus = corpus if corpus is not None else train
+        self.progress = progress
+        if model.optimizer is None:
+            model.set_optimizer(make_optimizer(self.cfg.optimizer, self.cfg.lr, clip=self.cfg.clip))
+        cfgm = model.config
+        mode = self.cfg.batching
+        if mode == "auto":
+            mode = "stream" if getattr(train, "level", "word") == "char" else "sentences"
+        if cfgm.bidirectional and mode == "stream":
+            raise ConfigError("the bidirectional fill model trains on sentences, not a stream")
+        self.batching = mode
+        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
+                      "bad_evals": 0, "words": 0, "elapsed": 0.0, "history": [], "stopped": None}
+        self.states = None  # carried hidden state (stream batching)
+        self._good = None  # last known-good (params, opt state) for NaN recovery
+
+    # -- batches ------------------------------------------------------------------------------
+    def _batches(self, corpus, epoch, shuffle=True):
+        c = self.cfg
+        if self.batching == "stream":
+            return stream_batches(corpus.stream(), c.batch_size, c.bptt)
+        return sentence_batches(corpus.sentences, c.batch_size, c.max_length, shuffle=shuffle,
+                                seed=c.seed, epoch=epoch, fill=self.model.config.bidirectional)
+
+    def _dropout(self, shape, epoch, step):
+        cfgm = self.model.config
+        if cfgm.dropout <= 0:
+            return ()
+        rng = np.random.default_rng([self.cfg.seed, epoch, step, 7])
+        keep = 1.0 - cfgm.dropout
+        H = cfgm.hidden_dim * len(cfgm.directions)
+        return tuple((rng.random((*shape, H)) < keep).astype(np.float32) / np.float32(keep)
+                     for _ in range(cfgm.layers))
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, corpus) -> dict:
+        """Mean NLL per predicted token and perplexity over a corpus (no dropout)."""
+        total, count = 0.0, 0.0
+        states = None
+        for x, y, mask in self._batches(corpus, 0, shuffle=False):
+            loss_sum, ntok, _, new_states = self.model.evaluate(x, y, mask, states)
+            if self.batching == "stream":
+                states = new_states
+            total += loss_sum
+            count += ntok
+        nll = total / max(count, 1.0)
+        return {"loss": nll, "perplexity": math.exp(min(nll, 700.0)), "tokens": int(count)}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _save(self, name):
+        if self.out is None:
+            return None
+        from .checkpoint import save_checkpoint
+
+        st = dict(self.state)
+        st["train_config"] = self.cfg.to_dict()
+        st["batching"] = self.batching
+        return save_checkpoint(self.out / name, self.model, corpus=self.corpus, train_state=st,
+                               states=self.states if self.batching == "stream" else None)
+
+    def resume(self, path):
+        """Continue from a checkpoint written by this loop (parameters were loaded with the
+        model via :func:`rnnlm.checkpoint.load_model`; this restores the rest)."""
+        from .checkpoint import read_checkpoint
+
+        ck = read_checkpoint(path)
+        if ck["tutorial"]:
+            raise ConfigError(f"{path}: the tutorial's model file has no training state to resume")
+        self.model.set_params(ck["params"])
+        self.model.optimizer.set_state(ck["opt"])
+        st = ck["meta"].get("train_state") or {}
+        for k in self.state:
+            if k in st:
+                self.state[k] = st[k]
+        self.states = ck.get("states") or None
+        return self
+
+    def _log(self, record):
+        record = {"time": round(time.time(), 3), **record}
+        self.state["history"].append(record)
+        if self.out is None:
+            return
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _plot(self):
+        if self.out is None:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .fileio import atomic_savefig
+
+        hist = self.state["history"]
+        tr = [(h["step"], h["train_loss"]) for h in hist if "train_loss" in h]
+        va = [(h["step"], h["valid_loss"]) for h in hist if "valid_loss" in h]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        if tr:
+            ax.plot(*zip(*tr), label="train")
+        if va:
+            ax.plot(*zip(*va), "o-", label="valid")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cross-entropy per token (nats)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        atomic_savefig(fig, self.out / "loss.png", dpi=100)
+        plt.close(fig)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _remember_good(self):
+        self._good = (self.model.get_params(), self.model.optimizer.get_state())
+
+    def _recover(self):
+        opt = self.model.optimizer
+        if self.cfg.on_nan == "stop" or self._good is None:
+            raise NonFiniteError("loss or gradient became NaN/Inf; stopped (no checkpoint written for it)")
+        lr = opt.learning_rate * 0.5
+        self.model.set_params(self._good[0])
+        opt.set_state(self._good[1])
+        opt.learning_rate = lr
+        self.states = None
+        self._log({"event": "nan", "step": self.state["global_step"], "lr": lr})
+
+    def _validate(self):
+        if self.valid_corpus is None or not len(self.valid_corpus):
+            return None
+        res = self.evaluate(self.valid_corpus)
+        st, opt = self.state, self.model.optimizer
+        improved = st["best_valid"] is None or res["loss"] < st["best_valid"]
+        if improved:
+            st["best_valid"], st["bad_evals"] = res["loss"], 0
+            self._save("best.npz")
+        else:
+            st["bad_evals"] += 1
+            if self.cfg.anneal < 1:
+                opt.learning_rate = opt.learning_rate * self.cfg.anneal
+        self._log({"event": "valid", "step": st["global_step"], "epoch": st["epoch"],
+                   "valid_loss": res["loss"], "valid_ppl": res["perplexity"],
+                   "lr": opt.learning_rate, "improved": improved})
+        self._plot()
+        return res
+
+    def fit(self, callback=None) -> dict:
+        """Run until epochs, the time budget or ``max_steps`` run out (or early stopping,
+        or Ctrl-C).  Returns the training state (history, best validation loss, why it stopped)."""
+        from tqdm.auto import tqdm
+
+        cfg, st, model = self.cfg, self.state, self.model
+        if self.out is not None:
+            from .fileio import remove_stale_temps
+
+            self.out.mkdir(parents=True, exist_ok=True)
+            for name in ("checkpoint.npz", "best.npz", "loss.png"):
+                remove_stale_temps(self.out, name)
+        t_start = time.monotonic()
+        elapsed0 = st["elapsed"]
+        steps_this_run = 0
+        stop = None
+        self._remember_good()
+        try:
+            while st["epoch"] < cfg.epochs and stop is None:
+                batches = self._batches(self.train_corpus, st["epoch"])
+                first = st["step_in_epoch"]
+                if first == 0 and self.batching == "stream":
+                    self.states = None
+                bar = tqdm(total=len(batches), initial=first, disable=not self.progress,
+                           desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", leave=False,
+                           dynamic_ncols=True)
+                t_epoch, words_epoch, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
+                for i in range(first, len(batches)):
+                    x, y, mask = batches[i]
+                    drops = self._dropout(x.shape, st["epoch"], i)
+                    states = self.states if self.batching == "stream" else None
+                    loss_sum, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
+                    loss_sum, ntok, gnorm = float(loss_sum), float(ntok), float(gnorm)
+                    if not (math.isfinite(loss_sum) and math.isfinite(gnorm)):
+                        self._recover()
+                        continue
+                    if self.batching == "stream":
+                        self.states = new_states
+                    st["step_in_epoch"] = i + 1
+                    st["global_step"] += 1
+                    st["words"] += int(ntok)
+                    steps_this_run += 1
+                    words_epoch += ntok
+                    loss_acc += loss_sum
+                    tok_acc += ntok
+                    rate = words_epoch / max(time.monotonic() - t_epoch, 1e-9)
+                    mean = loss_acc / max(tok_acc, 1.0)
+                    bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{math.exp(min(mean, 50)):.1f}",
+                                    words_s=f"{rate:,.0f}", lr=f"{model.optimizer.learning_rate:.2g}")
+                    bar.update(1)
+                    if st["global_step"] % 50 == 0 or i == len(batches) - 1:
+                        self._log({"event": "train", "step": st["global_step"], "epoch": st["epoch"],
+                                   "train_loss": mean, "words_per_s": rate, "grad_norm": gnorm})
+                        loss_acc, tok_acc = 0.0, 0.0
+                    if cfg.valid_every and st["global_step"] % cfg.valid_every == 0:
+                        self._validate()
+                    if cfg.save_every and st["global_step"] % cfg.save_every == 0:
+                        self._remember_good()
+                        self._save("checkpoint.npz")
+                    if callback is not None:
+                        callback(self)
+                    st["elapsed"] = elapsed0 + time.monotonic() - t_start
+                    if cfg.max_steps is not None and steps_this_run >= cfg.max_steps:
+                        stop = "max_steps"
+                        break
+                    if cfg.time_budget is not None and time.monotonic() - t_start >= cfg.time_budget:
+                        stop = "time_budget"
+                        break
+                bar.close()
+                if stop is None:  # the epoch finished
+                    st["epoch"] += 1
+                    st["step_in_epoch"] = 0
+                    self._validate()
+                    self._remember_good()
+                    if cfg.patience and st["bad_evals"] >= cfg.patience:
+                        stop = "early_stopping"
+                self._save("checkpoint.npz")
+        except KeyboardInterrupt:
+            stop = "interrupted"
+            self._save("checkpoint.npz")
+        st["elapsed"] = elapsed0 + time.monotonic() - t_start
+        st["stopped"] = stop or "epochs"
+        self._log({"event": "stop", "step": st["global_step"], "reason": st["stopped"]})
+        return st
