@@ -357,6 +357,8 @@ class Trainer:
                         stop = "time_budget"
                         break
                 bar.close()
+                if stop == "time_budget":
+                    self._validate()  # the budget's result gets a validation score and best.npz
                 if stop is None:  # the epoch finished
                     st["epoch"] += 1
                     st["step_in_epoch"] = 0
