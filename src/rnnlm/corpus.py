@@ -48,15 +48,16 @@ Sentence splitting without network: if NLTK's ``punkt_tab`` data is installed it
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
-import os
 import re
-import tempfile
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+import zipfile
+from array import array
+from collections import Counter, defaultdict, deque
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,31 +128,82 @@ def _warn(message: str) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Readers
+#
+# Every reader streams: a file is read one line at a time (bytes split at b"\n", then decoded), so
+# memory holds one line (one CSV record) at a time, never the whole file.  Decoding a line on its own
+# gives exactly what decoding the whole file would: "\n" is ASCII, so it ends any invalid UTF-8
+# sequence, and the replacement characters (U+FFFD) come out the same.
 # --------------------------------------------------------------------------------------------------
 
 
-def _read_decoded(path) -> tuple[str, int]:
-    """Read ``path`` as UTF-8 (BOM stripped), replacing undecodable bytes.
-
-    Returns ``(text, replacements)``: the number of U+FFFD characters that replaced undecodable byte
-    sequences (U+FFFD characters genuinely present in the file are not counted). Warns when > 0.
-    """
+def _check_path(path) -> Path:
     p = Path(path)
     if p.is_dir():
         raise CorpusError(f"{p}: is a directory, not a corpus file")
     if not p.exists():
         raise CorpusError(f"{p}: no such file")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
-    text = data.decode("utf-8-sig", errors="replace")
-    if not text.strip():
-        raise CorpusError(f"{p}: file is empty")
-    replaced = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
-    if replaced:
-        _warn(f"{p}: {replaced} undecodable byte sequence(s) replaced with U+FFFD")
-    return text, replaced
+    if not p.is_file():
+        raise CorpusError(f"{p}: not a regular file")
+    return p
+
+
+class _TextLines:
+    """The decoded lines of a UTF-8 file (BOM stripped), each with its ``"\\n"`` (the last may lack it).
+
+    Undecodable bytes become U+FFFD; :attr:`replaced` counts them (U+FFFD characters genuinely in the
+    file are not counted). :attr:`bytes_read` drives progress bars. Iterate once.
+    """
+
+    def __init__(self, path):
+        self.path = _check_path(path)
+        self.replaced = 0
+        self.bytes_read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        p = self.path
+        try:
+            f = open(p, "rb")
+        except OSError as e:
+            raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
+        with f:
+            first = True
+            while True:
+                try:
+                    raw = f.readline()
+                except OSError as e:
+                    raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
+                if not raw:
+                    return
+                self.bytes_read += len(raw)
+                if first:
+                    first = False
+                    if raw.startswith(codecs.BOM_UTF8):
+                        raw = raw[len(codecs.BOM_UTF8) :]
+                line = raw.decode("utf-8", errors="replace")
+                if "\ufffd" in line:
+                    self.replaced += line.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+                yield line
+
+
+def _require_content(path) -> None:
+    """Raise "file is empty" unless the file holds a non-whitespace character (reads up to the first)."""
+    for line in _TextLines(path):
+        if line.strip():
+            return
+    raise CorpusError(f"{Path(path)}: file is empty")
+
+
+def _report(path, info: dict) -> None:
+    """Warn about what a reader repaired or skipped (``info`` filled in while streaming)."""
+    if info.get("replacement_chars"):
+        _warn(f"{path}: {info['replacement_chars']} undecodable byte sequence(s) replaced with U+FFFD")
+    if info.get("truncated_rows"):
+        _warn(
+            f"{path}: the last row (line {info['truncated_line']}) is cut off inside a quoted field; "
+            f"loaded the {info['rows']} complete rows before it"
+        )
+    if info.get("skipped_rows"):
+        _warn(f"{path}: skipped {info['skipped_rows']} row(s) without a {info['column']!r} field")
 
 
 def _ends_inside_quotes(raw: str, quotechar: str = '"') -> bool:
@@ -186,84 +238,111 @@ def _shorten(items: Iterable[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def _read_csv(path, column: str = "body") -> tuple[list[str], dict]:
-    text, replaced = _read_decoded(path)
-    lines = list(io.StringIO(text, newline=""))
-    reader = csv.reader(iter(lines), skipinitialspace=True)  # the tutorial's dialect
+# The csv module wants lines split the way open(newline="") splits them: at "\r\n", "\r" or "\n".
+_CSV_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _iter_csv(path, column: str, info: dict, checked: bool = False) -> Iterator[str]:
+    """The non-empty ``column`` values of a CSV file with a header row, streamed.
+
+    Fills ``info`` (replacement_chars, rows, truncated_rows, skipped_rows). A last record cut off
+    inside a quoted field is left out (one record of look-ahead decides which record is the last).
+    """
+    if not checked:
+        _require_content(path)
+    source = info["_source"] = _TextLines(path)
+    record: list[str] = []  # the raw lines of the record being read
+
+    def pieces():
+        for line in source:
+            for piece in _CSV_LINE_RE.findall(line) if "\r" in line else (line,):
+                record.append(piece)
+                yield piece
+
+    info.update(replacement_chars=0, rows=0, truncated_rows=0, skipped_rows=0, column=column)
+    reader = csv.reader(pieces(), skipinitialspace=True)  # the tutorial's dialect
     old_limit = csv.field_size_limit()
-    csv.field_size_limit(max(old_limit, len(text) + 1))
-    rows: list[tuple[int, list[str]]] = []  # (first line index, row)
+    csv.field_size_limit(2**31 - 1)  # a huge field is data, not an error
+    found = 0
     try:
         try:
             header = next(reader)
-        except StopIteration:  # pragma: no cover - _read_decoded rejects empty files
+        except StopIteration:  # pragma: no cover - _require_content rejects empty files
             raise CorpusError(f"{path}: file is empty") from None
+        except csv.Error as e:
+            raise CorpusError(f"{path}: line {reader.line_num}: malformed CSV header ({e})") from None
         names = [h.strip() for h in header]
         if column in names:
             col = names.index(column)
         else:
             lowered = [h.lower() for h in names]
-            if column.lower() in lowered:
-                col = lowered.index(column.lower())
-            else:
+            if column.lower() not in lowered:
                 raise CorpusError(
                     f"{path}: no column {column!r} in the CSV header (columns: {_shorten(names)}); "
                     f"choose one with --column"
                 )
+            col = lowered.index(column.lower())
+        pending = None  # (first line number, row, raw lines): yielded once the next record is read
         while True:
+            record = []
             start = reader.line_num
             try:
                 row = next(reader)
             except StopIteration:
                 break
-            rows.append((start, row))
-    except csv.Error as e:
-        raise CorpusError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+            except csv.Error as e:
+                raise CorpusError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
+            finally:
+                info["replacement_chars"] = source.replaced
+            if pending is not None:
+                value = _csv_value(pending[1], col, info)
+                if value is not None:
+                    found += 1
+                    yield value
+            pending = (start, row, record)
+        if pending is not None:
+            if _ends_inside_quotes("".join(pending[2])):
+                info["truncated_rows"] = 1
+                info["truncated_line"] = pending[0] + 1
+            else:
+                value = _csv_value(pending[1], col, info)
+                if value is not None:
+                    found += 1
+                    yield value
     finally:
         csv.field_size_limit(old_limit)
-
-    truncated = 0
-    if rows and _ends_inside_quotes("".join(lines[rows[-1][0] :])):
-        start, _ = rows.pop()
-        truncated = 1
-        _warn(
-            f"{path}: the last row (line {start + 1}) is cut off inside a quoted field; "
-            f"loaded the {len(rows)} complete rows before it"
-        )
-    docs: list[str] = []
-    skipped = 0
-    for _, row in rows:
-        if not row:
-            continue  # blank line
-        if len(row) <= col:
-            skipped += 1
-            continue
-        if row[col].strip():
-            docs.append(row[col])
-    if skipped:
-        _warn(f"{path}: skipped {skipped} row(s) without a {column!r} field")
-    if not docs:
+    if not found:
         raise CorpusError(f"{path}: no non-empty {column!r} values in the CSV")
-    info = {
-        "replacement_chars": replaced,
-        "rows": len(rows),
-        "truncated_rows": truncated,
-        "skipped_rows": skipped,
-    }
-    return docs, info
 
 
-def _read_jsonl(path, field: str = "text") -> tuple[list[str], dict]:
-    text, replaced = _read_decoded(path)
-    docs: list[str] = []
-    records = 0
-    for lineno, line in enumerate(text.split("\n"), 1):
+def _csv_value(row: list[str], col: int, info: dict) -> str | None:
+    info["rows"] += 1
+    if not row:
+        return None  # blank line
+    if len(row) <= col:
+        info["skipped_rows"] += 1
+        return None
+    return row[col] if row[col].strip() else None
+
+
+def _iter_jsonl(path, field: str, info: dict, checked: bool = False) -> Iterator[str]:
+    """The non-empty string values of ``field`` in a JSON-lines file, streamed; fills ``info``."""
+    if not checked:
+        _require_content(path)
+    source = info["_source"] = _TextLines(path)
+    info.update(replacement_chars=0, rows=0)
+    found = 0
+    for lineno, line in enumerate(source, 1):
+        info["replacement_chars"] = source.replaced
+        line = line.removesuffix("\n")
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise CorpusError(f"{path}: line {lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise CorpusError(f"{path}: line {lineno}: invalid JSON (nested too deeply)") from None
         if not isinstance(obj, dict):
             raise CorpusError(f"{path}: line {lineno}: expected a JSON object, got {type(obj).__name__}")
         if field not in obj:
@@ -271,7 +350,7 @@ def _read_jsonl(path, field: str = "text") -> tuple[list[str], dict]:
                 f"{path}: line {lineno}: no field {field!r} (fields: {_shorten(obj)}); choose one with --field"
             )
         value = obj[field]
-        records += 1
+        info["rows"] += 1
         if value is None:
             continue
         if not isinstance(value, str):
@@ -279,10 +358,91 @@ def _read_jsonl(path, field: str = "text") -> tuple[list[str], dict]:
                 f"{path}: line {lineno}: field {field!r} is a {type(value).__name__}, not a string"
             )
         if value.strip():
-            docs.append(value)
-    if not docs:
+            found += 1
+            yield value
+    if not found:
         raise CorpusError(f"{path}: no non-empty {field!r} values in the JSON lines")
-    return docs, {"replacement_chars": replaced, "rows": records}
+
+
+def _iter_lines(path, info: dict, checked: bool = False) -> Iterator[str]:
+    """The non-empty lines of a file without their terminator (``\\n`` or ``\\r\\n``), streamed."""
+    if not checked:
+        _require_content(path)
+    source = info["_source"] = _TextLines(path)
+    info["replacement_chars"] = 0
+    for line in source:
+        info["replacement_chars"] = source.replaced
+        line = line.removesuffix("\n").removesuffix("\r")
+        if line.strip():
+            yield line
+
+
+def _iter_paragraphs(path, info: dict, checked: bool = False) -> Iterator[str]:
+    """The text cut at blank lines exactly as ``_PARAGRAPH_RE.split(whole_text)`` cuts it, streamed.
+
+    Lines are buffered until a whitespace-only line arrives (only such a line can complete a
+    separator); the buffer is then split and everything before its last separator is final. A match
+    never spans an unread line, so the pieces equal those of splitting the whole text at once.
+    """
+    if not checked:
+        _require_content(path)
+    source = info["_source"] = _TextLines(path)
+    info["replacement_chars"] = 0
+    buf: list[str] = []
+    for line in source:
+        info["replacement_chars"] = source.replaced
+        buf.append(line)
+        if len(buf) > 1 and _BLANK_LINE_RE.fullmatch(line):
+            parts = _PARAGRAPH_RE.split("".join(buf))
+            if len(parts) > 1:
+                yield from parts[:-1]
+                buf = [parts[-1]]
+    if buf:
+        yield from _PARAGRAPH_RE.split("".join(buf))
+
+
+def _iter_char_text(path, lowercase: bool, info: dict, checked: bool = False) -> Iterator[str]:
+    """Char-level "sentences" of plain text: lines, with blank lines joined to the line before them,
+    so that concatenating them reproduces the text exactly (see :func:`_sentence_texts`)."""
+    if not checked:
+        _require_content(path)
+    source = info["_source"] = _TextLines(path)
+    info["replacement_chars"] = 0
+    cur = ""
+    for line in source:
+        info["replacement_chars"] = source.replaced
+        if lowercase:
+            line = line.lower()
+        for ln in line.splitlines(keepends=True):
+            if ln.strip() and cur.strip():
+                yield cur
+                cur = ""
+            cur += ln
+    if cur:
+        yield cur
+
+
+def _read_csv(path, column: str = "body") -> tuple[list[str], dict]:
+    info: dict = {}
+    docs = list(_iter_csv(path, column, info))
+    _report(path, info)
+    return docs, info
+
+
+def _read_jsonl(path, field: str = "text") -> tuple[list[str], dict]:
+    info: dict = {}
+    docs = list(_iter_jsonl(path, field, info))
+    _report(path, info)
+    return docs, info
+
+
+def _read_decoded(path) -> tuple[str, int]:
+    """The whole file as text (UTF-8, BOM stripped, undecodable bytes replaced and reported)."""
+    _require_content(path)
+    source = _TextLines(path)
+    text = "".join(source)
+    _report(path, {"replacement_chars": source.replaced})
+    return text, source.replaced
 
 
 def _split_lines(text: str) -> list[str]:
@@ -292,14 +452,20 @@ def _split_lines(text: str) -> list[str]:
 
 
 def _read_units(path, fmt: str, column: str, field: str) -> tuple[list[str], dict]:
-    """The documents of a file: CSV/JSONL records, the whole text, or the non-empty lines."""
+    """The documents of a file, in memory: CSV/JSONL records, the whole text, or the non-empty lines.
+
+    (For new text to encode; :func:`prepare` streams with :func:`_iter_units` instead.)
+    """
     if fmt == "csv":
         return _read_csv(path, column)
     if fmt == "jsonl":
         return _read_jsonl(path, field)
-    text, replaced = _read_decoded(path)
     if fmt == "lines":
-        return [ln for ln in _split_lines(text) if ln.strip()], {"replacement_chars": replaced}
+        info: dict = {}
+        units = list(_iter_lines(path, info))
+        _report(path, info)
+        return units, info
+    text, replaced = _read_decoded(path)
     return [text], {"replacement_chars": replaced}
 
 
@@ -490,6 +656,7 @@ def _params_from_json(data: dict):
 
 
 _PARAGRAPH_RE = re.compile(r"\n[ \t\r\f\v]*\n")
+_BLANK_LINE_RE = re.compile(r"[ \t\r\f\v]*\n")
 
 
 @dataclass
@@ -610,6 +777,20 @@ class Vocabulary:
         towards the unknown token. Fewer distinct tokens than ``vocab_size - 1`` give a smaller
         vocabulary. ``vocab_size < 3`` raises :class:`ConfigError`.
         """
+        counter: Counter = Counter()
+        for tokens in token_lists:
+            counter.update(tokens)
+        return cls.from_counts(counter, vocab_size, unknown_token, reserved)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Mapping[str, int],
+        vocab_size: int | None,
+        unknown_token: str = UNKNOWN_TOKEN,
+        reserved: Sequence[str] = (SENTENCE_START, SENTENCE_END),
+    ) -> Vocabulary:
+        """:meth:`build` from token counts whose iteration order is the order of first occurrence."""
         if vocab_size is not None:
             if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
                 raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
@@ -621,9 +802,7 @@ class Vocabulary:
         reserved = [r for r in dict.fromkeys(reserved) if r != unknown_token]
         if vocab_size is not None and len(reserved) > vocab_size - 1:
             raise ConfigError(f"vocab_size {vocab_size} leaves no room for the reserved tokens {reserved}")
-        counter: Counter = Counter()
-        for tokens in token_lists:
-            counter.update(tokens)
+        counter = dict(counts)
         unk_in_corpus = counter.pop(unknown_token, 0)
         order = {w: i for i, w in enumerate(counter)}  # first occurrence
         for r in reserved:
@@ -770,13 +949,24 @@ def _as_int32_list(sentences: Iterable) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
 
 
+@dataclass
+class _Flat:
+    """Sentences stored flat: ``ids`` (N,) int32 and ``offsets`` (S + 1,) int64 (see :class:`Corpus`)."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+
+
 class Corpus:
     """A prepared, encoded corpus.
 
     Attributes:
         vocab: the :class:`Vocabulary`.
         level: ``"word"`` or ``"char"``.
-        sentences: list of int32 arrays; at word level each is ``[START, w1, ..., wn, END]``.
+        sentences: list of int32 arrays; at word level each is ``[START, w1, ..., wn, END]``. A corpus
+            from :func:`prepare` or :meth:`load` keeps one flat id array (N,) and offsets (S + 1,)
+            instead -- a 50-million-token corpus is then 200 MB, not millions of small arrays -- and
+            makes ``sentences`` (read-only views into the flat array) on first use.
         stats: the preparation statistics (see :func:`prepare`).
         settings: how text was read and tokenized (format, tokenizer, lowercase, column, field, ...),
             reused by :meth:`encode_text` / :meth:`encode_file`.
@@ -795,7 +985,14 @@ class Corpus:
             raise ConfigError(f"unknown level {level!r} (choose from {', '.join(LEVELS)})")
         self.vocab = vocab
         self.level = level
-        self.sentences: list[np.ndarray] = _as_int32_list(sentences)
+        self._ids: np.ndarray | None = None  # flat storage (N,) int32 and offsets (S + 1,) int64 ...
+        self._offsets: np.ndarray | None = None
+        self._sentences: list[np.ndarray] | None = None  # ... or a list of sentences
+        if isinstance(sentences, _Flat):
+            self._ids, self._offsets = sentences.ids, sentences.offsets
+            self._ids.flags.writeable = False  # the sentence views share it
+        else:
+            self._sentences = _as_int32_list(sentences)
         self.stats: dict = dict(stats or {})
         self.settings: dict = _Settings.from_json({"level": level, **(settings or {})}).to_json()
         self._splitter = splitter  # SentenceSplitter, its JSON (lazily rebuilt) or None
@@ -831,14 +1028,47 @@ class Corpus:
                 "format": "lines",
                 "tokenizer": "whitespace",
                 "level": "word",
-                **_vocab_stats(vocab, lists, vocab_size),
+                **_vocab_stats(vocab, len({t for tokens in lists for t in tokens}), vocab_size),
             }
         )
         return corpus
 
+    @classmethod
+    def from_arrays(cls, vocab: Vocabulary, ids, offsets, level: str = "word", **kwargs) -> Corpus:
+        """A corpus over flat ``ids`` (N,) int32: sentence ``i`` is ``ids[offsets[i]:offsets[i + 1]]``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int32).reshape(-1)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1)
+        if len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) < 0):
+            raise ConfigError("offsets must rise from 0 to len(ids)")
+        return cls(vocab, _Flat(ids, offsets), level, **kwargs)
+
     # -- views ---------------------------------------------------------------------------------------
+    @property
+    def sentences(self) -> list[np.ndarray]:
+        if self._sentences is None:
+            ids, offsets = self._ids, self._offsets
+            self._sentences = [ids[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        return self._sentences
+
+    @sentences.setter
+    def sentences(self, value) -> None:
+        self._sentences = _as_int32_list(value)
+        self._ids = self._offsets = None
+
+    def _flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, offsets)``; computed (not kept) for a list-backed corpus, whose list may change."""
+        if self._ids is not None and self._offsets is not None:
+            return self._ids, self._offsets
+        offsets = np.zeros(len(self._sentences) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in self._sentences], out=offsets[1:])
+        if not self._sentences:
+            return np.zeros(0, dtype=np.int32), offsets
+        return np.concatenate(self._sentences).astype(np.int32, copy=False), offsets
+
     def __len__(self) -> int:
-        return len(self.sentences)
+        if self._sentences is None:
+            return len(self._offsets) - 1
+        return len(self._sentences)
 
     def __repr__(self) -> str:
         return (
@@ -848,17 +1078,20 @@ class Corpus:
 
     @property
     def n_tokens(self) -> int:
-        return int(sum(len(s) for s in self.sentences))
+        if self._ids is not None:
+            return len(self._ids)
+        return int(sum(len(s) for s in self._sentences))
 
     def xy(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The tutorial's training pairs: ``x = s[:-1]``, ``y = s[1:]`` per sentence (int32)."""
         return [s[:-1] for s in self.sentences], [s[1:] for s in self.sentences]
 
     def stream(self) -> np.ndarray:
-        """All sentences concatenated into one int32 array (at char level: the text's characters)."""
-        if not self.sentences:
-            return np.zeros(0, dtype=np.int32)
-        return np.concatenate(self.sentences).astype(np.int32, copy=False)
+        """All sentences concatenated into one int32 array (at char level: the text's characters).
+
+        For a flat-stored corpus this is its (read-only) id array itself, not a copy.
+        """
+        return self._flat()[0]
 
     def decode(self, ids) -> str:
         """Ids back to text: characters joined at char level, tokens joined by spaces at word level."""
@@ -880,7 +1113,7 @@ class Corpus:
                 raise ConfigError(f"{name} fraction must be in [0, 1), got {frac}")
         if valid + test >= 1:
             raise ConfigError(f"valid + test fractions must be < 1, got {valid + test}")
-        n = len(self.sentences)
+        n = len(self)
         if shuffle is None:
             shuffle = self.level == "word"
         order = np.random.RandomState(seed).permutation(n) if shuffle else np.arange(n)
@@ -896,11 +1129,16 @@ class Corpus:
             "valid": order[n_train : n_train + n_valid],
             "test": order[n_train + n_valid :],
         }
+        ids, offsets = self._flat()
+        lengths = np.diff(offsets)
         out = {}
         for name, idx in parts.items():
-            sub = Corpus(
+            chosen = np.zeros(n, dtype=bool)
+            chosen[idx] = True  # sentences keep corpus order
+            sub = Corpus.from_arrays(
                 self.vocab,
-                [self.sentences[i] for i in sorted(idx.tolist())],
+                ids[np.repeat(chosen, lengths)],
+                np.concatenate([[0], np.cumsum(lengths[chosen])]),
                 self.level,
                 settings=self.settings,
                 splitter=self._splitter,
@@ -916,7 +1154,7 @@ class Corpus:
         words = int(len(ids) - np.isin(ids, special).sum()) if special else len(ids)
         unknown = int((ids == self.vocab.unk_index).sum())
         stats.update(
-            sentences=len(self.sentences),
+            sentences=len(self),
             tokens=len(ids),
             words=words,
             unknown_tokens=unknown,
@@ -1022,10 +1260,9 @@ class Corpus:
         a partial file at ``path``.
         """
         path = Path(path)
-        offsets = np.zeros(len(self.sentences) + 1, dtype=np.int64)
-        np.cumsum([len(s) for s in self.sentences], out=offsets[1:])
+        ids, offsets = self._flat()
         meta = np.frombuffer(json.dumps(self._meta(), ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-        _atomic_savez(path, ids=self.stream(), offsets=offsets, meta=meta)
+        _atomic_savez(path, ids=ids, offsets=offsets, meta=meta)
         return path
 
     @classmethod
@@ -1037,23 +1274,37 @@ class Corpus:
         if not p.exists():
             raise CorpusError(f"{p}: no such file")
         try:
+            # allow_pickle=False: an object array (a pickle) raises ValueError instead of running code.
             with np.load(p, allow_pickle=False) as z:
                 if not {"ids", "offsets", "meta"} <= set(z.files):
                     raise CorpusError(f"{p}: not a prepared rnnlm corpus (no ids/offsets/meta arrays)")
-                ids = z["ids"].astype(np.int32, copy=False)
-                offsets = z["offsets"].astype(np.int64, copy=False)
-                meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+                raw = {k: z[k] for k in ("ids", "offsets", "meta")}
+            for k, want in (("ids", "i"), ("offsets", "i"), ("meta", "u")):
+                if raw[k].dtype.kind not in (want, "u") or raw[k].ndim != 1:
+                    raise CorpusError(
+                        f"{p}: array {k!r} is {raw[k].dtype} with shape {raw[k].shape}; expected a 1-D "
+                        f"{'uint8' if k == 'meta' else 'integer'} array"
+                    )
+            ids = raw["ids"].astype(np.int32, copy=False)
+            offsets = raw["offsets"].astype(np.int64, copy=False)
+            meta = json.loads(raw["meta"].astype(np.uint8, copy=False).tobytes().decode("utf-8"))
         except CorpusError:
             raise
-        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as e:
+        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
             raise CorpusError(f"{p}: not a readable prepared corpus ({type(e).__name__}: {e})") from None
         if not isinstance(meta, dict) or meta.get("format") != CORPUS_FILE_FORMAT:
             raise CorpusError(f"{p}: not a prepared rnnlm corpus")
-        if meta.get("version", 0) > CORPUS_FILE_VERSION:
-            raise CorpusError(f"{p}: corpus file version {meta['version']} is newer than this rnnlm supports")
+        version = meta.get("version", 0)
+        if not isinstance(version, int) or version > CORPUS_FILE_VERSION:
+            raise CorpusError(f"{p}: corpus file version {version!r} is not one this rnnlm supports")
+        if meta.get("level", "word") not in LEVELS:
+            raise CorpusError(f"{p}: unknown level {meta.get('level')!r}")
+        for key in ("stats", "settings", "splitter"):
+            if meta.get(key) is not None and not isinstance(meta[key], dict):
+                raise CorpusError(f"{p}: bad {key!r} entry in the corpus metadata")
         try:
             vocab = Vocabulary.from_json(meta["vocab"])
-        except (ConfigError, KeyError) as e:
+        except (ConfigError, KeyError, TypeError, AttributeError) as e:
             raise CorpusError(f"{p}: bad vocabulary ({e})") from None
         if (
             offsets.ndim != 1
@@ -1065,33 +1316,27 @@ class Corpus:
             raise CorpusError(f"{p}: inconsistent offsets")
         if len(ids) and (ids.min() < 0 or ids.max() >= len(vocab)):
             raise CorpusError(f"{p}: token ids out of range for its vocabulary of {len(vocab)}")
-        sentences = np.split(ids, offsets[1:-1]) if len(offsets) > 1 else []
-        return cls(
-            vocab,
-            sentences,
-            meta.get("level", "word"),
-            meta.get("stats"),
-            meta.get("settings"),
-            meta.get("splitter"),
-        )
+        try:
+            return cls(
+                vocab,
+                _Flat(ids, offsets),
+                meta.get("level", "word"),
+                meta.get("stats"),
+                meta.get("settings"),
+                meta.get("splitter"),
+            )
+        except (ConfigError, TypeError) as e:
+            raise CorpusError(f"{p}: bad corpus metadata ({e})") from None
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
+    from .fileio import atomic_savez
+
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CorpusError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_savez(path, compress=True, **arrays)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1113,8 +1358,19 @@ def _detect_unk(token_lists: Sequence[Sequence[str]]) -> str:
     return UNKNOWN_TOKEN
 
 
-def _vocab_stats(vocab: Vocabulary, token_lists, requested: int | None) -> dict:
-    unique = len({t for tokens in token_lists for t in tokens})
+def _detect_unk_flat(index: Mapping[str, int], ids: np.ndarray, offsets: np.ndarray) -> str:
+    """:func:`_detect_unk` on flat provisional ids: the marker of the first sentence holding one."""
+    present = [m for m in KNOWN_UNK_MARKERS if m in index]
+    if len(present) < 2:
+        return present[0] if present else UNKNOWN_TOKEN
+    first = {}
+    for m in present:
+        pos = int(np.argmax(ids == index[m]))
+        first[m] = int(np.searchsorted(offsets, pos, side="right")) - 1  # its sentence
+    return min(present, key=lambda m: (first[m], KNOWN_UNK_MARKERS.index(m)))
+
+
+def _vocab_stats(vocab: Vocabulary, unique: int, requested: int | None) -> dict:
     least = vocab.least_frequent
     return {
         "unique_tokens": unique,
@@ -1133,6 +1389,119 @@ def _check_int(name: str, value, minimum: int) -> None:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def _iter_units(path, s: _Settings, info: dict) -> tuple[Iterator[str], bool]:
+    """``(units, presplit)``: a stream of documents to split into sentences (``presplit`` False) or
+    of sentence texts already (True; lowercased if asked), read as :func:`_read_units` +
+    :func:`_sentence_texts` would read them, one line or record at a time."""
+    fmt = s.format
+    if fmt == "csv":
+        return _iter_csv(path, s.column, info, checked=True), False
+    if fmt == "jsonl":
+        return _iter_jsonl(path, s.field, info, checked=True), False
+    if s.level == "char":
+        if fmt == "text":
+            return _iter_char_text(path, s.lowercase, info, checked=True), True
+        lines = _iter_lines(path, info, checked=True)
+        return ((ln.lower() if s.lowercase else ln) + "\n" for ln in lines), True
+    if fmt == "lines" or s.tokenizer == "whitespace":
+        lines = _iter_lines(path, info, checked=True)
+        return ((ln.lower() if s.lowercase else ln) for ln in lines), True
+    return _iter_paragraphs(path, info, checked=True), False
+
+
+def _punkt_sample(path, s: _Settings) -> Iterator[str]:
+    """The (lowercased) documents Punkt trains on, lazily: :meth:`SentenceSplitter.train` reads only
+    its first :data:`PUNKT_TRAIN_CHARS` characters. Plain text is one document (its beginning)."""
+    if s.format == "text":
+        parts, n = [], 0
+        for line in _TextLines(path):
+            parts.append(line.lower() if s.lowercase else line)
+            n += len(parts[-1])
+            if n >= PUNKT_TRAIN_CHARS:
+                break
+        yield "".join(parts)
+        return
+    info: dict = {}
+    docs = _iter_csv(path, s.column, info) if s.format == "csv" else _iter_jsonl(path, s.field, info)
+    with closing(docs):
+        for doc in docs:
+            yield doc.lower() if s.lowercase else doc
+
+
+def _verdicts(units, presplit, s: _Settings, splitter, drop_containing, min_length):
+    """Per sentence of ``units``, in order: its tokens, or None when a filter drops it (sentences
+    without tokens are skipped silently, as they were never sentences)."""
+    tokenize = str.split if s.level == "word" and s.tokenizer == "whitespace" else None
+    for unit in units:
+        for text in (unit,) if presplit else _sentence_texts([unit], s, splitter):
+            if drop_containing is not None and drop_containing in text:
+                yield None
+                continue
+            tokens = tokenize(text) if tokenize is not None else _tokenize_sentence(text, s)
+            if not tokens:
+                continue
+            if min_length is not None and len(tokens) < min_length:
+                yield None
+                continue
+            yield tokens
+
+
+# Parallel tokenization: each worker process holds the settings and splitter (sent once), gets
+# chunks of documents and returns their verdicts; the parent consumes them in order, so the result
+# is identical to a serial run.
+_WORKER: dict = {}
+
+
+def _worker_init(settings: dict, splitter: dict | None, drop_containing, min_length) -> None:
+    _WORKER.update(
+        s=_Settings.from_json(settings),
+        splitter=SentenceSplitter.from_json(splitter) if splitter is not None else None,
+        drop=drop_containing,
+        min_length=min_length,
+    )
+
+
+def _worker_verdicts(units: list[str], presplit: bool) -> list:
+    w = _WORKER
+    return list(_verdicts(units, presplit, w["s"], w["splitter"], w["drop"], w["min_length"]))
+
+
+#: Characters of text per task sent to a tokenizer worker.
+WORKER_CHUNK_CHARS = 1 << 18
+
+
+def _parallel_verdicts(pool, units, presplit: bool, workers: int):
+    """Verdicts computed by ``pool``, in input order; at most ``4 * workers`` chunks in flight, so
+    memory stays bounded however large the input (``Pool.imap`` would read all input at once)."""
+    pending: deque = deque()
+
+    def chunks():
+        chunk, n = [], 0
+        for unit in units:
+            chunk.append(unit)
+            n += len(unit)
+            if n >= WORKER_CHUNK_CHARS:
+                yield chunk
+                chunk, n = [], 0
+        if chunk:
+            yield chunk
+
+    for chunk in chunks():
+        pending.append(pool.apply_async(_worker_verdicts, (chunk, presplit)))
+        if len(pending) >= 4 * workers:
+            yield from pending.popleft().get()
+    while pending:
+        yield from pending.popleft().get()
+
+
+class _TokenIndex(dict):
+    """token -> provisional id, given in order of first occurrence (``index[token]`` adds it)."""
+
+    def __missing__(self, token):
+        i = self[token] = len(self)
+        return i
+
+
 def prepare(
     source,
     level: str = "word",
@@ -1148,6 +1517,7 @@ def prepare(
     min_length: int | None = None,
     splitter: str = "auto",
     progress: bool = False,
+    workers: int = 1,
 ) -> Corpus:
     """Read, tokenize and encode a corpus file or a known corpus name (see :mod:`rnnlm.datasets`).
 
@@ -1163,17 +1533,27 @@ def prepare(
         column / field: the CSV column / JSONL field holding the text.
         unk_token: the unknown token; ``None`` = ``<unk>`` if the corpus contains it, else
             ``UNKNOWN_TOKEN`` (``U+FFFD`` at char level).
-        max_sentences: keep only the first N sentences (after filtering).
+        max_sentences: keep only the first N sentences (after filtering); reading stops there.
         drop_containing: drop sentences containing this substring (the tutorial's part 4 drops
             ``"http"``); tested on the (lowercased) sentence text.
         min_length: drop sentences with fewer than this many tokens (words, or characters at char level;
             SENTENCE_START/END not counted).
         splitter: Punkt model: ``auto`` (installed punkt_tab if present, else trained on the corpus),
             ``installed`` or ``trained``.
-        progress: show a progress bar (stderr, only on a terminal) while tokenizing.
+        progress: show a progress bar (stderr, only on a terminal) while reading.
+        workers: tokenize in this many processes (worth it for the nltk tokenizer, which is slow; the
+            whitespace and char tokenizers are faster than the inter-process traffic). The corpus is
+            identical to a serial run's.
+
+    Streaming: the file is read once, one line (or CSV record) at a time, and each sentence is encoded
+    at once into a growing int32 array of provisional ids (in order of first occurrence); the
+    vocabulary is built from the counts of those ids and the array is then renumbered in place. Peak
+    memory is the encoded corpus (4 bytes a token, 8 a sentence) plus one entry per distinct token --
+    not the text, not the token strings (docs/benchmarks-corpus.md). A trained Punkt model reads the
+    first :data:`PUNKT_TRAIN_CHARS` characters once more.
 
     ``stats`` holds: source, format, format_reason, level, tokenizer, lowercase, sentence_splitter,
-    documents, sentences, dropped_sentences, tokens (including START/END), words (excluding them),
+    documents (read), sentences, dropped_sentences, tokens (including START/END), words (excluding them),
     unique_tokens (the tutorial's "unique words tokens", START/END included), vocab_size,
     requested_vocab_size, least_frequent_word, least_frequent_count, unknown_token, unknown_tokens,
     unknown_rate (= unknown_tokens / words), replacement_chars, and for CSV rows/truncated_rows/skipped_rows.
@@ -1186,6 +1566,8 @@ def prepare(
         raise ConfigError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
     if tokenizer is not None and tokenizer not in TOKENIZERS:
         raise ConfigError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
+    if splitter not in SPLITTERS:
+        raise ConfigError(f"unknown sentence splitter {splitter!r} (choose from {', '.join(SPLITTERS)})")
     if vocab_size is not None:
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
             raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
@@ -1195,6 +1577,7 @@ def prepare(
             )
     _check_int("max_sentences", max_sentences, 1)
     _check_int("min_length", min_length, 0)
+    _check_int("workers", workers, 1)
     if drop_containing == "":
         raise ConfigError("drop_containing must not be empty")
     if level == "char":
@@ -1205,6 +1588,8 @@ def prepare(
             raise ConfigError(f"at char level the unknown token must be one character, got {unk_token!r}")
     elif tokenizer == "char":
         raise ConfigError("tokenizer 'char' needs level 'char' (--level char)")
+    if unk_token is not None and unk_token in (SENTENCE_START, SENTENCE_END):
+        raise ConfigError(f"the unknown token cannot be {unk_token!r}")
 
     path = datasets.resolve(source, kind="corpus")
     if format == "auto":
@@ -1225,47 +1610,92 @@ def prepare(
         drop_containing=drop_containing,
         min_length=min_length,
     )
-
-    units, info = _read_units(path, fmt, column, field)
+    _require_content(path)
 
     split = None
     if level == "word" and tokenizer == "nltk" and fmt != "lines":
-        texts = [u.lower() for u in units] if lowercase else units
-        split = SentenceSplitter.get(texts, splitter)
-    elif splitter not in SPLITTERS:
-        raise ConfigError(f"unknown sentence splitter {splitter!r} (choose from {', '.join(SPLITTERS)})")
+        sample = _punkt_sample(path, settings)
+        with closing(sample):
+            split = SentenceSplitter.get(sample, splitter)
 
-    sentence_texts = _sentence_texts(units, settings, split)
-    token_lists: list[list[str]] = []
-    dropped = 0
-    for text in _progress(sentence_texts, progress, "tokenizing", len(sentence_texts)):
-        if drop_containing is not None and drop_containing in text:
-            dropped += 1
-            continue
-        tokens = _tokenize_sentence(text, settings)
-        if not tokens:
-            continue
-        if min_length is not None and len(tokens) < min_length:
-            dropped += 1
-            continue
-        token_lists.append(tokens)
-        if max_sentences is not None and len(token_lists) >= max_sentences:
-            break
-    if not token_lists:
+    info: dict = {}
+    units, presplit = _iter_units(path, settings, info)
+    counted = _count(units, info)
+    index = _TokenIndex()
+    get = index.__getitem__
+    ids = array("i")  # provisional ids, 4 bytes a token
+    offsets = array("q", [0])
+    word = level == "word"
+    start_id = get(SENTENCE_START) if word else None
+    n_sentences = dropped = 0
+    bar = _byte_progress(progress, path)
+    with ExitStack() as stack:
+        stack.callback(counted.close)
+        if workers > 1:
+            import multiprocessing
+            import sys
+
+            # fork (no __main__ guard needed in a user's script) unless JAX is loaded: its threads
+            # would be copied half-alive into the children; then spawn.
+            method = "spawn" if "jax" in sys.modules else "fork"
+            pool = stack.enter_context(
+                multiprocessing.get_context(method).Pool(
+                    workers,
+                    initializer=_worker_init,
+                    initargs=(
+                        settings.to_json(),
+                        split.to_json() if split is not None else None,
+                        drop_containing,
+                        min_length,
+                    ),
+                )
+            )
+            verdicts = _parallel_verdicts(pool, counted, presplit, workers)
+        else:
+            verdicts = _verdicts(counted, presplit, settings, split, drop_containing, min_length)
+        for tokens in verdicts:
+            if tokens is None:
+                dropped += 1
+                continue
+            if word:
+                ids.append(start_id)
+                ids.extend(map(get, tokens))
+                ids.append(get(SENTENCE_END))
+            else:
+                ids.extend(map(get, tokens))
+            offsets.append(len(ids))
+            n_sentences += 1
+            if bar is not None and n_sentences % 4096 == 0:
+                bar.update(info["_source"].bytes_read - bar.n)
+            if max_sentences is not None and n_sentences >= max_sentences:
+                break
+    if bar is not None:
+        bar.close()
+    info.pop("_source", None)
+    _report(path, info)
+    if not n_sentences:
         why = f" (all {dropped} were dropped by the filters)" if dropped else ""
         raise CorpusError(f"{path}: no sentences found{why}")
 
-    if level == "word":
-        token_lists = [[SENTENCE_START, *t, SENTENCE_END] for t in token_lists]
-        unk = unk_token or _detect_unk(token_lists)
-        vocab = Vocabulary.build(token_lists, vocab_size, unk)
+    assert ids.itemsize == 4, "array('i') is not 32-bit on this platform"
+    pids = np.frombuffer(ids, dtype=np.int32)  # no copy: the array's own buffer
+    offsets_np = np.frombuffer(offsets, dtype=np.int64)
+    tokens_seen = list(index)  # by provisional id
+    counts = np.bincount(pids, minlength=len(tokens_seen))
+    counter = dict(zip(tokens_seen, counts.tolist()))
+    if word:
+        unk = unk_token or _detect_unk_flat(index, pids, offsets_np)
+        vocab = Vocabulary.from_counts(counter, vocab_size, unk)
     else:
         unk = unk_token or CHAR_UNKNOWN_TOKEN
-        vocab = Vocabulary.build(token_lists, vocab_size, unk, reserved=())
+        vocab = Vocabulary.from_counts(counter, vocab_size, unk, reserved=())
+    lookup = np.array([vocab.word_to_index.get(t, vocab.unk_index) for t in tokens_seen], dtype=np.int32)
+    del index, counter, tokens_seen
+    step = 1 << 22
+    for i in range(0, len(pids), step):  # renumber in place, in slices: no second full-size array
+        pids[i : i + step] = lookup[pids[i : i + step]]
 
-    corpus = Corpus(
-        vocab, [vocab.encode(t) for t in token_lists], level, settings=settings.to_json(), splitter=split
-    )
+    corpus = Corpus(vocab, _Flat(pids, offsets_np), level, settings=settings.to_json(), splitter=split)
     base = {
         "source": str(path),
         "format": fmt,
@@ -1274,9 +1704,9 @@ def prepare(
         "tokenizer": tokenizer,
         "lowercase": bool(lowercase),
         "sentence_splitter": split.description if split is not None else None,
-        "documents": len(units),
+        "documents": 1 if fmt == "text" else info.get("documents", 0),
         "dropped_sentences": dropped,
-        **_vocab_stats(vocab, token_lists, vocab_size),
+        **_vocab_stats(vocab, len(lookup), vocab_size),
         "replacement_chars": info.get("replacement_chars", 0),
     }
     for key in ("rows", "truncated_rows", "skipped_rows"):
@@ -1284,3 +1714,22 @@ def prepare(
             base[key] = info[key]
     corpus.stats = corpus._subset_stats(base)
     return corpus
+
+
+def _count(units: Iterator[str], info: dict) -> Generator[str, None, None]:
+    """Pass ``units`` through, counting them in ``info["documents"]``; closing it closes ``units``."""
+    info["documents"] = 0
+    with closing(units):
+        for unit in units:
+            info["documents"] += 1
+            yield unit
+
+
+def _byte_progress(enabled: bool, path: Path):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=path.stat().st_size, desc="reading", unit="B", unit_scale=True, disable=None, leave=False
+    )
