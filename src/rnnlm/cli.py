@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from . import __version__, cli_train
+from . import __version__, cli_bench, cli_generate, cli_train
 from .errors import RnnlmError, UsageError
 
 PROG = "rnnlm"
@@ -299,6 +299,11 @@ COMMANDS: dict[str, tuple[Callable, Handler]] = {
     "data": (add_data_parser, cmd_data),
     "train": (cli_train.add_train_parser, cli_train.cmd_train),
     "demo": (cli_train.add_demo_parser, cli_train.cmd_demo),
+    "generate": (cli_generate.add_generate_parser, cli_generate.cmd_generate),
+    "score": (cli_generate.add_score_parser, cli_generate.cmd_score),
+    "perplexity": (cli_generate.add_perplexity_parser, cli_generate.cmd_perplexity),
+    "fill": (cli_generate.add_fill_parser, cli_generate.cmd_fill),
+    "bench": (cli_bench.add_bench_parser, cli_bench.cmd_bench),
 }
 
 

@@ -270,6 +270,5 @@ def cmd_demo(args) -> int:
     rng = np.random.default_rng(args.seed)
     print("Generated sentences:")
     for _ in range(args.num):
-        words = generate_sentence(model, vocab, rng=rng, min_length=5, max_length=30)
-        print("  " + " ".join(w for w in words if w not in ("SENTENCE_START", "SENTENCE_END")))
+        print("  " + generate_sentence(model, vocab, rng=rng, min_length=5, max_length=30).text)
     return 0
