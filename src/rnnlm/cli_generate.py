@@ -128,7 +128,7 @@ def _read_input(path) -> str:
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{p}: is a directory")
-    if not p.is_file():
+    if not p.exists():
         raise ConfigError(f"{p}: no such file")
     return p.read_bytes().decode("utf-8-sig", errors="replace")
 
@@ -280,7 +280,8 @@ def cmd_generate(args) -> int:
                 "beam_size": args.beam_size if args.mode == "beam" else None,
                 "length_penalty": args.length_penalty if args.mode == "beam" else None,
                 "seed": args.seed,
-                "prime": prime_text,
+                "prime": args.prime,
+                "prime_file": args.prime_file,
                 "samples": [r.to_json() for r in results],
             }
         )

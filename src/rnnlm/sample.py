@@ -824,7 +824,7 @@ def fill_distribution(model, sentence, position: int) -> np.ndarray:
     """log p(w at ``position`` | the rest) (C,) float32 for an encoded sentence ``[START, ..., END]``;
     ``1 <= position <= len(sentence) - 2``. The token at ``position`` itself is never looked at."""
     if not model.config.bidirectional:
-        raise ConfigError("fill-in-the-blank needs a bidirectional model (train with --bidirectional)")
+        raise ConfigError("fill-in-the-blank needs a bidirectional model (rnnlm train --task fill)")
     s = np.asarray(sentence, dtype=np.int32).reshape(-1)
     if not 1 <= position <= len(s) - 2:
         raise ConfigError(f"the blank must be inside the sentence (position 1..{len(s) - 2}), got {position}")
@@ -861,7 +861,7 @@ def fill(
     if vocab is None or vocab.start_index is None:
         raise ConfigError("fill-in-the-blank needs a word-level model with a vocabulary")
     if not model.config.bidirectional:
-        raise ConfigError("fill-in-the-blank needs a bidirectional model (train with --bidirectional)")
+        raise ConfigError("fill-in-the-blank needs a bidirectional model (rnnlm train --task fill)")
     C = len(vocab)
     # An extended vocabulary gives the blank its own id C, so it survives tokenization and encoding.
     blank_vocab = Vocabulary([*vocab.index_to_word, BLANK], vocab.unknown_token)
