@@ -282,3 +282,15 @@ def test_bad_checkpoints_give_clear_errors(corpus, tmp_path, damage):
         np.savez(path, **arrays)
     with pytest.raises(CheckpointError):
         load_model(path, linker=LINKER)
+
+
+def test_validation_scores_long_sentences_whole(corpus, tmp_path):
+    """A sentence longer than max_length is scored with its full context (not cut in pieces)."""
+    tr = _trainer(corpus, tmp_path, max_length=8)
+    long = Corpus(corpus.vocab, [np.concatenate([s for s in corpus.sentences[:4]])], "word")
+    assert len(long.sentences[0]) > 8
+    res = tr.evaluate(long)
+    s = long.sentences[0]
+    loss, ntok, _, _ = tr.model.evaluate(s[:-1, None], s[1:, None], None)
+    assert res["tokens"] == ntok == len(s) - 1
+    assert res["loss"] == pytest.approx(loss / ntok, rel=1e-5)

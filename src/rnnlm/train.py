@@ -160,11 +160,18 @@ class Trainer:
         self._good = None  # last known-good (params, opt state) for NaN recovery
 
     # -- batches ------------------------------------------------------------------------------
-    def _batches(self, corpus, epoch, shuffle=True):
+    def _batches(self, corpus, epoch, shuffle=True, whole=False):
+        """Training batches; ``whole=True`` (evaluation) never cuts a sentence into pieces, so
+        every token is scored with its full left context (the perplexity definition)."""
         c = self.cfg
         if self.batching == "stream":
             return stream_batches(corpus.stream(), c.batch_size, c.bptt)
-        return sentence_batches(corpus.sentences, c.batch_size, c.max_length, shuffle=shuffle,
+        max_length = c.max_length
+        if whole:
+            longest = max((len(s) for s in corpus.sentences), default=2)
+            while max_length < longest:
+                max_length *= 2  # a few extra bucket shapes at most
+        return sentence_batches(corpus.sentences, c.batch_size, max_length, shuffle=shuffle,
                                 seed=c.seed, epoch=epoch, fill=self.model.config.bidirectional)
 
     def _dropout(self, shape, epoch, step):
@@ -182,7 +189,7 @@ class Trainer:
         """Mean NLL per predicted token and perplexity over a corpus (no dropout)."""
         total, count = 0.0, 0.0
         states = None
-        for x, y, mask in self._batches(corpus, 0, shuffle=False):
+        for x, y, mask in self._batches(corpus, 0, shuffle=False, whole=True):
             loss_sum, ntok, _, new_states = self.model.evaluate(x, y, mask, states)
             if self.batching == "stream":
                 states = new_states
@@ -207,18 +214,52 @@ class Trainer:
         """Continue from a checkpoint written by this loop (parameters were loaded with the
         model via :func:`rnnlm.checkpoint.load_model`; this restores the rest)."""
         from .checkpoint import read_checkpoint
+        from .errors import CheckpointError
 
         ck = read_checkpoint(path)
         if ck["tutorial"]:
             raise ConfigError(f"{path}: the tutorial's model file has no training state to resume")
-        self.model.set_params(ck["params"])
-        self.model.optimizer.set_state(ck["opt"])
+        opt = self.model.optimizer
+        saved = (ck["meta"].get("optimizer") or {}).get("name")
+        if saved is not None and saved != opt.name:
+            raise CheckpointError(f"{path}: was trained with the {saved} optimizer, this run uses {opt.name} "
+                                  f"(resume with --optimizer {saved})")
+        if ck["opt"]:  # a checkpoint without optimizer state starts a fresh optimizer
+            for k, v in opt.get_state().items():
+                if k not in ck["opt"]:
+                    raise CheckpointError(f"{path}: optimizer state {k} is missing")
+                if np.shape(ck["opt"][k]) != np.shape(v):
+                    raise CheckpointError(f"{path}: optimizer state {k} has shape {np.shape(ck['opt'][k])}, "
+                                          f"expected {np.shape(v)}")
+        states = ck.get("states") or None
+        if states is not None and self.batching == "stream":
+            want = self.model.initial_state(self.cfg.batch_size)
+            if len(states) != len(want) or any(np.shape(a) != np.shape(b) for a, b in zip(states, want)):
+                raise CheckpointError(f"{path}: carried hidden state has shapes "
+                                      f"{[np.shape(a) for a in states]}, expected {[np.shape(b) for b in want]} "
+                                      f"(same --batch-size and model as the interrupted run?)")
+        try:
+            self.model.set_params(ck["params"])
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+        if ck["opt"]:
+            opt.set_state(ck["opt"])
         st = ck["meta"].get("train_state") or {}
         for k in self.state:
             if k in st:
                 self.state[k] = st[k]
-        self.states = ck.get("states") or None
+        self.states = states
         return self
+
+    def _repair_log(self):
+        """Drop a torn last line of log.jsonl (a run killed mid-write) so every line parses."""
+        log = self.out / "log.jsonl"
+        if not log.exists():
+            return
+        with open(log, "r+b") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
 
     def _log(self, record):
         record = {"time": round(time.time(), 3), **record}
@@ -298,8 +339,9 @@ class Trainer:
             from .fileio import remove_stale_temps
 
             self.out.mkdir(parents=True, exist_ok=True)
-            for name in ("checkpoint.npz", "best.npz", "loss.png"):
-                remove_stale_temps(self.out, name)
+            for name in ("checkpoint.npz", "best.npz", "loss.png", "corpus.npz"):
+                remove_stale_temps(self.out, name)  # left by a run killed mid-write
+            self._repair_log()
         t_start = time.monotonic()
         elapsed0 = st["elapsed"]
         steps_this_run = 0
@@ -311,8 +353,9 @@ class Trainer:
                 first = st["step_in_epoch"]
                 if first == 0 and self.batching == "stream":
                     self.states = None
+                of = "" if cfg.time_budget else f"/{cfg.epochs}"
                 bar = tqdm(total=len(batches), initial=first, disable=not self.progress,
-                           desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", unit="batch", leave=False,
+                           desc=f"epoch {st['epoch'] + 1}{of}", unit="batch", leave=False,
                            dynamic_ncols=True)
                 t_epoch, words_epoch, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
                 for i in range(first, len(batches)):
