@@ -417,32 +417,40 @@ class LanguageModel:
             logits = logits + p["c"]
         return logits
 
-    def _graph(self, x, y, mask, states, drops):
-        """Symbolic per-position NLL (L', B), its mask, and final states."""
+    def _features(self, x, y, mask, states, drops):
+        """Top-layer features, their targets and mask, and the final states.
+
+        Returns ``(feats (L', B, H_out), targets (L', B), tmask (L', B), new_states)``.  For the
+        LM, L' = L and the target at t is ``y[t]``.  For the fill model, L' = L − 2: the word
+        w_t (1 <= t <= L-2) is predicted from the forward state after w_{t-1} and the backward
+        state after w_{t+1}; neither has seen w_t.
+        """
         cfg = self.config
         if not cfg.bidirectional:
             top, finals = self._stack(x, mask, states, drops, "")
             if drops:
                 top = top * drops[-1]
-            L, B = x.shape[0], x.shape[1]
-            nll = _nll_rows(self._output_logits(top.reshape((L * B, cfg.hidden_dim))),
-                            y.flatten()).reshape((L, B))
-            new_states = [T.stack(f) for f in finals]
-            return nll, mask, new_states
-        # Fill-in-the-blank: target w_t (1 <= t <= L-2) from forward state after w_{t-1}
-        # and backward state after w_{t+1}; neither has seen w_t.
-        fwd, _ = self._stack(x, mask, states, drops and [d[..., :cfg.hidden_dim] for d in drops], "")
-        bwd, _ = self._stack(x, mask, states, drops and [d[..., cfg.hidden_dim:] for d in drops], "_b",
+            return top, y, mask, [T.stack(f) for f in finals]
+        H = cfg.hidden_dim
+        fwd, _ = self._stack(x, mask, states, drops and [d[..., :H] for d in drops], "")
+        bwd, _ = self._stack(x, mask, states, drops and [d[..., H:] for d in drops], "_b",
                              go_backwards=True)
         feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
         if drops:
             feats = feats * drops[-1][1:-1]
-        L2, B = feats.shape[0], feats.shape[1]
-        target = x[1:-1]
-        tmask = mask[2:]  # w_t is a real word (not END) iff position t+1 is real
-        nll = _nll_rows(self._output_logits(feats.reshape((L2 * B, 2 * cfg.hidden_dim))),
-                        target.flatten()).reshape((L2, B))
-        return nll, tmask, [T.zeros_like(s) for s in states]
+        # w_t is a real word (not END) iff position t+1 is real
+        return feats, x[1:-1], mask[2:], [T.zeros_like(s) for s in states]
+
+    def _logits(self, feats):
+        """(L', B, H_out) -> (L'·B, C) logits."""
+        L, B = feats.shape[0], feats.shape[1]
+        return self._output_logits(feats.reshape((L * B, feats.shape[2])))
+
+    def _graph(self, x, y, mask, states, drops):
+        """Symbolic per-position NLL (L', B), its mask, and final states."""
+        feats, target, tmask, new_states = self._features(x, y, mask, states, drops)
+        nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
+        return nll, tmask, new_states
 
     # -- compiled functions ----------------------------------------------------------------
     def _key(self, kind, shape):
@@ -476,6 +484,11 @@ class LanguageModel:
         elif kind == "eval":
             fn = engine.function(inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode,
                                  on_unused_input="ignore")
+        elif kind == "dist":
+            feats = self._features(x, y, mask, states, [])[0]
+            logp = engine.log_softmax(self._logits(feats), axis=-1)
+            logp = logp.reshape((feats.shape[0], feats.shape[1], self.config.vocab_size))
+            fn = engine.function(inputs, logp, mode=self.mode, on_unused_input="ignore")
         else:
             raise ValueError(kind)
         self._fns[key] = fn
@@ -511,6 +524,16 @@ class LanguageModel:
         fn = self._compile("eval", x.shape)
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return float(out[0]), float(out[1]), np.asarray(out[2]), list(out[3:])
+
+    def distribution(self, x, mask=None, states=None) -> np.ndarray:
+        """log p(· | context) at every predicted position: (L', B, C) float32.
+
+        LM: row t is the distribution of the token after ``x[:t+1]``.  Fill model: row t-1 is the
+        distribution of the word at position t given both sides (L' = L − 2).
+        """
+        x, y, mask = _as_batch(x, None, mask)
+        fn = self._compile("dist", x.shape)
+        return np.asarray(fn(x, y, mask, *self.initial_state(x.shape[1])))
 
     # -- incremental decoding ----------------------------------------------------------------
     def step_function(self, batch_size=None):

@@ -39,7 +39,6 @@ Shapes: token ids are int32; states are lists of (layers, B, H) float32 arrays (
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -782,44 +781,6 @@ def perplexity(
 # fill-in-the-blank (bidirectional models)
 # --------------------------------------------------------------------------------------------------
 
-# model -> {shape key: compiled fn}; weak, so a dropped model takes its functions with it.
-_FILL_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _fill_function(model, shape):
-    """Compiled ``f(x (L, B), mask (L, B), *states) -> logp (L-2, B, C)``: the full distribution of the
-    word at each position t = 1..L-2 (row t-1) given the forward state after w_{t-1} and the backward
-    state after w_{t+1}, the same features the model's ``evaluate`` scores.
-
-    Built from LanguageModel's own graph pieces (``_stack``, ``_output_logits``) because the model
-    exposes only the probability of the actual token; a public ``LanguageModel.distribution(x, mask)``
-    would replace this.
-    """
-    from . import engine
-
-    cache = _FILL_FNS.setdefault(model, {})
-    key = tuple(shape) if model.static else None
-    if key in cache:
-        return cache[key]
-    cfg, T = model.config, engine.T
-    L, B = shape if model.static else (None, None)
-    x = engine.tensor("x", "int32", (L, B))
-    mask = engine.tensor("mask", engine.floatX, (L, B))
-    states = [
-        engine.tensor(f"state{i}", engine.floatX, (cfg.layers, B, cfg.hidden_dim))
-        for i in range(cfg.n_states)
-    ]
-    fwd, _ = model._stack(x, mask, states, [], "")
-    bwd, _ = model._stack(x, mask, states, [], "_b", go_backwards=True)
-    feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
-    L2, B2 = feats.shape[0], feats.shape[1]
-    logits = model._output_logits(feats.reshape((L2 * B2, 2 * cfg.hidden_dim)))
-    logp = engine.log_softmax(logits, axis=-1).reshape((L2, B2, cfg.vocab_size))
-    fn = engine.function([x, mask, *states], logp, mode=model.mode)
-    cache[key] = fn
-    return fn
-
-
 def fill_distribution(model, sentence, position: int) -> np.ndarray:
     """log p(w at ``position`` | the rest) (C,) float32 for an encoded sentence ``[START, ..., END]``;
     ``1 <= position <= len(sentence) - 2``. The token at ``position`` itself is never looked at."""
@@ -833,8 +794,7 @@ def fill_distribution(model, sentence, position: int) -> np.ndarray:
     mask = np.zeros((L, 1), np.float32)
     x[: len(s), 0] = s
     mask[: len(s), 0] = 1  # padding keeps the state: the backward scan starts at the sentence's END
-    logp = _fill_function(model, (L, 1))(x, mask, *model.initial_state(1))
-    return np.asarray(logp)[position - 1, 0]
+    return model.distribution(x, mask)[position - 1, 0]
 
 
 def fill(
