@@ -177,3 +177,17 @@ def test_param_shapes_cover_init():
         cfg = ModelConfig(vocab_size=C, hidden_dim=H, **kw)
         p = init_params(cfg, seed=0)
         assert {k: v.shape for k, v in p.items()} == param_shapes(cfg)
+
+
+def test_distribution_agrees_with_evaluate():
+    """The full distribution at each position, read at the target, is the scored probability."""
+    for kw in (dict(cell="lstm", embedding_dim=5), dict(cell="gru", bidirectional=True)):
+        model = LanguageModel(ModelConfig(vocab_size=C, hidden_dim=H, **kw), seed=3, linker=LINKER)
+        x, y, mask, _ = _batch()
+        logp = model.distribution(x, mask)
+        np.testing.assert_allclose(np.exp(logp).sum(-1), 1.0, rtol=1e-4)
+        _, _, nll, _ = model.evaluate(x, y, mask)
+        target = x[1:-1] if model.config.bidirectional else y
+        picked = np.take_along_axis(logp, target[..., None], axis=2)[..., 0]
+        m = mask[2:] if model.config.bidirectional else mask
+        np.testing.assert_allclose(-picked * m, nll, rtol=1e-4, atol=1e-5)
