@@ -8,10 +8,13 @@ The work is done by :mod:`rnnlm.sample`; heavy modules are imported inside the h
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
+from .argtypes import nonneg_float as _nonneg_float
+from .argtypes import nonneg_int as _nonneg_int
+from .argtypes import positive_float as _positive_float
+from .argtypes import positive_int as _positive_int
 from .errors import ConfigError
 
 PERPLEXITY_DEFINITION = (
@@ -23,46 +26,6 @@ PERPLEXITY_DEFINITION = (
 TEMPERATURE_HELP = (
     "sampling temperature: < 1 sharper (towards greedy), > 1 flatter (towards uniform); default 1"
 )
-
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
-
-
-def _nonneg_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return v
 
 
 def _runtime_arguments(p):
