@@ -450,7 +450,8 @@ def _check_png(path):
     assert img.std() > 0  # something was drawn
 
 
-SMALL = ["--vocab-size", "200", "--sentences", "4", "--min-len", "6", "--max-len", "10", "--seed", "3"]
+SMALL = ["--vocab-size", "200", "--sentences", "4", "--min-tokens", "6", "--max-tokens", "10",
+         "--seed", "3"]
 
 
 @pytest.mark.core

@@ -119,10 +119,11 @@ def _add_common(p: argparse.ArgumentParser, sentences: int, min_len: int, max_le
     g = p.add_argument_group("analysis")
     g.add_argument("--sentences", type=_int(1), default=sentences, metavar="N",
                    help="how many sentences to analyse, drawn at random (default: %(default)s)")
-    g.add_argument("--min-len", type=_int(2), default=min_len, metavar="N",
-                   help="use sentences of at least N tokens (x = sentence[:-1]; default: %(default)s)")
-    g.add_argument("--max-len", type=_int(2), default=max_len, metavar="N",
-                   help="cut longer sentences to N tokens (default: %(default)s)")
+    g.add_argument("--min-tokens", type=_int(2), default=min_len, metavar="N",
+                   help="analyse sentences of at least N tokens (SENTENCE_START counts; default: "
+                   "%(default)s)")
+    g.add_argument("--max-tokens", type=_int(2), default=max_len, metavar="N",
+                   help="cut longer sentences to their first N tokens (default: %(default)s)")
     g.add_argument("--hidden", type=_int(1), default=hidden, metavar="H",
                    help="hidden size of fresh models (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of fresh weights and of the sentence draw")
@@ -270,8 +271,8 @@ def _load(path, args, corpus_cache):
 def _select(sentences, args):
     from . import analysis
 
-    return analysis.select_sentences(sentences, n=args.sentences, min_len=args.min_len, max_len=args.max_len,
-                                     seed=args.seed)
+    return analysis.select_sentences(sentences, n=args.sentences, min_len=args.min_tokens,
+                                     max_len=args.max_tokens, seed=args.seed)
 
 
 def _sentence_info(pairs) -> dict:
@@ -361,7 +362,8 @@ def cmd_analyze_gradients(args) -> int:
         return 0
     print(f"‖∂L_t/∂s_k‖ and ‖∂s_t/∂s_k‖ ({args.norm} norm) by distance d = t - k; decay = fitted factor "
           "per step back in time")
-    header = (f"{'model':<24} {'sents':>5} {'radius W':>8} {'decay dL/ds':>11} {'r2':>5} {'half-life':>9} "
+    w = max(24, *(len(name) for name, *_ in models))
+    header = (f"{'model':<{w}} {'sents':>5} {'radius W':>8} {'decay dL/ds':>11} {'r2':>5} {'half-life':>9} "
               f"{'decay ds/ds':>11}  ‖∂L_t/∂s_k‖ at d = 0 / 5 / 10 / 20")
     print(header)
     for name, _, _, pairs in models:
@@ -370,7 +372,7 @@ def cmd_analyze_gradients(args) -> int:
         radius = max(max(v["radius"]) for v in r["recurrent"].values())
         g = r["loss_grad"]["geomean"]
         at = " / ".join(_fmt(g[d] if d < len(g) else None) for d in (0, 5, 10, 20))
-        print(f"{name:<24} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
+        print(f"{name:<{w}} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
               f"{_fmt(fl['r2'], '.2f'):>5} {_fmt(fl['half_life'], '.2f'):>9} "
               f"{_fmt(fj['factor'], '.4f'):>11}  {at}")
     for name, path in plots.items():
