@@ -54,6 +54,7 @@ import json
 import re
 import warnings
 import zipfile
+import zlib
 from array import array
 from collections import Counter, defaultdict, deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
@@ -618,13 +619,19 @@ class SentenceSplitter:
 
     @classmethod
     def from_json(cls, data: dict) -> SentenceSplitter:
+        if not isinstance(data, dict):
+            raise CorpusError("bad sentence-splitter data (expected a JSON object)")
         if data.get("kind") == "trained" and data.get("params") is not None:
             from nltk.tokenize.punkt import PunktSentenceTokenizer
 
+            try:
+                params = _params_from_json(data["params"])
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise CorpusError(f"bad trained sentence-splitter parameters ({type(e).__name__}: {e})") from None
             return cls(
-                PunktSentenceTokenizer(_params_from_json(data["params"])),
+                PunktSentenceTokenizer(params),
                 "trained",
-                data.get("description", "NLTK Punkt trained on the corpus"),
+                str(data.get("description", "NLTK Punkt trained on the corpus")),
                 data["params"],
             )
         found = cls.installed()
@@ -647,6 +654,11 @@ def _params_to_json(params) -> dict:
 def _params_from_json(data: dict):
     from nltk.tokenize.punkt import PunktParameters
 
+    strings = [data["abbrev_types"], data["sent_starters"], *data["collocations"], list(data["ortho_context"])]
+    if not all(isinstance(s, list) and all(isinstance(x, str) for x in s) for s in strings):
+        raise TypeError("token lists must hold strings")
+    if not all(isinstance(v, int) for v in data["ortho_context"].values()):
+        raise TypeError("ortho_context values must be integers")
     params = PunktParameters()
     params.abbrev_types = set(data["abbrev_types"])
     params.collocations = {tuple(c) for c in data["collocations"]}
@@ -679,6 +691,21 @@ class _Settings:
     def from_json(cls, data: dict) -> _Settings:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def validate_settings(data) -> None:
+    """Check corpus settings read from a file (a checkpoint or prepared corpus); ConfigError if bad."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"corpus settings must be a JSON object, got {type(data).__name__}")
+    choices = {"format": FORMATS, "level": LEVELS, "tokenizer": TOKENIZERS}
+    for key, allowed in choices.items():
+        if key in data and data[key] not in allowed:
+            raise ConfigError(f"corpus setting {key}={data[key]!r} is not one of {', '.join(allowed)}")
+    for key, kinds in (("lowercase", (bool,)), ("column", (str,)), ("field", (str,)),
+                       ("drop_containing", (str, type(None))), ("min_length", (int, type(None)))):
+        if key in data and (not isinstance(data[key], kinds) or (key != "lowercase" and isinstance(data[key], bool))
+                            or (key == "min_length" and data[key] is not None and data[key] < 0)):
+            raise ConfigError(f"corpus setting {key}={data[key]!r} has the wrong type")
 
 
 def _sentence_texts(units: Sequence[str], s: _Settings, splitter: SentenceSplitter | None) -> list[str]:
@@ -899,10 +926,20 @@ class Vocabulary:
 
     @classmethod
     def from_json(cls, data: dict) -> Vocabulary:
-        try:
-            return cls(data["index_to_word"], data.get("unknown_token", UNKNOWN_TOKEN), data.get("counts"))
-        except (KeyError, TypeError) as e:
-            raise ConfigError(f"not a vocabulary: {e}") from None
+        """The inverse of :meth:`to_json`; types are checked (the JSON may come from any file)."""
+        if not isinstance(data, dict) or "index_to_word" not in data:
+            raise ConfigError("not a vocabulary (expected an object with index_to_word)")
+        words, unk, counts = data["index_to_word"], data.get("unknown_token", UNKNOWN_TOKEN), data.get("counts")
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise ConfigError("not a vocabulary: index_to_word must be a list of strings")
+        if not isinstance(unk, str):
+            raise ConfigError("not a vocabulary: unknown_token must be a string")
+        if counts is not None and (
+            not isinstance(counts, list)
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        ):
+            raise ConfigError("not a vocabulary: counts must be a list of non-negative integers")
+        return cls(words, unk, counts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -947,6 +984,18 @@ class EncodedText:
 
 def _as_int32_list(sentences: Iterable) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
+
+
+#: Whole-corpus array work is done in slices of this many tokens, so temporaries stay small.
+_SLICE = 1 << 20
+
+
+def _id_counts(ids: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount(ids, minlength=n)`` (n,) int64, in slices: bincount copies its input to int64."""
+    counts = np.zeros(n, dtype=np.int64)
+    for i in range(0, len(ids), _SLICE):
+        counts += np.bincount(ids[i : i + _SLICE], minlength=n)[:n]
+    return counts
 
 
 @dataclass
@@ -994,6 +1043,7 @@ class Corpus:
         else:
             self._sentences = _as_int32_list(sentences)
         self.stats: dict = dict(stats or {})
+        validate_settings(settings or {})
         self.settings: dict = _Settings.from_json({"level": level, **(settings or {})}).to_json()
         self._splitter = splitter  # SentenceSplitter, its JSON (lazily rebuilt) or None
 
@@ -1151,8 +1201,9 @@ class Corpus:
         stats = dict(base)
         ids = self.stream()
         special = [i for i in (self.vocab.start_index, self.vocab.end_index) if i is not None]
-        words = int(len(ids) - np.isin(ids, special).sum()) if special else len(ids)
-        unknown = int((ids == self.vocab.unk_index).sum())
+        counts = _id_counts(ids, len(self.vocab))
+        words = int(len(ids) - counts[special].sum())
+        unknown = int(counts[self.vocab.unk_index])
         stats.update(
             sentences=len(self),
             tokens=len(ids),
@@ -1262,7 +1313,12 @@ class Corpus:
         path = Path(path)
         ids, offsets = self._flat()
         meta = np.frombuffer(json.dumps(self._meta(), ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-        _atomic_savez(path, ids=ids, offsets=offsets, meta=meta)
+        try:
+            _atomic_savez(path, ids=ids, offsets=offsets, meta=meta)
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None  # say which file
         return path
 
     @classmethod
@@ -1290,7 +1346,8 @@ class Corpus:
             meta = json.loads(raw["meta"].astype(np.uint8, copy=False).tobytes().decode("utf-8"))
         except CorpusError:
             raise
-        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:
+        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error,
+                RecursionError) as e:
             raise CorpusError(f"{p}: not a readable prepared corpus ({type(e).__name__}: {e})") from None
         if not isinstance(meta, dict) or meta.get("format") != CORPUS_FILE_FORMAT:
             raise CorpusError(f"{p}: not a prepared rnnlm corpus")
@@ -1317,16 +1374,25 @@ class Corpus:
         if len(ids) and (ids.min() < 0 or ids.max() >= len(vocab)):
             raise CorpusError(f"{p}: token ids out of range for its vocabulary of {len(vocab)}")
         try:
-            return cls(
-                vocab,
-                _Flat(ids, offsets),
-                meta.get("level", "word"),
-                meta.get("stats"),
-                meta.get("settings"),
-                meta.get("splitter"),
+            corpus = cls(
+                vocab, _Flat(ids, offsets), meta.get("level", "word"), None, meta.get("settings"), meta.get("splitter")
             )
         except (ConfigError, TypeError) as e:
             raise CorpusError(f"{p}: bad corpus metadata ({e})") from None
+        corpus.stats = corpus._loaded_stats(meta.get("stats") or {})
+        return corpus
+
+    def _loaded_stats(self, stats: dict) -> dict:
+        """A file's stats, kept where they are plain values of the right type; the ones the arrays and
+        vocabulary determine are recomputed, so a damaged or hand-made file cannot lie about them."""
+        clean = {k: v for k, v in stats.items() if isinstance(v, (str, int, float, bool, type(None)))}
+        unique = clean.get("unique_tokens")
+        if not isinstance(unique, int) or isinstance(unique, bool):
+            unique = int(len(np.unique(self.stream())))
+        requested = clean.get("requested_vocab_size")
+        if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)):
+            requested = None
+        return self._subset_stats({**clean, **_vocab_stats(self.vocab, unique, requested)})
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
@@ -1492,6 +1558,49 @@ def _parallel_verdicts(pool, units, presplit: bool, workers: int):
             yield from pending.popleft().get()
     while pending:
         yield from pending.popleft().get()
+
+
+def _vocab_from_ids(
+    index: Mapping[str, int], counts: np.ndarray, vocab_size: int | None, unknown_token: str, reserved
+) -> tuple[Vocabulary, np.ndarray]:
+    """``Vocabulary.from_counts`` for tokens numbered by first occurrence (``index``: token -> id,
+    ``counts`` (K,) by id), ranked with NumPy so that only the kept tokens become Python objects:
+    a corpus with millions of distinct tokens costs a few bytes each here, not a few dicts' worth.
+
+    Returns ``(vocab, lookup)``: ``lookup`` (K,) int32 maps a provisional id to its vocabulary id.
+    """
+    n = len(counts)
+    tokens = list(index)  # by provisional id
+    reserved = [r for r in dict.fromkeys(reserved) if r != unknown_token]
+    if vocab_size is not None and len(reserved) > vocab_size - 1:
+        raise ConfigError(f"vocab_size {vocab_size} leaves no room for the reserved tokens {reserved}")
+    unk_id = index.get(unknown_token)
+    unk_in_corpus = int(counts[unk_id]) if unk_id is not None else 0
+    present = [(r, index[r]) for r in reserved if r in index]
+    absent = [r for r in reserved if r not in index]
+    candidate = np.ones(n, dtype=bool)
+    if unk_id is not None:
+        candidate[unk_id] = False
+    for _, i in present:
+        candidate[i] = False
+    cand = np.flatnonzero(candidate)
+    ranked = cand[np.lexsort((cand, -counts[cand]))]  # count descending, ties by first occurrence
+    take = len(ranked) if vocab_size is None else max(int(vocab_size) - 1 - len(reserved), 0)
+    kept_ids = [i for _, i in present] + ranked[:take].tolist()
+    entries = [(tokens[i], int(counts[i]), i) for i in kept_ids]
+    entries += [(r, 0, n + j) for j, r in enumerate(absent)]  # reserved but unseen: last
+    entries.sort(key=lambda e: (-e[1], e[2]))
+    dropped = int(counts.sum()) - unk_in_corpus - sum(e[1] for e in entries)
+    vocab = Vocabulary(
+        [e[0] for e in entries] + [unknown_token],
+        unknown_token,
+        [e[1] for e in entries] + [unk_in_corpus + dropped],
+    )
+    lookup = np.full(n, vocab.unk_index, dtype=np.int32)
+    for new_id, (_, _, i) in enumerate(entries):
+        if i < n:
+            lookup[i] = new_id
+    return vocab, lookup
 
 
 class _TokenIndex(dict):
@@ -1680,18 +1789,15 @@ def prepare(
     assert ids.itemsize == 4, "array('i') is not 32-bit on this platform"
     pids = np.frombuffer(ids, dtype=np.int32)  # no copy: the array's own buffer
     offsets_np = np.frombuffer(offsets, dtype=np.int64)
-    tokens_seen = list(index)  # by provisional id
-    counts = np.bincount(pids, minlength=len(tokens_seen))
-    counter = dict(zip(tokens_seen, counts.tolist()))
+    counts = _id_counts(pids, len(index))
+    step = _SLICE
     if word:
         unk = unk_token or _detect_unk_flat(index, pids, offsets_np)
-        vocab = Vocabulary.from_counts(counter, vocab_size, unk)
+        vocab, lookup = _vocab_from_ids(index, counts, vocab_size, unk, (SENTENCE_START, SENTENCE_END))
     else:
-        unk = unk_token or CHAR_UNKNOWN_TOKEN
-        vocab = Vocabulary.from_counts(counter, vocab_size, unk, reserved=())
-    lookup = np.array([vocab.word_to_index.get(t, vocab.unk_index) for t in tokens_seen], dtype=np.int32)
-    del index, counter, tokens_seen
-    step = 1 << 22
+        vocab, lookup = _vocab_from_ids(index, counts, vocab_size, unk_token or CHAR_UNKNOWN_TOKEN, ())
+    n_distinct = len(index)
+    del index
     for i in range(0, len(pids), step):  # renumber in place, in slices: no second full-size array
         pids[i : i + step] = lookup[pids[i : i + step]]
 
@@ -1706,7 +1812,7 @@ def prepare(
         "sentence_splitter": split.description if split is not None else None,
         "documents": 1 if fmt == "text" else info.get("documents", 0),
         "dropped_sentences": dropped,
-        **_vocab_stats(vocab, len(lookup), vocab_size),
+        **_vocab_stats(vocab, n_distinct, vocab_size),
         "replacement_chars": info.get("replacement_chars", 0),
     }
     for key in ("rows", "truncated_rows", "skipped_rows"):
