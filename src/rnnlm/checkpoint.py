@@ -6,6 +6,13 @@ Arrays: ``param/<name>`` (float32 model parameters), ``opt/<name>`` (optimizer s
 state (step, epoch, RNG state, learning-rate schedule, best validation loss), and the engine and
 linker that wrote it.  Loading validates everything and never unpickles.
 
+Untrusted files: ``np.load(allow_pickle=False)`` refuses object arrays (a pickle could run code)
+and the refusal names the array.  Arrays must be real floating point: float16/float32/float64 are
+accepted and cast to float32 (NumPy's float64 default, half-precision exports), a value that
+overflows float32 is refused (it would load as Inf); integer, boolean, complex and string arrays
+are refused with their name and dtype.  The JSON metadata is type-checked (model settings,
+vocabulary, corpus settings, training state) before anything is built from it.
+
 :func:`load_model` also accepts the tutorial's published ``trained-model-theano.npz``
 (U (H, C), V (C, H), W (H, H), no vocabulary), loaded as an rnn-cell model without output bias.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +81,10 @@ def save_checkpoint(path, model, vocab=None, corpus=None, train_state=None, stat
     for i, s in enumerate(states or ()):  # carried hidden state of stream training
         arrays[f"state/{i}"] = np.asarray(s, np.float32)
     arrays["meta"] = _meta_array(meta)
-    return atomic_savez(path, **arrays)
+    try:
+        return atomic_savez(path, **arrays)
+    except OSError as e:  # full disk, vanished folder...: the previous file at path is intact
+        raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e})") from None
 
 
 def read_checkpoint(path) -> dict:
@@ -83,29 +94,119 @@ def read_checkpoint(path) -> dict:
         raise CheckpointError(f"{p}: is a directory, not a checkpoint")
     if not p.exists():
         raise CheckpointError(f"{p}: no such file")
+    data = {}
+    key = None
     try:
         with np.load(p, allow_pickle=False) as z:
-            files = set(z.files)
-            data = {k: z[k] for k in files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            if not hasattr(z, "files"):
+                raise CheckpointError(f"{p}: a single .npy array, not an .npz checkpoint")
+            for key in z.files:
+                data[key] = z[key]
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise CheckpointError(f"{p}: array {key!r} holds pickled Python objects; refused "
+                                  "(loading it could run code)") from None
+        raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
         raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
     if "meta" not in data:
         if {"U", "V", "W"} <= set(data):
-            return {"meta": {"format": "tutorial"}, "params": {k: data[k] for k in "UVW"},
-                    "opt": {}, "tutorial": True}
+            params = {k: data[k] for k in "UVW"}
+            _check_float_arrays(p, params)
+            return {"meta": {"format": "tutorial"}, "params": params, "opt": {}, "states": [],
+                    "tutorial": True}
         raise CheckpointError(f"{p}: not an rnnlm checkpoint (no meta) nor a tutorial U/V/W model")
     try:
+        if data["meta"].dtype != np.uint8 or data["meta"].ndim != 1:
+            raise ValueError(f"meta is {data['meta'].dtype} {data['meta'].shape}, not uint8 bytes")
         meta = json.loads(data["meta"].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{p}: unreadable checkpoint metadata ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not an rnnlm checkpoint")
-    if int(meta.get("version", 0)) > VERSION:
-        raise CheckpointError(f"{p}: checkpoint version {meta['version']} is newer than this rnnlm")
+    _check_meta(p, meta)
     params = {k[6:]: v for k, v in data.items() if k.startswith("param/")}
     opt = {k[4:]: v for k, v in data.items() if k.startswith("opt/")}
-    states = [data[f"state/{i}"] for i in range(sum(k.startswith("state/") for k in data))]
+    n_states = sum(k.startswith("state/") for k in data)
+    if any(f"state/{i}" not in data for i in range(n_states)):
+        raise CheckpointError(f"{p}: carried states are not numbered 0..{n_states - 1}")
+    states = [data[f"state/{i}"] for i in range(n_states)]
+    _check_float_arrays(p, {**{f"param/{k}": v for k, v in params.items()},
+                            **{f"opt/{k}": v for k, v in opt.items()},
+                            **{f"state/{i}": v for i, v in enumerate(states)}})
     return {"meta": meta, "params": params, "opt": opt, "states": states, "tutorial": False}
+
+
+def _check_float_arrays(path, arrays: dict) -> None:
+    """Real floating arrays only (see the module docstring); float32 overflow is refused."""
+    for name, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise CheckpointError(f"{path}: array {name} has dtype {a.dtype}; expected floating point "
+                                  "(float16/32/64)")
+        if a.dtype.itemsize > 4 and a.size and np.all(np.isfinite(a)):
+            with np.errstate(over="ignore"):
+                if not np.all(np.isfinite(a.astype(np.float32))):
+                    raise CheckpointError(f"{path}: array {name} has values beyond the float32 range")
+
+
+# Types of ModelConfig's fields as a JSON document gives them.
+_MODEL_FIELD_TYPES = {"vocab_size": int, "hidden_dim": int, "layers": int, "embedding_dim": int,
+                      "bptt_truncate": int, "cell": str, "activation": str, "gate": str,
+                      "bidirectional": bool, "tie_embeddings": bool, "output_bias": bool, "dropout": float}
+_TRAIN_STATE_TYPES = {"epoch": int, "step_in_epoch": int, "global_step": int, "bad_evals": int,
+                      "words": int, "elapsed": float, "best_valid": float, "history": list}
+
+
+def _is(value, kind) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _check_meta(p, meta: dict) -> None:
+    """Type-check the JSON metadata before anything is built from it (clear errors, no tracebacks)."""
+    from .corpus import validate_settings
+
+    version = meta.get("version", 0)
+    if not _is(version, int):
+        raise CheckpointError(f"{p}: bad checkpoint version {version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{p}: checkpoint version {version} is newer than this rnnlm")
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{p}: no model settings in the checkpoint")
+    for k, v in model.items():
+        kind = _MODEL_FIELD_TYPES.get(k)
+        if kind is not None and not _is(v, kind):
+            raise CheckpointError(f"{p}: model setting {k}={v!r} is not a{'n' if kind is int else ''} "
+                                  f"{kind.__name__}")
+    for k in ("vocab", "corpus", "optimizer"):
+        if meta.get(k) is not None and not isinstance(meta[k], dict):
+            raise CheckpointError(f"{p}: bad {k!r} entry in the checkpoint metadata")
+    corpus = meta.get("corpus") or {}
+    if corpus.get("settings") is not None:
+        try:
+            validate_settings(corpus["settings"])
+        except ConfigError as e:
+            raise CheckpointError(f"{p}: bad corpus settings ({e})") from None
+    for k in ("splitter", "stats"):
+        if corpus.get(k) is not None and not isinstance(corpus[k], dict):
+            raise CheckpointError(f"{p}: bad corpus {k} in the checkpoint metadata")
+    opt = meta.get("optimizer") or {}
+    if opt and opt.get("name") not in ("sgd", "rmsprop", "adam"):
+        raise CheckpointError(f"{p}: unknown optimizer {opt.get('name')!r}")
+    st = meta.get("train_state")
+    if st is not None:
+        if not isinstance(st, dict):
+            raise CheckpointError(f"{p}: bad training state in the checkpoint metadata")
+        for k, kind in _TRAIN_STATE_TYPES.items():
+            v = st.get(k)
+            if v is not None and (not _is(v, kind) or (kind is int and v < 0)):
+                raise CheckpointError(f"{p}: bad training state {k}={v!r}")
 
 
 def _tutorial_model(params, path, linker):
@@ -117,9 +218,12 @@ def _tutorial_model(params, path, linker):
     H, C = U.shape
     if V.shape != (C, H) or W.shape != (H, H):
         raise CheckpointError(f"{path}: inconsistent shapes U {U.shape}, V {V.shape}, W {W.shape}")
-    cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="rnn", output_bias=False)
     p = {"U0": U[None], "W0": W[None], "b0": np.zeros((1, H), np.float32), "V": V}
-    return LanguageModel(cfg, params=p, linker=linker)
+    try:
+        cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="rnn", output_bias=False)
+        return LanguageModel(cfg, params=p, linker=linker)
+    except ConfigError as e:  # NaN values, a vocabulary below 3...
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def load_model(path, linker=None):
@@ -145,7 +249,7 @@ def load_model(path, linker=None):
     if meta.get("vocab") is not None:
         try:
             vocab = Vocabulary.from_json(meta["vocab"])
-        except (ConfigError, KeyError, TypeError) as e:
+        except (ConfigError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: bad vocabulary ({e})") from None
         if len(vocab) != config.vocab_size:
             raise CheckpointError(f"{path}: vocabulary has {len(vocab)} words but the model expects "

@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
+from .argtypes import nonneg_float as _nonneg_float, nonneg_int as _nonneg_int, positive_float as _positive_float, positive_int as _positive_int
 from .errors import ConfigError, EngineError, RnnlmError
 
 
-def _positive_int(text):
+
+
+
+
+
+
+
+
+def _length(text):
+    v = _positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected a length of at least 2, got {v}")
+    return v
+
+
+def _truncate(text):
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _nonneg_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    if v == 0 or v < -1:
+        raise argparse.ArgumentTypeError(f"expected -1 (full BPTT) or a positive number of steps, got {v}")
     return v
 
 
@@ -37,7 +45,7 @@ def add_model_arguments(p):
                    help="lm: left-to-right language model; fill: bidirectional fill-in-the-blank model")
     g.add_argument("--hidden", type=_positive_int, default=128, metavar="H", help="hidden units per layer (default: 128)")
     g.add_argument("--layers", type=_positive_int, default=1, metavar="N", help="stacked layers (default: 1)")
-    g.add_argument("--embedding", type=int, default=64, metavar="D",
+    g.add_argument("--embedding", type=_nonneg_int, default=64, metavar="D",
                    help="word embedding size; 0 = the tutorial's one-hot input (default: 64)")
     g.add_argument("--activation", choices=("tanh", "relu"), default="tanh", help="rnn cell nonlinearity")
     g.add_argument("--gate", choices=("sigmoid", "hard_sigmoid"), default="sigmoid",
@@ -45,7 +53,7 @@ def add_model_arguments(p):
     g.add_argument("--dropout", type=_nonneg_float, default=0.0, help="dropout between layers and before the output")
     g.add_argument("--tie-embeddings", action="store_true",
                    help="share the input embedding with the output layer (projection when D != H)")
-    g.add_argument("--bptt-truncate", type=int, default=-1, metavar="K",
+    g.add_argument("--bptt-truncate", type=_truncate, default=-1, metavar="K",
                    help="scan's truncate_gradient within a sequence (-1: full BPTT)")
 
 
@@ -63,24 +71,24 @@ def add_train_parser(subparsers):
     add_model_arguments(p)
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam"), default="adam", help="(default: adam)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: sgd 0.005, rmsprop/adam 0.001... see docs)")
+    g.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: sgd 0.005, rmsprop/adam 0.001... see docs)")
     g.add_argument("--clip", type=_nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (default: 5)")
-    g.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
+    g.add_argument("--epochs", type=_nonneg_int, default=10, help="epochs (default: 10)")
     g.add_argument("--time-budget", default=None, metavar="DUR", help="stop after this long, e.g. 90s, 10m, 1h")
     g.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many steps")
     g.add_argument("--batch-size", type=_positive_int, default=32, help="sequences per batch (default: 32)")
     g.add_argument("--bptt", type=_positive_int, default=32,
                    help="chunk length for stream batching (char level; truncated BPTT, state carried)")
-    g.add_argument("--max-length", type=_positive_int, default=64, help="longest sentence sequence (default: 64)")
+    g.add_argument("--max-length", type=_length, default=64, help="longest sentence sequence (default: 64)")
     g.add_argument("--batching", choices=("auto", "sentences", "stream"), default="auto",
                    help="auto: sentences at word level, stream at char level")
     g.add_argument("--valid-fraction", type=_nonneg_float, default=0.05)
     g.add_argument("--test-fraction", type=_nonneg_float, default=0.05)
-    g.add_argument("--valid-every", type=int, default=0, metavar="N", help="also validate every N steps")
-    g.add_argument("--save-every", type=int, default=0, metavar="N", help="also checkpoint every N steps")
+    g.add_argument("--valid-every", type=_nonneg_int, default=0, metavar="N", help="also validate every N steps")
+    g.add_argument("--save-every", type=_nonneg_int, default=0, metavar="N", help="also checkpoint every N steps")
     g.add_argument("--anneal", type=float, default=0.5,
                    help="multiply the learning rate by this when validation does not improve (1 = off)")
-    g.add_argument("--patience", type=int, default=0, help="early stop after N evaluations without improvement")
+    g.add_argument("--patience", type=_nonneg_int, default=0, help="early stop after N evaluations without improvement")
     g.add_argument("--on-nan", choices=("recover", "stop"), default="recover",
                    help="NaN/Inf loss: restore the last good state and halve the lr, or stop")
     g.add_argument("--seed", type=int, default=0)
@@ -120,17 +128,54 @@ def check_output_dir(out) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")
+    probe = out / f".write-test-{os.getpid()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
         with open(probe, "wb") as f:
             f.write(b"x" * 4096)
             f.flush()
             os.fsync(f.fileno())
-        probe.unlink()
     except OSError as e:
         raise ConfigError(f"--out {out}: not writable ({e.strerror or e})") from None
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
     return out
+
+
+def _gb(n_bytes) -> str:
+    return f"{n_bytes / 1e9:.3g} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.3g} MB"
+
+
+def check_resources(out, config, optimizer: str, batch_size: int, max_length: int) -> None:
+    """Refuse, before any training time is spent, a model that cannot fit in memory or whose
+    checkpoints cannot fit on the output disk (estimates; the errors say what to change).
+
+    Memory: parameters, gradients and optimizer slots (4 bytes each), plus the per-step activations,
+    dominated by the (L·B, C) output logits (forward, softmax and gradient). Disk: checkpoint.npz
+    and best.npz, and the temporary copy an atomic write needs.
+    """
+    from .model import param_shapes
+
+    n = sum(math.prod(s) for s in param_shapes(config).values())
+    slots = {"sgd": 0, "rmsprop": 1, "adam": 2}.get(optimizer, 2)
+    H = config.hidden_dim * len(config.directions)
+    memory = 4 * n * (2 + slots) + 4 * 3 * max_length * batch_size * (config.vocab_size + 4 * H * config.layers)
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        physical = None
+    if physical and memory > physical:
+        raise ConfigError(f"this model ({n:,} parameters) with --batch-size {batch_size} and --max-length "
+                          f"{max_length} needs about {_gb(memory)} of memory; this machine has {_gb(physical)} "
+                          f"(use a smaller --hidden, --vocab-size, --batch-size or --max-length)")
+    checkpoint = 4 * n * (1 + slots)
+    free = shutil.disk_usage(out).free
+    if 3 * checkpoint > free:
+        raise ConfigError(f"--out {out}: checkpoints need about {_gb(3 * checkpoint)} but only {_gb(free)} "
+                          f"is free")
 
 
 def _load_corpus(args):
@@ -176,11 +221,13 @@ def run_training(args, corpus=None, quiet=False):
         model, vocab, meta = load_model(resume, linker=linker)
         if vocab is not None and vocab != corpus.vocab:
             raise ConfigError(f"--resume: {resume} was trained with a different vocabulary than this corpus")
+        check_resources(out, model.config, args.optimizer, args.batch_size, args.max_length)
     else:
         mcfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=args.hidden, cell=args.model,
                            layers=args.layers, embedding_dim=args.embedding, activation=args.activation,
                            gate=args.gate, dropout=args.dropout, bidirectional=args.task == "fill",
                            tie_embeddings=args.tie_embeddings, bptt_truncate=args.bptt_truncate)
+        check_resources(out, mcfg, args.optimizer, args.batch_size, args.max_length)
         model = LanguageModel(mcfg, seed=args.seed, linker=linker)
     trainer = Trainer(model, splits["train"], splits["valid"], tcfg, out_dir=out, corpus=corpus,
                       progress=not args.no_progress)
