@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from . import __version__, cli_analyze, cli_bench, cli_generate, cli_train
+from . import __version__, cli_analyze, cli_bench, cli_experiment, cli_generate, cli_train
 from .errors import RnnlmError, UsageError
 
 PROG = "rnnlm"
@@ -304,6 +304,7 @@ COMMANDS: dict[str, tuple[Callable, Handler]] = {
     "perplexity": (cli_generate.add_perplexity_parser, cli_generate.cmd_perplexity),
     "fill": (cli_generate.add_fill_parser, cli_generate.cmd_fill),
     "analyze": (cli_analyze.add_analyze_parser, cli_analyze.cmd_analyze),
+    "experiment": (cli_experiment.add_experiment_parser, cli_experiment.cmd_experiment),
     "bench": (cli_bench.add_bench_parser, cli_bench.cmd_bench),
 }
 
