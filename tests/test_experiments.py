@@ -394,6 +394,17 @@ def test_masked_word_predictions_never_guess_special_tokens_and_lm_ignores_the_r
         masked_word_predictions(model, [np.arange(9) % len(v)], banned, lengths=(8,))
 
 
+def test_unigram_baseline_guesses_the_most_frequent_word():
+    from rnnlm.experiments import unigram_baseline
+
+    corpus = Corpus.from_tokens([["a", "b", "a"], ["a", "c"], ["b", "zz"]], vocab_size=5)  # zz: unknown
+    v = corpus.vocab
+    test = [v.encode([SENTENCE_START, "b", "a", "zz", SENTENCE_END])]
+    res = unigram_baseline(corpus.sentences, test, v)
+    assert res["word"] == "a"  # START/END are more frequent but never guessed
+    assert (res["correct"], res["positions"]) == (1, 2)  # the unknown word is not scored
+
+
 def test_experiment_arguments_are_validated():
     from rnnlm.experiments import fill_vs_lm, reproduce_part4
 
@@ -439,6 +450,7 @@ def test_fill_beats_lm_when_the_right_context_decides(cli, tmp_path, capsys):
     assert res["margin"] >= 0.15
     assert res["margin"] == pytest.approx(res["fill"]["accuracy"] - res["lm"]["accuracy"])
     assert res["fill"]["parameters"] > res["lm"]["parameters"]  # two stacks of one size
+    assert res["unigram_baseline"]["accuracy"] == pytest.approx(0.25)  # "c" or "." once in four words
 
 
 @pytest.mark.parametrize("argv, fragment", [

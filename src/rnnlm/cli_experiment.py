@@ -79,7 +79,9 @@ def add_experiment_parser(subparsers):
     f.add_argument("--model", choices=("rnn", "gru", "lstm"), default="gru",
                    help="recurrent cell (default: gru)")
     f.add_argument("--hidden", type=_positive_int, default=128, help="(default: 128)")
-    f.add_argument("--embedding", type=int, default=64, help="(default: 64; 0 = one-hot input)")
+    f.add_argument("--lm-hidden", type=_positive_int, default=None, metavar="H",
+                   help="the LM's hidden size (default: --hidden; larger matches the parameter count)")
+    f.add_argument("--embedding", type=_nonneg_int, default=64, help="(default: 64; 0 = one-hot input)")
     f.add_argument("--layers", type=_positive_int, default=1, help="(default: 1)")
     f.add_argument("--vocab-size", type=_positive_int, default=4000, help="(default: 4000)")
     f.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam"), default="adam", help="(default: adam)")
@@ -143,12 +145,14 @@ def _run_fill_vs_lm(args):
                      layers=args.layers, embedding=args.embedding, vocab_size=args.vocab_size,
                      optimizer=args.optimizer, lr=args.lr, clip=args.clip, batch_size=args.batch_size,
                      max_length=args.max_length, test_fraction=args.test_fraction,
-                     max_test_sentences=args.max_test_sentences, max_steps=args.max_steps, seed=args.seed,
+                     max_test_sentences=args.max_test_sentences, max_steps=args.max_steps,
+                     lm_hidden=args.lm_hidden, seed=args.seed,
                      linker=linker, progress=not args.no_progress)
     if args.json:
         return res
     s, c = res["settings"], res["corpus"]
-    print(f"{s['cell']} x{s['layers']}, hidden {s['hidden']}, embedding {s['embedding']}; vocabulary "
+    lm = f" (LM {s['lm_hidden']})" if s["lm_hidden"] != s["hidden"] else ""
+    print(f"{s['cell']} x{s['layers']}, hidden {s['hidden']}{lm}, embedding {s['embedding']}; vocabulary "
           f"{c['vocab_size']}; {c['train_sentences']} training sentences; "
           f"{c['test_sentences_scored']} held-out sentences scored; "
           f"{res['runtime']['engine']} {res['runtime']['linker']} on {res['runtime']['device']}")
@@ -157,6 +161,8 @@ def _run_fill_vs_lm(args):
         print(f"{label:>25}: top-1 accuracy {r['accuracy']:.4f} ({r['correct']}/{r['positions']}); "
               f"{r['parameters']:,} parameters; {t['steps']} steps in {t['train_s']} s; "
               f"train loss {r['final_train_loss']:.3f}")
+    u = res["unigram_baseline"]
+    print(f"{'always ' + repr(u['word']):>25}: top-1 accuracy {u['accuracy']:.4f} (no context)")
     print(f"{'margin':>25}: {res['margin']:+.4f}")
     return None
 

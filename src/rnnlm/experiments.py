@@ -27,6 +27,7 @@ Shapes follow :mod:`rnnlm.model`: batches are time-major ``x``, ``mask`` (L, B).
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 import warnings
@@ -42,6 +43,7 @@ __all__ = [
     "masked_word_accuracy",
     "masked_word_predictions",
     "reproduce_part4",
+    "unigram_baseline",
 ]
 
 #: The tutorial's part 4 settings (model, optimizer, data).
@@ -83,11 +85,21 @@ def _load_corpus(corpus, **prepare_kwargs):
     return prepare(corpus, level="word", **prepare_kwargs)
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _runtime(model) -> dict:
     from . import engine
 
-    info = {**engine.describe(), "linker": model.linker,
-            "machine": platform.processor() or platform.machine()}
+    info = {**engine.describe(), "linker": model.linker, "cpu": _cpu_name(), "cpu_count": os.cpu_count()}
     if model.linker == "jax":
         import jax
 
@@ -420,13 +432,30 @@ def masked_word_accuracy(model, sentences, vocab, batch_size=32, lengths=(16, 32
             "positions": positions, "sentences": len(preds)}
 
 
+def unigram_baseline(train_sentences, test_sentences, vocab) -> dict:
+    """Accuracy of always guessing the most frequent training word (what masked-word accuracy
+    is worth without any context), scored like :func:`masked_word_accuracy`."""
+    banned = _banned_ids(vocab)
+    counts = np.bincount(np.concatenate([np.asarray(s, np.int64) for s in train_sentences]),
+                         minlength=len(vocab)).astype(np.float64)
+    counts[list(banned)] = -1
+    guess = int(np.argmax(counts))
+    targets = np.concatenate([np.asarray(s, np.int64)[1:-1] for s in test_sentences])
+    scored = targets != vocab.unk_index
+    correct = int(np.sum((targets == guess) & scored))
+    positions = int(np.sum(scored))
+    accuracy = correct / positions if positions else float("nan")
+    return {"word": vocab.index_to_word[guess], "accuracy": accuracy, "correct": correct,
+            "positions": positions}
+
+
 # --------------------------------------------------------------------------------------------------
 # bidirectional fill model vs left-to-right language model
 # --------------------------------------------------------------------------------------------------
 def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="gru", layers=1,
                embedding=64, vocab_size=4000, optimizer="adam", lr=0.002, clip=5.0, batch_size=32,
                max_length=32, buckets=(16, 32), test=None, test_fraction=0.1, max_test_sentences=2000,
-               max_steps=None, seed=0, linker=None, progress=False) -> dict:
+               max_steps=None, lm_hidden=None, seed=0, linker=None, progress=False) -> dict:
     """Train a bidirectional fill model and a left-to-right LM of the same size for the same
     training time, then compare their top-1 masked-word accuracy on held-out sentences.
 
@@ -446,8 +475,11 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
             vocabulary; default: a ``test_fraction`` split of ``corpus`` (seeded).
         max_test_sentences: score at most this many (the first ones).
         max_steps: also stop each model after this many steps.
+        lm_hidden: the LM's hidden size if not ``hidden`` (e.g. to match the fill model's parameter
+            count instead of its layer sizes).
 
-    Returns ``{"fill": {...}, "lm": {...}, "margin", "settings", "corpus", "runtime"}``; each model's
+    Returns ``{"fill": {...}, "lm": {...}, "margin", "unigram_baseline", "settings", "corpus",
+    "runtime"}``; each model's
     dict holds ``accuracy``, ``correct``, ``positions``, ``parameters``, ``final_train_loss`` (mean of
     its last 50 step losses) and its ``timing``.
     """
@@ -479,7 +511,8 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     linker = linker or engine.default_linker()
     runners = {}
     for name, bidir in (("fill", True), ("lm", False)):
-        cfg = ModelConfig(vocab_size=len(data.vocab), hidden_dim=hidden, cell=cell, layers=layers,
+        size = hidden if bidir or not lm_hidden else lm_hidden
+        cfg = ModelConfig(vocab_size=len(data.vocab), hidden_dim=size, cell=cell, layers=layers,
                           embedding_dim=embedding, bidirectional=bidir)
         model = LanguageModel(cfg, seed=seed, linker=linker)
         model.set_optimizer(make_optimizer(optimizer, lr, clip=clip))
@@ -514,7 +547,9 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
                         "final_train_loss": round(float(np.mean(r.losses[-50:])), 5),
                         "timing": r.timing()}
     result["margin"] = result["fill"]["accuracy"] - result["lm"]["accuracy"]
-    result["settings"] = {"cell": cell, "layers": layers, "hidden": hidden, "embedding": embedding,
+    result["unigram_baseline"] = unigram_baseline(train.sentences, test_sents, data.vocab)
+    result["settings"] = {"cell": cell, "layers": layers, "hidden": hidden, "lm_hidden": lm_hidden or hidden,
+                          "embedding": embedding,
                           "optimizer": optimizer, "lr": lr, "clip": clip, "batch_size": batch_size,
                           "max_length": max_length, "buckets": list(buckets), "time_budget_s": time_budget,
                           "max_steps": max_steps, "seed": seed}
