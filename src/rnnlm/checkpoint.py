@@ -20,6 +20,7 @@ vocabulary, corpus settings, training state) before anything is built from it.
 from __future__ import annotations
 
 import json
+import struct
 import time
 import zipfile
 import zlib
@@ -109,7 +110,8 @@ def read_checkpoint(path) -> dict:
             raise CheckpointError(f"{p}: array {key!r} holds pickled Python objects; refused "
                                   "(loading it could run code)") from None
         raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError, RuntimeError,
+            struct.error, OverflowError, MemoryError) as e:  # a damaged zip can raise any of these
         raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
     if "meta" not in data:
         if {"U", "V", "W"} <= set(data):

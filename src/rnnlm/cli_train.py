@@ -209,8 +209,6 @@ def run_training(args, corpus=None, quiet=False):
         corpus = _load_corpus(args)
     if len(corpus) < 3:
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
-    if not (out / "corpus.npz").exists() or resume is None:
-        corpus.save(out / "corpus.npz")
     splits = corpus.split(valid=args.valid_fraction, test=args.test_fraction, seed=args.seed)
     tcfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, clip=args.clip, epochs=args.epochs,
                        time_budget=budget, max_steps=args.max_steps, batch_size=args.batch_size,
@@ -233,6 +231,8 @@ def run_training(args, corpus=None, quiet=False):
                       progress=not args.no_progress)
     if resume is not None:
         trainer.resume(resume)
+    if not (out / "corpus.npz").exists() or resume is None:  # once every setting was accepted
+        corpus.save(out / "corpus.npz")
     if not quiet:
         print(f"rnnlm: {model.config.cell} x{model.config.layers}, H={model.config.hidden_dim}, "
               f"{model.n_parameters():,} parameters, vocabulary {len(corpus.vocab):,}; engine "

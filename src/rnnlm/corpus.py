@@ -40,6 +40,15 @@ there are no start/end tokens: a "sentence" is a line including its ``"\\n"`` (f
 are kept and joined to the line before them, so :meth:`Corpus.stream` reproduces the text exactly) or a
 csv/jsonl record plus ``"\\n"``.
 
+Large corpora: :func:`prepare` streams. It reads one line (or CSV record) at a time and encodes each
+sentence at once into a flat int32 array, so peak memory is the encoded corpus (4 bytes a token, 8 a
+sentence) plus an entry per distinct token -- never the text or its token strings (50M tokens: 51 s,
++400 MB; docs/benchmarks-corpus.md). ``workers=N`` tokenizes in N processes (same result).
+
+Untrusted files: :meth:`Corpus.load` never unpickles (``allow_pickle=False``), checks array dtypes and
+shapes, id ranges, offsets and the types of every JSON field, and recomputes the statistics that the
+arrays determine; any damage is a :class:`CorpusError` naming the file.
+
 Sentence splitting without network: if NLTK's ``punkt_tab`` data is installed it is used; otherwise a
 :class:`nltk.tokenize.punkt.PunktTrainer` is trained on the corpus itself (its first
 :data:`PUNKT_TRAIN_CHARS` characters). The trained parameters are saved with the corpus, so new text
@@ -52,6 +61,7 @@ import codecs
 import csv
 import json
 import re
+import struct
 import warnings
 import zipfile
 import zlib
@@ -1346,8 +1356,7 @@ class Corpus:
             meta = json.loads(raw["meta"].astype(np.uint8, copy=False).tobytes().decode("utf-8"))
         except CorpusError:
             raise
-        except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error,
-                RecursionError) as e:
+        except _NPZ_READ_ERRORS as e:
             raise CorpusError(f"{p}: not a readable prepared corpus ({type(e).__name__}: {e})") from None
         if not isinstance(meta, dict) or meta.get("format") != CORPUS_FILE_FORMAT:
             raise CorpusError(f"{p}: not a prepared rnnlm corpus")
@@ -1393,6 +1402,13 @@ class Corpus:
         if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)):
             requested = None
         return self._subset_stats({**clean, **_vocab_stats(self.vocab, unique, requested)})
+
+
+#: What reading a damaged or hostile .npz can raise: zipfile and zlib errors, an unknown compression
+#: method (NotImplementedError), "encrypted" (RuntimeError), a header claiming an absurd shape
+#: (MemoryError), a pickled object array (ValueError)...
+_NPZ_READ_ERRORS = (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError, RecursionError, zipfile.BadZipFile,
+                    zlib.error, NotImplementedError, RuntimeError, struct.error, OverflowError, MemoryError)
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
