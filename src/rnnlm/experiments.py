@@ -30,8 +30,6 @@ import math
 import os
 import platform
 import time
-import warnings
-import weakref
 
 import numpy as np
 
@@ -328,47 +326,16 @@ def reproduce_part4(time_budget=120.0, corpus="reddit", *, max_steps=None, vocab
 # --------------------------------------------------------------------------------------------------
 # masked-word prediction
 # --------------------------------------------------------------------------------------------------
-_PREDICT_FNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def _top1(model, x, mask, banned):
+    """(L-2, B) top-1 guesses for the word at t = 1..L-2 (row t-1), never one of ``banned``.
 
-
-def _predict_function(model, shape, banned):
-    """Compiled ``f(x (L, B) int32, mask (L, B)) -> (L-2, B) int32``: row t-1 is the model's top-1
-    guess for the word at position t (1 <= t <= L-2) with the ``banned`` ids excluded.
-
-    Bidirectional model: from the forward state after w_{t-1} and the backward state after w_{t+1}
-    (the features its loss uses).  Left-to-right model: from the state after w_{t-1}, i.e.
-    argmax p(w | w_<t).  Built from the model's graph pieces because LanguageModel exposes only
-    the probability of the actual next token, not the whole distribution.
+    :meth:`~rnnlm.model.LanguageModel.distribution` gives, for the bidirectional model, row t-1 =
+    p(w_t | both sides); for a left-to-right model row t-1 = p(w_t | w_<t).  Neither sees w_t.
     """
-    from . import engine
-
-    cache = _PREDICT_FNS.setdefault(model, {})
-    key = (tuple(shape) if model.static else None, tuple(banned))
-    if key in cache:
-        return cache[key]
-    T, cfg = engine.T, model.config
-    L, B = shape if model.static else (None, None)
-    x = engine.tensor("x", "int32", (L, B))
-    mask = engine.tensor("mask", engine.floatX, (L, B))
-    nB = B if model.static else x.shape[1]
-    zeros = [T.zeros((cfg.layers, nB, cfg.hidden_dim), dtype=engine.floatX) for _ in range(cfg.n_states)]
-    fwd, _ = model._stack(x, mask, zeros, [], "")
-    if cfg.bidirectional:
-        bwd, _ = model._stack(x, mask, zeros, [], "_b", go_backwards=True)
-        feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
-    else:
-        feats = fwd[:-2]  # state after w_{t-1} predicts w_t, t = 1..L-2
-    width = cfg.hidden_dim * len(cfg.directions)
-    rows, cols = feats.shape[0], feats.shape[1]
-    logits = model._output_logits(feats.reshape((rows * cols, width)))
+    logp = np.array(model.distribution(x, mask)[: x.shape[0] - 2])  # writable copy
     if banned:
-        penalty = np.zeros(cfg.vocab_size, engine.floatX)
-        penalty[list(banned)] = -np.inf
-        logits = logits + T.constant(penalty)
-    pred = T.cast(T.argmax(logits, axis=1), "int32").reshape((rows, cols))
-    fn = engine.function([x, mask], pred, mode=model.mode)
-    cache[key] = fn
-    return fn
+        logp[..., list(banned)] = -np.inf
+    return np.argmax(logp, axis=-1).astype(np.int32)
 
 
 def _banned_ids(vocab):
@@ -403,11 +370,7 @@ def masked_word_predictions(model, sentences, banned=(), batch_size=32, lengths=
             mask = np.zeros((L, B), np.float32)
             for b, i in enumerate(part):
                 x[: len(seqs[i]), b], mask[: len(seqs[i]), b] = seqs[i], 1.0
-            fn = _predict_function(model, (L, B), tuple(banned))
-            with warnings.catch_warnings():
-                # JAX runs 32-bit here and says so for argmax's int64 (the ids fit in int32).
-                warnings.filterwarnings("ignore", message=r".*dtype int64.*not available")
-                pred = np.asarray(fn(x, mask))
+            pred = _top1(model, x, mask, tuple(banned))
             for b, i in enumerate(part):
                 out[i] = pred[: len(seqs[i]) - 2, b].copy()
     return out
