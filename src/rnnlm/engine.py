@@ -121,12 +121,40 @@ def mode_for(linker: str = "c"):
             import jax  # noqa: F401  (only to give a clear error)
         except ImportError:
             raise EngineError("the jax linker needs JAX: pip install jax") from None
+        _enable_jax_cache()
         return "JAX"
     try:
         import numba  # noqa: F401
     except ImportError:
         raise EngineError("the numba linker needs Numba: pip install numba") from None
     return "NUMBA"
+
+
+_jax_cache_dir = None
+
+
+def _enable_jax_cache():
+    """JAX's persistent compilation cache, so a second run starts in seconds.
+
+    ``RNNLM_JAX_CACHE=DIR`` chooses the folder (default ``~/.cache/rnnlm/jax``); ``off`` disables.
+    """
+    global _jax_cache_dir
+    if _jax_cache_dir is not None:
+        return
+    where = os.environ.get("RNNLM_JAX_CACHE", "")
+    if where.lower() in ("off", "0", "none"):
+        _jax_cache_dir = ""
+        return
+    import jax
+
+    path = where or os.path.join(os.path.expanduser("~"), ".cache", "rnnlm", "jax")
+    try:
+        os.makedirs(path, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        _jax_cache_dir = path
+    except (OSError, AttributeError, ValueError):  # an unwritable home: compile without a cache
+        _jax_cache_dir = ""
 
 
 def default_linker() -> str:
