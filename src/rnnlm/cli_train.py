@@ -173,6 +173,9 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
                           f"(use a smaller --hidden, --vocab-size, --batch-size or --max-length)")
     checkpoint = 4 * n * (1 + slots)
     free = shutil.disk_usage(out).free
+    for name in ("checkpoint.npz", "best.npz"):  # a resumed run overwrites these
+        if (Path(out) / name).is_file():
+            free += (Path(out) / name).stat().st_size
     if 3 * checkpoint > free:
         raise ConfigError(f"--out {out}: checkpoints need about {_gb(3 * checkpoint)} but only {_gb(free)} "
                           f"is free")
