@@ -96,6 +96,13 @@ def add_corpus_arguments(p: argparse.ArgumentParser, vocab_size: int | None = 80
         "--min-length", type=int, default=None, metavar="N", help="drop sentences with fewer than N tokens"
     )
     g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tokenize in N processes (same result as 1; default: 1)",
+    )
+    g.add_argument(
         "--splitter",
         choices=SPLITTERS,
         default="auto",
@@ -119,6 +126,7 @@ def corpus_options(args: argparse.Namespace) -> dict:
         "drop_containing": args.drop_containing,
         "min_length": args.min_length,
         "splitter": args.splitter,
+        "workers": getattr(args, "workers", 1),
     }
 
 
@@ -366,6 +374,10 @@ def main(argv=None) -> int:
             return 1
         except OSError as e:
             print(f"{PROG}: error: {_one_line(_describe_oserror(e))}", file=sys.stderr)
+            return 2
+        except MemoryError:
+            print(f"{PROG}: error: out of memory (try a smaller --batch-size, --hidden, --vocab-size "
+                  "or --max-length)", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
