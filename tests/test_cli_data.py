@@ -235,10 +235,13 @@ def test_download_finds_a_verified_local_copy(shakespeare_txt, isolated, monkeyp
 def test_demo_prepares_the_default_corpus(reddit_csv, monkeypatch, capsys, isolated):
     monkeypatch.setenv("RNNLM_DATA", str(reddit_csv.parent))
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
-    rc, out, err = run(capsys, "demo")
+    rc, out, err = run(capsys, "demo", "--time-budget", "5s", "--num", "3", "--out", "demo-run")
     assert rc == 0, err
     assert "Parsed " in out and "Using vocabulary size" in out and "least frequent word" in out
     assert "sample" in err and "cut off" in err  # said which file stood in, and the cut row
+    sentences = out.split("Generated sentences:")[1].strip().splitlines()
+    assert len(sentences) == 3 and all(s.strip() for s in sentences)
+    assert not any("UNKNOWN_TOKEN" in s for s in sentences)
 
 
 def test_interrupt_and_oserror_handling(monkeypatch, capsys):
