@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 
-from .cli_train import _nonneg_float, _positive_int
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
+from .argtypes import nonneg_float as _nonneg_float
+from .argtypes import nonneg_int as _nonneg_int
+from .argtypes import positive_int as _positive_int
 
 
 def _runtime_arguments(p):

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import time
 
 import numpy as np
 
+from .bench import _cpu_model
 from .errors import ConfigError
 
 __all__ = [
@@ -83,21 +83,10 @@ def _load_corpus(corpus, **prepare_kwargs):
     return prepare(corpus, level="word", **prepare_kwargs)
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _runtime(model) -> dict:
     from . import engine
 
-    info = {**engine.describe(), "linker": model.linker, "cpu": _cpu_name(), "cpu_count": os.cpu_count()}
+    info = {**engine.describe(), "linker": model.linker, "cpu": _cpu_model(), "cpu_count": os.cpu_count()}
     if model.linker == "jax":
         import jax
 
