@@ -56,6 +56,20 @@ def test_a_timer_without_sync_would_be_caught():
     assert t["median_ms"] < 1e3 * FakeAsync.delay / 2
 
 
+def test_time_loop_blocks_on_the_last_result():
+    made = []
+
+    def call():
+        made.append(FakeAsync())
+        return made[-1]
+
+    t = bench.time_loop(call, steps=4, loops=2)
+    assert t["runs"] == 2
+    # only the last call of each loop (and the warm-up) is waited for, and its wait is timed
+    assert [r.ready for r in made] == [True, False, False, False, True, False, False, False, True]
+    assert t["min_ms"] >= 1e3 * FakeAsync.delay / 4
+
+
 def test_compare_times_every_candidate_with_sync_in_rotating_blocks():
     order = []
 
@@ -102,6 +116,12 @@ def test_gemm_roofline_result():
 
 def test_words_per_second():
     assert bench.words_per_second(64, 32, 500.0) == pytest.approx(4096.0)
+
+
+def test_process_age_counts_from_process_start():
+    a = bench.process_age()
+    time.sleep(0.05)
+    assert a is not None and a > 0 and bench.process_age() >= a + 0.04
 
 
 def test_machine_info_names_the_blas_kernel_and_engine():
@@ -159,15 +179,20 @@ def test_bench_train_result(train_result):
     roof = r["roofline"]
     assert roof["flops"] == bench.output_gemm_flops(B * L, 6, 30)
     for v in res.values():
-        assert v["median_ms"] > 0 and v["cold_start_s"] > 0
+        assert v["median_ms"] > 0 and v["cold_start_s"] > 0 and v["loop_ms"] > 0
         assert v["words_per_s"] == pytest.approx(B * L / (v["median_ms"] / 1e3))
     assert res[name]["vs_roofline"] == pytest.approx(roof["median_ms"] / res[name]["median_ms"])
+    assert res[name]["param_dtypes"] == ["float32"]
     if "torch" in res:
         assert res[name]["vs_torch"] == pytest.approx(res["torch"]["median_ms"] / res[name]["median_ms"])
+        assert res[name]["vs_torch_loop"] == pytest.approx(res["torch"]["loop_ms"] / res[name]["loop_ms"])
     else:
         assert "torch" in r["skipped"]
     assert r["settings"]["embedding_dim"] == 6 and r["settings"]["words_per_step"] == B * L
     assert r["targets"] == {"vs_torch": 2.0, "vs_roofline": 0.6}
+    # from process start: at least the model's own cold start, and this test process is older than that
+    assert r["process_to_first_step_s"] >= res[name]["cold_start_s"]
+    assert r["machine"]["load_average"] == r["load_average_before"]
 
 
 def test_bench_train_rejects_unknown_cells():

@@ -27,7 +27,7 @@ import os
 import platform
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -82,6 +82,27 @@ def time_calls(fn: Callable, repeat: int = 10, warmup: int = 1, sync: Callable =
         sync(fn())
         times.append(time.perf_counter() - t0)
     return summarize(times)
+
+
+def time_loop(fn: Callable, steps: int = 10, loops: int = 3, sync: Callable = block) -> dict:
+    """Per-call time of ``steps`` back-to-back calls that block only on the *last* result.
+
+    This is a training loop that does not read the loss every step: with asynchronous dispatch
+    (JAX, CUDA) the host prepares step n+1 while the device runs step n, so per-call overheads
+    hide behind the computation.  Each call must depend on the previous one (a train step
+    updates the parameters the next reads), so the last result is ready only when all are.
+    Returns :func:`summarize` of the per-call times of ``loops`` loops.
+    """
+    sync(fn())
+    per_call = []
+    for _ in range(max(1, loops)):
+        t0 = time.perf_counter()
+        result = None
+        for _ in range(max(1, steps)):
+            result = fn()
+        sync(result)
+        per_call.append((time.perf_counter() - t0) / max(1, steps))
+    return summarize(per_call)
 
 
 def compare(candidates: dict, repeat: int = 10, rounds: int = 2, sync: Callable = block) -> dict:
@@ -184,6 +205,32 @@ def busy_warning(machine: dict) -> str | None:
                 "shared the CPUs, absolute timings are inflated (ratios measured in this run are "
                 "comparable; numbers from other runs are not)")
     return None
+
+
+def finish(out: dict, load_before: list) -> dict:
+    """Attach :func:`machine_info` (read now, when every library used is loaded), the load
+    average before and after, and :func:`busy_warning`."""
+    machine = machine_info()
+    machine["load_average"] = load_before
+    out["machine"] = machine
+    out["load_average_before"] = load_before
+    out["load_average_after"] = load_average()
+    note = busy_warning(machine)
+    if note:
+        out["warning"] = note
+    return out
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), else None: the cold start as a user sees it."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
+        return None
 
 
 def _jax():
@@ -384,7 +431,7 @@ def bench_sgd_step(word_dim: int = 8000, hidden_dim: int = 100, bptt_truncate: i
     from .model import RNN
     from .reference import RNNNumpy, init_tutorial_params
 
-    machine = machine_info()
+    load_before = load_average()
     linkers = default_linkers() if linkers is None else list(linkers)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, word_dim, length).astype(np.int32)
@@ -425,7 +472,9 @@ def bench_sgd_step(word_dim: int = 8000, hidden_dim: int = 100, bptt_truncate: i
                                             "update; JAX linker"}[form]}
             cands[name] = (lambda fn=fn, r=rnn_j: [fn(x, y, lr32), shared_values(r)])
     else:
-        skipped["rnn_jax_static"] = skipped["rnn_jax_split"] = "the jax linker was not asked for"
+        why = ("the jax linker was not asked for" if engine.default_linker() == "jax"
+               else f"no jax linker here ({engine.name} {engine.version}: C linker only, or JAX not installed)")
+        skipped["rnn_jax_static"] = skipped["rnn_jax_split"] = why
     if hand_jax:
         if _jax() is None:
             skipped["hand_jax"] = "jax is not installed"
@@ -453,13 +502,8 @@ def bench_sgd_step(word_dim: int = 8000, hidden_dim: int = 100, bptt_truncate: i
         "best": best,
         "best_speedup": results[best]["speedup"] if best else None,
         "target_speedup": SGD_TARGET_SPEEDUP,
-        "machine": machine,
-        "load_average_after": load_average(),
     }
-    note = busy_warning(machine)
-    if note:
-        out["warning"] = note
-    return out
+    return finish(out, load_before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,7 +519,8 @@ def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, 
     """Build a LanguageModel, run its first step; returns ``(step_fn, cold_start_s)``.
 
     ``cold_start_s`` is the wall time from constructing the model to the end of the first
-    training step (graph building, rewriting, compilation, first run).  ``step_fn()`` runs one
+    training step (graph building, rewriting, compilation, first run); the interpreter's and the
+    engine's import time come on top (``process_to_first_step_s`` in :func:`bench_train`).  ``step_fn()`` runs one
     ``train_step`` and returns its outputs and the updated shared values, to be blocked on.
     """
     from .model import LanguageModel
@@ -487,7 +532,7 @@ def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, 
     shared = list(model.params.values())
 
     def step():
-        loss_sum, ntok, gnorm, states = model.train_step(x, y, mask)
+        loss_sum, _ntok, gnorm, states = model.train_step(x, y, mask)
         return [loss_sum, gnorm, states, [p.get_value(borrow=True, return_internal_type=True) for p in shared]]
 
     block(step())
@@ -612,9 +657,11 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     """One training step (full softmax, SGD, float32) of rnnlm vs PyTorch vs the GEMM roofline.
 
     Both models have an embedding of size H (``embedding_dim=hidden_dim`` in rnnlm), so they do
-    the same work.  Per cell: ``candidates`` (name -> timing, ``words_per_s``,
-    ``cold_start_s``), and for each rnnlm candidate ``vs_torch`` (its words/s over PyTorch's)
-    and ``vs_roofline`` (roofline time over its time).  ``device="gpu"`` runs JAX and PyTorch
+    the same work.  Per cell, name -> timing of one synchronised step (``median_ms``...),
+    ``words_per_s``, ``cold_start_s``, and ``loop_ms`` (per step in a loop that blocks only on
+    its last step, :func:`time_loop`); for each rnnlm candidate ``vs_torch`` (its words/s over
+    PyTorch's), ``vs_torch_loop`` (the same from ``loop_ms``) and ``vs_roofline`` (roofline
+    time over its time).  ``device="gpu"`` runs JAX and PyTorch
     on the GPU (the C linker and the NumPy roofline are CPU-only and skipped).
     """
     from . import engine
@@ -642,7 +689,7 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     if hand_jax and _jax() is None:
         skipped["hand_jax"] = "jax is not installed"
         hand_jax = False
-    machine = machine_info()
+    load_before = load_average()
     rng = np.random.default_rng(seed)
     x, y, mask = _random_batch(rng, vocab_size, steps, batch_size)
     words = batch_size * steps
@@ -654,11 +701,14 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
         skipped["roofline"] = "the NumPy GEMM roofline is measured on the CPU only"
 
     per_cell = {}
+    first_step_at = None
     for cell in cells:
         cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, embedding_dim=hidden_dim)
         cands, meta = {}, {}
         for linker in linkers:
             fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed)
+            if first_step_at is None:
+                first_step_at = process_age()  # interpreter, imports, graph, compile, first step
             cands[f"rnnlm_{linker}"] = fn
             meta[f"rnnlm_{linker}"] = {"cold_start_s": cold, "what": f"LanguageModel.train_step, {linker} linker"}
         if torch_mod is not None:
@@ -673,18 +723,21 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
             meta["hand_jax"] = {"cold_start_s": first, "what": "the same model written directly in JAX "
                                                               "(not rnnlm; the XLA floor)"}
         timings = compare(cands, repeat=repeat)
+        loops = {name: time_loop(fn, steps=repeat) for name, fn in cands.items()}
         for name, fn in cands.items():
             if hasattr(fn, "param_dtypes"):
                 meta[name]["param_dtypes"] = fn.param_dtypes()
         res = {}
         for name, t in timings.items():
-            res[name] = {**meta[name], **t, "words_per_s": words_per_second(batch_size, steps, t["median_ms"])}
-        for name in res:
+            res[name] = {**meta[name], **t, "words_per_s": words_per_second(batch_size, steps, t["median_ms"]),
+                         "loop_ms": loops[name]["median_ms"]}
+        for name, r in res.items():
             if name.startswith("rnnlm_"):
                 if "torch" in res:
-                    res[name]["vs_torch"] = res[name]["words_per_s"] / res["torch"]["words_per_s"]
+                    r["vs_torch"] = r["words_per_s"] / res["torch"]["words_per_s"]
+                    r["vs_torch_loop"] = res["torch"]["loop_ms"] / r["loop_ms"]
                 if roof is not None:
-                    res[name]["vs_roofline"] = roof["median_ms"] / res[name]["median_ms"]
+                    r["vs_roofline"] = roof["median_ms"] / r["median_ms"]
         per_cell[cell] = res
 
     out = {
@@ -699,14 +752,9 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
         "skipped": skipped,
         "targets": ({"vs_torch": TORCH_TARGET_RATIO, "vs_roofline": ROOFLINE_TARGET}
                     if platform_used == "cpu" else {"vs_torch": 1.0}),
-        "machine": machine_info() if (torch_mod is not None or hand_jax) else machine,
-        "load_average_before": machine["load_average"],
-        "load_average_after": load_average(),
+        "process_to_first_step_s": first_step_at,
     }
-    note = busy_warning(machine)
-    if note:
-        out["warning"] = note
-    return out
+    return finish(out, load_before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -736,7 +784,7 @@ def bench_generate(vocab_size: int = 8000, hidden_dim: int = 128, cell: str = "r
     if tokens < 2 * window:
         raise ConfigError(f"--tokens ({tokens}) must be at least twice --window ({window})")
     linker = linker or engine.default_linker()
-    machine = machine_info()
+    load_before = load_average()
     cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, layers=layers)
     model = LanguageModel(cfg, seed=seed, linker=linker)
     rng = np.random.default_rng(seed)
@@ -781,13 +829,8 @@ def bench_generate(vocab_size: int = 8000, hidden_dim: int = 128, cell: str = "r
                      "tokens": tokens, "window": window, "linker": linker, "seed": seed,
                      "sampling": "inverse CDF in NumPy, every token"},
         "batches": results,
-        "machine": machine,
-        "load_average_after": load_average(),
     }
-    note = busy_warning(machine)
-    if note:
-        out["warning"] = note
-    return out
+    return finish(out, load_before)
 
 
 # --------------------------------------------------------------------------------------------
@@ -804,7 +847,7 @@ def bench_gru_part4(batch_sizes=(1, 64), length: int = 32, repeat: int = 10, lin
     sentence (batch 1, as the tutorial trained it) and on a sentence batch."""
     from .model import ModelConfig
 
-    machine = machine_info()
+    load_before = load_average()
     linkers = [default_linkers()[0]] if linkers is None else list(linkers)
     cfg = ModelConfig(**{**PART4, **(config or {})})
     rng = np.random.default_rng(seed)
@@ -828,10 +871,5 @@ def bench_gru_part4(batch_sizes=(1, 64), length: int = 32, repeat: int = 10, lin
                      "eps": 1e-6, "length": length, "batch_sizes": [int(b) for b in batch_sizes],
                      "repeat": repeat, "seed": seed, "linkers": linkers},
         "runs": results,
-        "machine": machine,
-        "load_average_after": load_average(),
     }
-    note = busy_warning(machine)
-    if note:
-        out["warning"] = note
-    return out
+    return finish(out, load_before)
