@@ -191,3 +191,13 @@ def test_distribution_agrees_with_evaluate():
         picked = np.take_along_axis(logp, target[..., None], axis=2)[..., 0]
         m = mask[2:] if model.config.bidirectional else mask
         np.testing.assert_allclose(-picked * m, nll, rtol=1e-4, atol=1e-5)
+
+
+def test_truncated_scan_under_jax_is_refused_clearly():
+    if engine.name != "pytensor":
+        pytest.skip("the jax linker is PyTensor's")
+    from rnnlm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="linker c"):
+        LanguageModel(ModelConfig(vocab_size=C, hidden_dim=H, bptt_truncate=3), seed=0, linker="jax")
+    LanguageModel(ModelConfig(vocab_size=C, hidden_dim=H, bptt_truncate=3), seed=0, linker="c")

@@ -336,7 +336,7 @@ def tutorial_sgd_graph(rnn, length: int, form: str = "split", linker: str = "jax
                         truncate_gradient=k)
     elif form == "split":
         # engine exports no disconnected_grad yet; both engines have it under .gradient
-        cut = engine._lib.gradient.disconnected_grad
+        cut = engine.disconnected_grad
         proj = U.T[x]  # (T, H): U[:, x_t] for every step, one gather
         Wt = W.T
 

@@ -253,8 +253,11 @@ def _summary(trainer, state, splits):
         import math
 
         res["best_valid_perplexity"] = math.exp(min(state["best_valid"], 700))
-    if len(splits.get("test", [])):
-        res["test"] = trainer.evaluate(splits["test"])
+    if len(splits.get("test", [])) and state["stopped"] != "interrupted":
+        try:
+            res["test"] = trainer.evaluate(splits["test"])
+        except KeyboardInterrupt:  # Ctrl-C after training: the checkpoint is saved, skip the test score
+            res["stopped"] = "interrupted"
     return res
 
 

@@ -75,6 +75,7 @@ floatX = "float32"
 function = _lib.function
 shared = _lib.shared
 grad = _lib.grad
+disconnected_grad = importlib.import_module(f"{name}.gradient").disconnected_grad
 log_softmax = _special.log_softmax
 softmax = _special.softmax
 

@@ -306,6 +306,11 @@ class LanguageModel:
         self.linker = linker
         self.mode = engine.mode_for(linker)
         self.static = linker in ("jax",)
+        if self.static and config.bptt_truncate > 0:
+            # PyTensor 3.0.7's JAX backend fails on the gradient of a truncated scan whose input
+            # sequence needs a gradient (AssertionError in get_partial_traces); say so up front.
+            raise ConfigError("bptt_truncate > 0 is not supported with the jax linker (a PyTensor "
+                              "JAX-backend limitation); use --linker c or full BPTT (-1)")
         if params is None:
             params = init_params(config, seed=seed)
         self.validate_params(params)
