@@ -828,14 +828,7 @@ class Vocabulary:
         reserved: Sequence[str] = (SENTENCE_START, SENTENCE_END),
     ) -> Vocabulary:
         """:meth:`build` from token counts whose iteration order is the order of first occurrence."""
-        if vocab_size is not None:
-            if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-                raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
-            if vocab_size < 3:
-                raise ConfigError(
-                    f"vocab_size must be at least 3 (start, end and unknown tokens), got {vocab_size}"
-                )
-            vocab_size = int(vocab_size)
+        vocab_size = _check_vocab_size(vocab_size)
         reserved = [r for r in dict.fromkeys(reserved) if r != unknown_token]
         if vocab_size is not None and len(reserved) > vocab_size - 1:
             raise ConfigError(f"vocab_size {vocab_size} leaves no room for the reserved tokens {reserved}")
@@ -1464,6 +1457,17 @@ def _vocab_stats(vocab: Vocabulary, unique: int, requested: int | None) -> dict:
     }
 
 
+def _check_vocab_size(vocab_size):
+    """None (keep every token) or an int >= 3 (start, end and unknown tokens); returns it as int."""
+    if vocab_size is None:
+        return None
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
+        raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
+    if vocab_size < 3:
+        raise ConfigError(f"vocab_size must be at least 3 (start, end and unknown tokens), got {vocab_size}")
+    return int(vocab_size)
+
+
 def _check_int(name: str, value, minimum: int) -> None:
     if value is None:
         return
@@ -1693,13 +1697,7 @@ def prepare(
         raise ConfigError(f"unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZERS)})")
     if splitter not in SPLITTERS:
         raise ConfigError(f"unknown sentence splitter {splitter!r} (choose from {', '.join(SPLITTERS)})")
-    if vocab_size is not None:
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
-            raise ConfigError(f"vocab_size must be an integer, got {vocab_size!r}")
-        if vocab_size < 3:
-            raise ConfigError(
-                f"vocab_size must be at least 3 (start, end and unknown tokens), got {vocab_size}"
-            )
+    _check_vocab_size(vocab_size)
     _check_int("max_sentences", max_sentences, 1)
     _check_int("min_length", min_length, 0)
     _check_int("workers", workers, 1)

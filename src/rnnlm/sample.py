@@ -382,16 +382,10 @@ def generate(
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
     special = ids or special_ids(model, vocab)
-    word = special.level == "word"
-    if max_length is None:
-        max_length = DEFAULT_MAX_WORDS if word else DEFAULT_MAX_CHARS
-    _check_lengths(min_length, max_length)
+    word, max_length, prefix, base, logp0, states = _start(model, vocab, special, prime, min_length,
+                                                           max_length, prime_chunk)
     rng = _rng(rng, seed)
     C = model.config.vocab_size
-    fed = _prime_ids(model, vocab, special, prime)
-    prefix = _sentence_prefix(fed, special, vocab)
-    logp0, states = prime_state(model, fed, chunk=prime_chunk)
-    base = len(prefix) if word else 0
 
     forbidden = np.zeros(C, bool)
     if special.unk is not None and not allow_unk:
@@ -446,6 +440,23 @@ def generate(
 def generate_sentence(model, vocab=None, rng=None, **kwargs) -> Generation:
     """One sentence (or char-level passage): :func:`generate` with ``n=1``; same keyword arguments."""
     return generate(model, vocab, 1, rng, **kwargs)[0]
+
+
+def _start(model, vocab, special, prime, min_length, max_length, prime_chunk):
+    """Shared start of sampling and beam search: length defaults and checks, the prime fed once.
+
+    Returns ``(word, max_length, prefix, base, logp0, states)``: whether the model is word level,
+    the resolved length limit, the prime's part of the current sentence, its length (word level),
+    and log p(next token) (C,) with the states after the prime.
+    """
+    word = special.level == "word"
+    if max_length is None:
+        max_length = DEFAULT_MAX_WORDS if word else DEFAULT_MAX_CHARS
+    _check_lengths(min_length, max_length)
+    fed = _prime_ids(model, vocab, special, prime)
+    prefix = _sentence_prefix(fed, special, vocab)
+    logp0, states = prime_state(model, fed, chunk=prime_chunk)
+    return word, max_length, prefix, (len(prefix) if word else 0), logp0, states
 
 
 def _check_lengths(min_length, max_length):
@@ -541,15 +552,9 @@ def beam_search(
     K = int(beam_size)
     n_best = K if n_best is None else int(n_best)
     special = ids or special_ids(model, vocab)
-    word = special.level == "word"
-    if max_length is None:
-        max_length = DEFAULT_MAX_WORDS if word else DEFAULT_MAX_CHARS
-    _check_lengths(min_length, max_length)
+    word, max_length, prefix, base, logp0, states0 = _start(model, vocab, special, prime, min_length,
+                                                            max_length, prime_chunk)
     C = model.config.vocab_size
-    fed = _prime_ids(model, vocab, special, prime)
-    prefix = _sentence_prefix(fed, special, vocab)
-    logp0, states0 = prime_state(model, fed, chunk=prime_chunk)
-    base = len(prefix) if word else 0
 
     allowed = np.ones(C, bool)
     if special.unk is not None and not allow_unk:
