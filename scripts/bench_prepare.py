@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time and peak memory of ``rnnlm.corpus.prepare`` on generated corpora of several sizes.
+"""Time and peak memory of ``rnnlm.data.corpus.prepare`` on generated corpora of several sizes.
 
 Run with the project environment::
 
@@ -110,11 +110,11 @@ def child(args) -> None:
 
         import rnnlm  # the package the module's relative imports resolve against
 
-        spec = importlib.util.spec_from_file_location("rnnlm.corpus", args.corpus_module)
+        spec = importlib.util.spec_from_file_location("rnnlm.data.corpus", args.corpus_module)
         corpus = importlib.util.module_from_spec(spec)
-        sys.modules["rnnlm.corpus"] = corpus
+        sys.modules["rnnlm.data.corpus"] = corpus
         spec.loader.exec_module(corpus)
-        rnnlm.corpus = corpus
+        rnnlm.data.corpus = corpus
     else:
         from rnnlm import corpus
     import warnings
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     d.mkdir(parents=True, exist_ok=True)
     if not args.json:
         print(machine())
-        print(f"implementation: {args.corpus_module or 'rnnlm.corpus'}")
+        print(f"implementation: {args.corpus_module or 'rnnlm.data.corpus'}")
         print(f"{'corpus':<14}{'workers':>8}{'MB file':>9}{'tokens':>12}{'sentences':>11}{'distinct':>10}"
               f"{'prepare s':>10}{'Mtok/s':>8}{'save s':>8}{'base MB':>9}{'peak MB':>9}{'growth':>8}{'encoded':>9}")
     jobs = [("lines", int(n), 1) for n in args.sizes] + [("text", int(n), w) for n in args.nltk_sizes

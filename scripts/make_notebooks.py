@@ -60,8 +60,9 @@ NB01 = [
     It runs in well under a minute on two CPU cores and needs no data files.
     """),
     code(SETUP + """
-from rnnlm.model import RNN, LanguageModel, ModelConfig, param_shapes
-from rnnlm.reference import RNNNumpy, init_tutorial_params
+from rnnlm.models.lm import LanguageModel, ModelConfig, param_shapes
+from rnnlm.models.tutorial import RNN
+from rnnlm.models.reference import RNNNumpy, init_tutorial_params
 """),
     md(r"""
     ## The recurrence
@@ -116,7 +117,7 @@ plt.show()
     With a vocabulary of $C$ words and a hidden state of $H$ units: $x_t \in \mathbb{R}^C$, $s_t \in
     \mathbb{R}^H$, $o_t \in \mathbb{R}^C$, so $U$ is $H \times C$, $W$ is $H \times H$ and $V$ is $C \times H$.
     Take a toy vocabulary of five words and three hidden units — the library's NumPy reference model
-    (`rnnlm.reference.RNNNumpy`, the tutorial's `RNNNumpy`) has exactly these parameters:
+    (`rnnlm.models.reference.RNNNumpy`, the tutorial's `RNNNumpy`) has exactly these parameters:
     """),
     code(r"""
 vocab = ["SENTENCE_START", "the", "cat", "sat", "SENTENCE_END"]  # C = 5
@@ -165,20 +166,19 @@ print(f"loss of this untrained model: {toy.calculate_loss([x], [y]):.3f} nats/wo
     md(r"""
     ## Parameter sharing in the graph
 
-    The graph model `rnnlm.model.RNN` (the tutorial's `RNNTheano`) declares the recurrence with `scan`, as
+    The graph model `rnnlm.models.tutorial.RNN` (the tutorial's `RNNTheano`) declares the recurrence with `scan`, as
     Theano code does.  Printing its symbolic output shows the whole story: `U` and `W` enter the `Scan` node
     **once**, as non-sequences; the inner graph (one step: `tanh(U[:, x_t] + W s_{t-1})`) reads them as its inputs
     `i2 -> U` and `i3 -> W`, and `scan` applies that one step function at every time step.  The output layer
     `V` sits outside the loop: it does not feed the recurrence, so all steps take one matrix product (the
     library's *fast* form).
 
-    Building the graph compiles nothing; `_specs` is where the class keeps its symbolic outputs until a
-    function is first called (not public API — used here only to print the graph).
+    Building the graph compiles nothing; `graph(name)` returns the symbolic outputs of one of its functions
+    and `engine.pprint` prints them.
     """),
     code(r"""
 graph_rnn = RNN(word_dim=len(vocab), hidden_dim=3, bptt_truncate=-1, seed=0)  # same seed: the weights of `toy`
-_, o_symbolic, _ = graph_rnn._specs["forward_propagation"]
-engine._lib.dprint(o_symbolic, depth=6);
+engine.pprint(graph_rnn.graph("forward_propagation"), depth=6);
 """),
     md(r"""
     The tutorial's own graph computed $o_t$ inside the loop.  `RNN(fast=False)` keeps that faithful form:
@@ -186,8 +186,7 @@ engine._lib.dprint(o_symbolic, depth=6);
     """),
     code(r"""
 faithful = RNN(word_dim=len(vocab), hidden_dim=3, bptt_truncate=-1, seed=0, fast=False)
-_, o_faithful, _ = faithful._specs["forward_propagation"]
-engine._lib.dprint(o_faithful, depth=4);
+engine.pprint(faithful.graph("forward_propagation"), depth=4);
 """),
     md(r"""
     The compiled batched model (`LanguageModel`, here on the JAX linker) gives the same numbers in two ways:
@@ -236,22 +235,14 @@ for title, cfg in configs.items():
     and its `Scan` nodes are listed: one loop per layer and direction, each with its recurrent weights as
     non-sequences.  PyTensor's rewriter merges the forward and backward loops of a layer into one `Scan`
     (`rnn0_b&rnn0`), since they have the same number of steps — the two directions still use separate
-    weights.  (`_compile` returns the model's cached compiled function; not public API, used for display.)
+    weights.  (`model.graph(kind, shape)` returns the model's compiled function; `engine.scan_loops` lists its loops.)
     """),
     code(r"""
 def scan_loops(config, length=6):
     # Compile the model's forward function and list its Scan nodes: (name, steps, non-sequence shapes).
     model = LanguageModel(config, seed=0, linker=engine.default_linker())
-    x = np.zeros((length, 1), np.int32)
-    model.distribution(x)
-    fn = model._compile("dist", x.shape)
-    loops = []
-    for node in fn.maker.fgraph.toposort():
-        if type(node.op).__name__ == "Scan":
-            info = node.op.info
-            weights = [tuple(v.type.shape) for v in node.inputs[len(node.inputs) - info.n_non_seqs:]]
-            loops.append((node.op.name, length, weights))
-    return loops
+    fn = model.graph("dist", (length, 1))
+    return [(loop["name"], length, loop["non_sequence_shapes"]) for loop in engine.scan_loops(fn)]
 
 
 loops = {}
@@ -350,13 +341,14 @@ NB02 = [
     minute and a half on two CPU cores.
     """),
     code(SETUP + """
-from rnnlm import bench, datasets
-from rnnlm.checkpoint import load_model
-from rnnlm.corpus import prepare
-from rnnlm.model import RNN
-from rnnlm.reference import RNNNumpy
-from rnnlm.sample import generate, perplexity
-from rnnlm.train import train_with_sgd
+from rnnlm import bench
+from rnnlm.data import datasets
+from rnnlm.training.checkpoint import load_model
+from rnnlm.data.corpus import prepare
+from rnnlm.models.tutorial import RNN
+from rnnlm.models.reference import RNNNumpy
+from rnnlm.inference import generate, perplexity
+from rnnlm.training.tutorial import train_with_sgd
 """),
     md(r"""
     ## 1. The data
@@ -546,7 +538,7 @@ for g in generate(lm, small.vocab, n=6, seed=0, min_length=5, max_length=20):
 
     The file holds **no vocabulary**: the tutorial built its word list at run time from the full 15,000-comment
     file, and the 212-comment sample here has a different vocabulary, so decoding the model's ids with it
-    would print the wrong words.  What is known is the id layout (`rnnlm.sample` documents it): id 0 is
+    would print the wrong words.  What is known is the id layout (`rnnlm.inference` documents it): id 0 is
     `SENTENCE_START`, id 1 `SENTENCE_END`, id 7999 `UNKNOWN_TOKEN`, and the other ids are words by decreasing
     frequency.  So the model generates and scores, but as ids; with the full file
     (`rnnlm data download reddit`) `prepare("reddit", vocab_size=8000)` rebuilds a vocabulary with the
@@ -593,13 +585,13 @@ NB03 = [
     gradient norms against distance, a heat map, tanh against ReLU, the spectral radius of $W$, GRU and LSTM,
     the error of truncated BPTT, and exploding gradients with clipping.
 
-    Everything here is float64 NumPy on the reference models (`rnnlm.reference`); the same measurements run on
+    Everything here is float64 NumPy on the reference models (`rnnlm.models.reference`); the same measurements run on
     a trained checkpoint with `rnnlm analyze gradients CKPT`.  About a minute on two CPU cores.
     """),
     code(SETUP + """
 from rnnlm import analysis as A
-from rnnlm.corpus import prepare
-from rnnlm.datasets import DataWarning
+from rnnlm.data.corpus import prepare
+from rnnlm.data.datasets import DataWarning
 
 warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit file is the 212-comment sample
 warnings.filterwarnings("ignore", message=".*cut off inside a quoted field")
@@ -722,14 +714,14 @@ A.plot_truncation(errors, training)
     sentences longer than $k$: only the last $k$ steps of each sentence update $U$ and $W$, so most of the
     gradient is lost and training suffers.  (The error is not always monotone in $k$ — contributions from
     different distances can cancel — so the plot also shows a bound that never grows.)  The tutorial's own
-    Theano model passed `bptt_truncate` to `scan`, and so does `rnnlm.model.RNN`: it trains with the second
+    Theano model passed `bptt_truncate` to `scan`, and so does `rnnlm.models.tutorial.RNN`: it trains with the second
     definition.  `LanguageModel` and `rnnlm train` default to full BPTT (`bptt_truncate=-1`).
 
     ## Exploding gradients and clipping
 
     The opposite failure: with $W$ rescaled to a spectral radius above 1 the product of Jacobians can grow with
     distance and the gradient norm explodes.  `exploding_gradients` measures the global gradient norm of each
-    sentence's loss per radius, without and with clipping to norm 5 (the rule `rnnlm.optim` applies), and one
+    sentence's loss per radius, without and with clipping to norm 5 (the rule `rnnlm.training.optim` applies), and one
     pass of per-sentence SGD with each.
     """),
     code(r"""
@@ -778,13 +770,14 @@ NB04 = [
     are rough.  About two minutes on two CPU cores.
     """),
     code(SETUP + """
-from rnnlm.corpus import prepare
-from rnnlm.datasets import DataWarning
+from rnnlm.data.corpus import prepare
+from rnnlm.data.datasets import DataWarning
 from rnnlm.experiments import PART4, masked_word_accuracy, reproduce_part4
-from rnnlm.model import LanguageModel, ModelConfig, param_shapes
-from rnnlm.reference import GATE_NAMES, GatedRNNNumpy
-from rnnlm.sample import fill
-from rnnlm.train import TrainConfig, Trainer
+from rnnlm.models.lm import LanguageModel, ModelConfig, param_shapes
+from rnnlm.models.reference import GATE_NAMES, GatedRNNNumpy
+from rnnlm.inference import fill
+from rnnlm.training.config import TrainConfig
+from rnnlm.training.trainer import Trainer
 
 warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit file is the 212-comment sample
 warnings.filterwarnings("ignore", message=".*cut off inside a quoted field")

@@ -12,12 +12,13 @@ turns a linker name (``c``, ``jax``, ``numba``) into a compile mode.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import warnings
 
-from .errors import EngineError
+from rnnlm.errors import EngineError
 
 ENGINES = ("pytensor", "aesara")
 LINKERS = ("c", "jax", "numba", "py")
@@ -26,15 +27,31 @@ INSTALL_HINT = {
     "aesara": "pip install -e '.[aesara]'  (in its own venv: make .venv-aesara)",
 }
 
-# The C linker of a pip-installed engine usually finds no BLAS; we report that in benchmarks
-# (blas_info) rather than print a warning on every start.
-warnings.filterwarnings("ignore", message=r".*could not link to a BLAS.*")
-warnings.filterwarnings("ignore", message=r".*Explicitly requested dtype float64.*")
-# PyTensor's JAX backend drops shape Asserts; we validate shapes in Python (model._as_batch).
-warnings.filterwarnings("ignore", message=r"Skipping Assert")
-warnings.filterwarnings("ignore", message=r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
-logging.getLogger("aesara.tensor.blas").setLevel(logging.ERROR)
-logging.getLogger("pytensor.tensor.blas").setLevel(logging.ERROR)
+# Engine messages that say nothing to an rnnlm user, silenced only around rnnlm's own calls into the
+# engine (:func:`quiet`), never process-wide: the C linker of a pip-installed engine usually finds no
+# BLAS (benchmarks report it: blas_info); float64 index arithmetic inside graphs is intended; PyTensor's
+# JAX backend drops shape Asserts (rnnlm validates shapes in Python before every call).
+_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*", r"Skipping Assert",
+                   r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
+_QUIET_LOGGERS = ("aesara.tensor.blas", "pytensor.tensor.blas")
+
+
+@contextlib.contextmanager
+def quiet():
+    """Within this block, the engine's warnings listed in ``_QUIET_MESSAGES`` (and its BLAS loggers'
+    warnings) are not shown. Filters and logger levels are restored afterwards."""
+    loggers = [logging.getLogger(n) for n in _QUIET_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        for pattern in _QUIET_MESSAGES:
+            warnings.filterwarnings("ignore", message=pattern)
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
 
 
 def _import(name):
@@ -63,7 +80,8 @@ def _select():
     )
 
 
-name, _lib = _select()
+with quiet():
+    name, _lib = _select()
 version = _lib.__version__
 T = importlib.import_module(f"{name}.tensor")
 _special = importlib.import_module(f"{name}.tensor.special")
@@ -72,12 +90,38 @@ config = _lib.config
 config.floatX = "float32"
 floatX = "float32"
 
-function = _lib.function
 shared = _lib.shared
 grad = _lib.grad
 disconnected_grad = importlib.import_module(f"{name}.gradient").disconnected_grad
 log_softmax = _special.log_softmax
 softmax = _special.softmax
+
+
+class Compiled:
+    """A compiled function; calls it as the engine's own. The first call (where the JAX linker traces
+    the graph) runs under :func:`quiet`; attributes (``maker``, ``trust_input``...) are the engine's."""
+
+    __slots__ = ("fn", "_called")
+
+    def __init__(self, fn):
+        self.fn, self._called = fn, False
+
+    def __call__(self, *args):
+        if self._called:
+            return self.fn(*args)
+        with quiet():
+            out = self.fn(*args)
+        self._called = True
+        return out
+
+    def __getattr__(self, item):
+        return getattr(self.fn, item)
+
+
+def function(inputs, outputs=None, **kwargs) -> Compiled:
+    """The engine's ``function`` (compile a graph), with the engine's noise silenced (:func:`quiet`)."""
+    with quiet():
+        return Compiled(_lib.function(inputs, outputs, **kwargs))
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
@@ -94,7 +138,8 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
                   go_backwards=go_backwards, strict=True, name=label)
     if name == "pytensor":
         kwargs["return_updates"] = False
-    result = _lib.scan(fn, **kwargs)
+    with quiet():
+        result = _lib.scan(fn, **kwargs)
     if name == "pytensor":
         return result
     outputs, updates = result
@@ -199,10 +244,35 @@ def select_device(device: str = "cpu") -> str:
     return "gpu"
 
 
+def pprint(graph, depth: int = -1, file=None) -> str:
+    """Print a symbolic variable or a compiled function as the engine's ``debugprint`` tree (the public
+    way to look at a graph); returns the text."""
+    import io
+
+    buf = io.StringIO()
+    _lib.dprint(graph, depth=depth, file=buf)
+    text = buf.getvalue()
+    print(text, end="", file=file)
+    return text
+
+
+def scan_loops(fn) -> list:
+    """The ``Scan`` loops of a compiled function, in execution order: a list of
+    ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries)."""
+    loops = []
+    for node in fn.maker.fgraph.toposort():
+        if type(node.op).__name__ == "Scan":
+            n = node.op.info.n_non_seqs
+            loops.append({"name": node.op.name,
+                          "non_sequence_shapes": [tuple(v.type.shape) for v in node.inputs[len(node.inputs) - n:]]})
+    return loops
+
+
 def blas_info() -> str:
     """What the C linker links for BLAS (empty string: none, NumPy fallbacks are used)."""
     try:
-        return str(config.blas__ldflags)
+        with quiet():  # reading the flag may run the engine's BLAS detection, which warns
+            return str(config.blas__ldflags)
     except Exception:  # pragma: no cover - option names differ across versions
         return ""
 

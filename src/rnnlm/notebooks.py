@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import RnnlmError
+from rnnlm.errors import RnnlmError
 
 KERNEL_NAME = "rnnlm"
 KERNEL_DISPLAY_NAME = "Python (rnnlm)"
@@ -72,7 +72,7 @@ def _kernel_dict() -> dict:
 
 
 def _write_spec(folder: Path, spec: dict) -> None:
-    from .fileio import atomic_write
+    from rnnlm.fileio import atomic_write
 
     d = folder / KERNEL_NAME
     d.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def write_notebook(nb, path) -> Path:
     """Write ``nb`` to ``path`` atomically (nbformat's JSON, newline at the end)."""
     import nbformat
 
-    from .fileio import atomic_write
+    from rnnlm.fileio import atomic_write
 
     text = nbformat.writes(nb) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))

@@ -1,0 +1,155 @@
+"""``rnnlm train``: train a model on a corpus (the work is :func:`rnnlm.training.api.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnlm.cli.common import (
+    add_corpus_arguments,
+    add_runtime_arguments,
+    corpus_options,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    print_json,
+    setup_engine,
+)
+
+
+def _length(text):
+    v = positive_int(text)
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"expected a length of at least 2, got {v}")
+    return v
+
+
+def _truncate(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v == 0 or v < -1:
+        raise argparse.ArgumentTypeError(f"expected -1 (full BPTT) or a positive number of steps, got {v}")
+    return v
+
+
+def add_model_arguments(p):
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=("rnn", "gru", "lstm"), default="gru", help="recurrent cell (default: gru)")
+    g.add_argument("--task", choices=("lm", "fill"), default="lm",
+                   help="lm: left-to-right language model; fill: bidirectional fill-in-the-blank model")
+    g.add_argument("--hidden", type=positive_int, default=128, metavar="H", help="hidden units per layer (default: 128)")
+    g.add_argument("--layers", type=positive_int, default=1, metavar="N", help="stacked layers (default: 1)")
+    g.add_argument("--embedding", type=nonneg_int, default=64, metavar="D",
+                   help="word embedding size; 0 = the tutorial's one-hot input (default: 64)")
+    g.add_argument("--activation", choices=("tanh", "relu"), default="tanh", help="rnn cell nonlinearity")
+    g.add_argument("--gate", choices=("sigmoid", "hard_sigmoid"), default="sigmoid",
+                   help="gru/lstm gate nonlinearity (the tutorial's part 4 uses hard_sigmoid)")
+    g.add_argument("--dropout", type=nonneg_float, default=0.0, help="dropout between layers and before the output")
+    g.add_argument("--tie-embeddings", action="store_true",
+                   help="share the input embedding with the output layer (projection when D != H)")
+    g.add_argument("--bptt-truncate", type=_truncate, default=-1, metavar="K",
+                   help="scan's truncate_gradient within a sequence (-1: full BPTT)")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a model on a corpus (path or known name)",
+        description="Train an RNN language model. Writes checkpoint.npz (latest, resumable), best.npz "
+        "(best validation perplexity), log.jsonl, loss.png and corpus.npz to --out. Perplexity is "
+        "exp(mean negative log-likelihood over every predicted token, including the end-of-sentence "
+        "token, excluding the start token). Ctrl-C saves a resumable checkpoint.")
+    p.add_argument("corpus", help="corpus file, or a known name (reddit, tinyshakespeare)")
+    add_corpus_arguments(p)
+    add_model_arguments(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--optimizer", choices=("sgd", "rmsprop", "adam"), default="adam", help="(default: adam)")
+    g.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: sgd 0.005, rmsprop/adam 0.001... see docs)")
+    g.add_argument("--clip", type=nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (default: 5)")
+    g.add_argument("--epochs", type=nonneg_int, default=10, help="epochs (default: 10)")
+    g.add_argument("--time-budget", default=None, metavar="DUR", help="stop after this long, e.g. 90s, 10m, 1h")
+    g.add_argument("--max-steps", type=positive_int, default=None, help="stop after this many steps")
+    g.add_argument("--batch-size", type=positive_int, default=32, help="sequences per batch (default: 32)")
+    g.add_argument("--bptt", type=positive_int, default=32,
+                   help="chunk length for stream batching (char level; truncated BPTT, state carried)")
+    g.add_argument("--max-length", type=_length, default=64, help="longest sentence sequence (default: 64)")
+    g.add_argument("--batching", choices=("auto", "sentences", "stream"), default="auto",
+                   help="auto: sentences at word level, stream at char level")
+    g.add_argument("--valid-fraction", type=nonneg_float, default=0.05)
+    g.add_argument("--test-fraction", type=nonneg_float, default=0.05)
+    g.add_argument("--valid-every", type=nonneg_int, default=0, metavar="N", help="also validate every N steps")
+    g.add_argument("--save-every", type=nonneg_int, default=0, metavar="N", help="also checkpoint every N steps")
+    g.add_argument("--anneal", type=float, default=0.5,
+                   help="multiply the learning rate by this when validation does not improve (1 = off)")
+    g.add_argument("--patience", type=nonneg_int, default=0, help="early stop after N evaluations without improvement")
+    g.add_argument("--on-nan", choices=("recover", "stop"), default="recover",
+                   help="NaN/Inf loss: restore the last good state and halve the lr, or stop")
+    g.add_argument("--seed", type=int, default=0)
+    r = add_runtime_arguments(p, engine=True)
+    r.add_argument("--out", default="runs/latest", help="output folder (default: runs/latest)")
+    r.add_argument("--resume", nargs="?", const="", default=None, metavar="CKPT",
+                   help="continue from CKPT (default: OUT/checkpoint.npz)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=run)
+    return p
+
+
+def train_config(args):
+    """The :class:`~rnnlm.training.config.TrainConfig` of ``rnnlm train``'s flags."""
+    from rnnlm.training.config import TrainConfig, parse_duration
+
+    budget = parse_duration(args.time_budget) if args.time_budget else None
+    return TrainConfig(optimizer=args.optimizer, lr=args.lr, clip=args.clip, epochs=args.epochs,
+                       time_budget=budget, max_steps=args.max_steps, batch_size=args.batch_size,
+                       max_length=args.max_length, bptt=args.bptt, batching=args.batching,
+                       valid_every=args.valid_every, save_every=args.save_every, anneal=args.anneal,
+                       patience=args.patience, on_nan=args.on_nan, seed=args.seed)
+
+
+def model_settings(args) -> dict:
+    """The model flags as :class:`~rnnlm.models.lm.ModelConfig` fields (the vocabulary size comes from the
+    corpus)."""
+    return dict(hidden_dim=args.hidden, cell=args.model, layers=args.layers, embedding_dim=args.embedding,
+                activation=args.activation, gate=args.gate, dropout=args.dropout,
+                tie_embeddings=args.tie_embeddings, bptt_truncate=args.bptt_truncate)
+
+
+def run_training(args, corpus=None, quiet=False):
+    """``rnnlm train``'s work through :func:`rnnlm.training.api.train`; returns its TrainResult.
+    ``corpus``: an already prepared corpus (the demo's), else ``args.corpus`` is prepared."""
+    from rnnlm.training.api import train
+
+    engine, linker = setup_engine(args.engine, args.device, args.linker)
+
+    def started(trainer, corpus, splits):
+        if quiet:
+            return
+        m = trainer.model
+        print(f"rnnlm: {m.config.cell} x{m.config.layers}, H={m.config.hidden_dim}, {m.n_parameters():,} "
+              f"parameters, vocabulary {len(corpus.vocab):,}; engine {engine.name} {engine.version}, linker "
+              f"{linker}; {len(splits['train'])} training sequences; writing to {trainer.out}", file=sys.stderr)
+
+    source = corpus if corpus is not None else args.corpus
+    resume = None if args.resume is None else (args.resume or True)
+    return train(source, args.out, model=model_settings(args), config=train_config(args), task=args.task,
+                 resume=resume, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
+                 prepare_options=corpus_options(args), linker=linker, progress=not args.no_progress,
+                 on_start=started)
+
+
+def run(args) -> int:
+    result = run_training(args)
+    res = result.summary()
+    if args.json:
+        print_json(res)
+        return 0
+    print(f"stopped: {res['stopped']} after {res['steps']} steps ({res['elapsed_s']} s)")
+    if "best_valid_perplexity" in res:
+        print(f"best validation perplexity: {res['best_valid_perplexity']:.2f}")
+    if "test" in res:
+        print(f"test perplexity: {res['test']['perplexity']:.2f} over {res['test']['tokens']} tokens")
+    print(f"checkpoints: {result.out / 'checkpoint.npz'}, {result.out / 'best.npz'}")
+    return 0
