@@ -489,9 +489,9 @@ def test_cli_gradients_json_and_plots(cli, capsys, tmp_path, reddit_csv):
 
 
 def test_cli_gradients_reads_a_checkpoint_with_its_vocabulary(cli, capsys, tmp_path, reddit_csv):
-    from rnnlm.training.checkpoint import save_checkpoint
     from rnnlm.data.corpus import prepare
     from rnnlm.models.lm import LanguageModel, ModelConfig
+    from rnnlm.training.checkpoint import save_checkpoint
 
     corpus = prepare(reddit_csv, vocab_size=150)
     lm = LanguageModel(ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=6, cell="gru", embedding_dim=4),

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-
 from rnnlm.bench import speed as bench
 from rnnlm.errors import ConfigError
 
@@ -140,8 +139,8 @@ def test_machine_info_names_the_blas_kernel_and_engine():
 @needs_jax
 @pytest.mark.parametrize("form,k", [("static", 3), ("split", 3), ("split", -1)])
 def test_tutorial_sgd_graph_matches_the_reference(form, k):
-    from rnnlm.models.tutorial import RNN
     from rnnlm.models.reference import RNNNumpy, init_tutorial_params
+    from rnnlm.models.tutorial import RNN
 
     C, H, L = 20, 5, 8
     rng = np.random.default_rng(1)

@@ -8,15 +8,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 
-from types import SimpleNamespace
-
 from rnnlm.cli import app as cli
-
-from rnnlm.data import datasets as datasets
 from rnnlm.cli.app import main
+from rnnlm.data import datasets as datasets
 from rnnlm.data.corpus import Corpus
 
 

@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rnnlm.data import corpus as C
 from rnnlm.cli.app import main
+from rnnlm.data import corpus as C
 from rnnlm.data.corpus import Corpus
 
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
@@ -462,8 +462,8 @@ def test_train_on_bad_corpus_sources(no_fit, tmp_path, case):
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     from rnnlm import engine
-    from rnnlm.training.checkpoint import save_checkpoint
     from rnnlm.models.lm import LanguageModel, ModelConfig
+    from rnnlm.training.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("ck")
     (d / "c.txt").write_text(CORPUS_TEXT)
@@ -514,8 +514,8 @@ def test_model_commands_on_damaged_checkpoints(checkpoint, command, how, data):
 
 
 def _loads(path) -> bool:
-    from rnnlm.training.checkpoint import load_model
     from rnnlm.errors import RnnlmError
+    from rnnlm.training.checkpoint import load_model
 
     try:
         load_model(path)

@@ -5,15 +5,13 @@ import math
 
 import numpy as np
 import pytest
-from tests.inference.test_inference import WORDS, _bigram_params
 
 from rnnlm import engine
-
 from rnnlm.cli.app import main
-
-from rnnlm.training.checkpoint import save_checkpoint
 from rnnlm.data.corpus import Corpus, Vocabulary, prepare
 from rnnlm.models.lm import LanguageModel, ModelConfig
+from rnnlm.training.checkpoint import save_checkpoint
+from tests.inference.test_inference import WORDS, _bigram_params
 
 LINKER = engine.default_linker()
 

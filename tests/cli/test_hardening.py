@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnlm.data import corpus as C
 from rnnlm import engine
-from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rnnlm.cli.app import main
+from rnnlm.data import corpus as C
 from rnnlm.data.corpus import Corpus, Vocabulary, prepare
 from rnnlm.errors import CheckpointError, ConfigError, CorpusError
 from rnnlm.models.lm import LanguageModel, ModelConfig
+from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rnnlm.training.optim import make_optimizer
 
 REPO = Path(__file__).resolve().parents[1]

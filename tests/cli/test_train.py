@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from rnnlm.training.checkpoint import load_model
 from rnnlm.cli.app import main
+from rnnlm.training.checkpoint import load_model
 
 
 def _one_error_line(capsys):

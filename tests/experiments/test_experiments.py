@@ -16,8 +16,8 @@ from rnnlm import engine
 from rnnlm.data.corpus import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Corpus
 from rnnlm.errors import ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig, init_params
-from rnnlm.training.optim import make_optimizer
 from rnnlm.models.reference import GatedRNNNumpy, log_softmax
+from rnnlm.training.optim import make_optimizer
 
 LINKER = engine.default_linker()
 C = 12  # vocabulary

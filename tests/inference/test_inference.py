@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-
 from rnnlm import inference as sample
 from rnnlm.data.corpus import Corpus, Vocabulary
 from rnnlm.errors import ConfigError

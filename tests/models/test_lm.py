@@ -5,8 +5,8 @@ import pytest
 
 from rnnlm import engine
 from rnnlm.models.lm import LanguageModel, ModelConfig, init_params, param_shapes
-from rnnlm.models.tutorial import RNN
 from rnnlm.models.reference import GatedRNNNumpy, RNNNumpy
+from rnnlm.models.tutorial import RNN
 
 C, H = 30, 10
 RNG = np.random.default_rng(1)

@@ -7,12 +7,12 @@ import pytest
 
 from rnnlm import engine
 from rnnlm.data.batching import sentence_batches, stream_batches
-from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rnnlm.data.corpus import Corpus
 from rnnlm.errors import CheckpointError, ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig
-from rnnlm.training.optim import make_optimizer
+from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig, parse_duration
+from rnnlm.training.optim import make_optimizer
 from rnnlm.training.trainer import NonFiniteError, Trainer
 
 LINKER = engine.default_linker()
