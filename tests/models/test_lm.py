@@ -202,3 +202,59 @@ def test_truncated_scan_under_jax_is_refused_clearly():
     with pytest.raises(ConfigError, match="linker c"):
         LanguageModel(ModelConfig(vocab_size=C, hidden_dim=H, bptt_truncate=3), seed=0, linker="jax")
     LanguageModel(ModelConfig(vocab_size=C, hidden_dim=H, bptt_truncate=3), seed=0, linker="c")
+
+
+# -- locked (variational) dropout ------------------------------------------------------------------
+@pytest.mark.core
+def test_locked_dropout_is_one_mask_per_sequence_and_none_at_evaluation():
+    """A (B, ·) mask multiplies the same units at every step, so for each sequence it folds into the
+    weights that read those units: the embedding mask into U0's input columns, the between-layer mask
+    into U1's, the output mask into V's. The dropped training loss of a batch must equal the sum of each
+    sequence's loss under its folded weights without dropout -- a per-step mask would not."""
+    from rnnlm.training.optim import make_optimizer
+
+    D, L, B = 6, 7, 3
+    cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="lstm", layers=2, embedding_dim=D, dropout=0.4,
+                      embed_dropout=0.3)
+    plain = ModelConfig(**{**cfg.to_dict(), "dropout": 0.0, "embed_dropout": 0.0})
+    params = init_params(cfg, seed=11)
+    model = LanguageModel(cfg, params=params, linker=LINKER)
+    model.set_optimizer(make_optimizer("sgd", 1e-9))
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, C, (L, B)).astype("int32")
+    y = rng.integers(0, C, (L, B)).astype("int32")
+    mask = np.ones((L, B), "float32")
+    shapes = model.dropout_shapes(B)
+    assert shapes == [(B, H), (B, H), (B, D)]
+    drops = [((rng.random(s) > p) / (1 - p)).astype("float32") for s, p in zip(shapes, (0.4, 0.4, 0.3), strict=True)]
+    between, before_output, embedding = drops
+    want = 0.0
+    for b in range(B):
+        folded = dict(params)
+        folded["U0"] = params["U0"] * embedding[b][None, None, :]
+        folded["U1"] = params["U1"] * between[b][None, None, :]
+        folded["V"] = params["V"] * before_output[b][None, :]
+        one = LanguageModel(plain, params=folded, linker=LINKER)
+        want += one.evaluate(x[:, b:b + 1], y[:, b:b + 1], mask[:, b:b + 1])[0]
+    got = float(model.train_step(x, y, mask, None, drops)[0])
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # at evaluation there is no dropout: the same numbers as the model without it
+    np.testing.assert_allclose(LanguageModel(cfg, params=params, linker=LINKER).evaluate(x, y, mask)[0],
+                               LanguageModel(plain, params=params, linker=LINKER).evaluate(x, y, mask)[0], rtol=1e-6)
+
+
+def test_trainer_draws_locked_masks_from_seed_epoch_and_step(tmp_path):
+    from rnnlm.data.corpus import Corpus
+    from rnnlm.training.config import TrainConfig
+    from rnnlm.training.trainer import Trainer
+
+    corpus = Corpus.from_tokens([["a", "b", "c"], ["b", "c", "a", "a"]] * 4)
+    cfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=H, cell="gru", layers=2, embedding_dim=4,
+                      dropout=0.5, embed_dropout=0.25)
+    tr = Trainer(LanguageModel(cfg, seed=0, linker=LINKER), corpus, None, TrainConfig(seed=3), progress=False)
+    masks = tr._dropout(8, epoch=2, step=5)
+    assert [m.shape for m in masks] == [(8, H), (8, H), (8, 4)]
+    assert set(np.unique(masks[0])) == {0.0, 2.0} and set(np.unique(masks[2])) == {0.0, np.float32(1 / 0.75)}
+    again = tr._dropout(8, epoch=2, step=5)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))
+    assert not np.array_equal(masks[0], tr._dropout(8, epoch=2, step=6)[0])

@@ -136,7 +136,8 @@ def _trainer(corpus, out, **kw):
                        embedding_dim=6, dropout=kw.pop("dropout", 0.0), layers=kw.pop("layers", 1))
     model = LanguageModel(mcfg, seed=0, linker=LINKER)
     splits = corpus.split(valid=0.1, test=0.0, seed=0)
-    cfg = TrainConfig(**{"optimizer": "adam", "lr": 0.01, "batch_size": 8, "max_length": 8, "epochs": 2, **kw})
+    cfg = TrainConfig(**{"optimizer": "adam", "lr": 0.01, "batch_size": 8, "max_length": 8, "epochs": 2,
+                         "schedule": "plateau", **kw})  # the loop's mechanics under the first rnnlm's schedule
     return Trainer(model, splits["train"], splits["valid"], cfg, out_dir=out, corpus=corpus, progress=False)
 
 
@@ -164,7 +165,7 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, batching, dropout):
     model, vocab, meta = load_model(tmp_path / "part" / "checkpoint.npz", linker=LINKER)
     resumed = Trainer(model, *[corpus.split(valid=0.1, test=0.0, seed=0)[k] for k in ("train", "valid")],
                       TrainConfig(optimizer="adam", lr=0.01, batch_size=8, max_length=8, epochs=2,
-                                  batching=batching, bptt=5),
+                                  batching=batching, bptt=5, schedule="plateau"),
                       out_dir=tmp_path / "part", corpus=corpus, progress=False)
     resumed.resume(tmp_path / "part" / "checkpoint.npz")
     st2 = resumed.fit()
@@ -175,7 +176,7 @@ def test_resume_equals_uninterrupted_run(corpus, tmp_path, batching, dropout):
 
 
 def test_nan_recovery_restores_and_halves_lr(corpus, tmp_path, monkeypatch):
-    tr = _trainer(corpus, tmp_path, epochs=1)
+    tr = _trainer(corpus, tmp_path, epochs=1, schedule="constant")
     real = tr.model.train_step
     calls = {"n": 0}
 
@@ -298,3 +299,68 @@ def test_validation_scores_long_sentences_whole(corpus, tmp_path):
     loss, ntok, _, _ = tr.model.evaluate(s[:-1, None], s[1:, None], None)
     assert res["tokens"] == ntok == len(s) - 1
     assert res["loss"] == pytest.approx(loss / ntok, rel=1e-5)
+
+
+# -- when training stops (the budget semantics) -------------------------------------------------------
+def _constant_validation(tr, monkeypatch, loss=2.0):
+    """Make every validation return the same loss (a run that has stopped improving)."""
+    monkeypatch.setattr(tr, "evaluate", lambda corpus: {"loss": loss, "perplexity": np.exp(loss), "tokens": 10})
+
+
+def test_a_budget_alone_has_no_epoch_cap(corpus, tmp_path):
+    from rnnlm.training.config import DEFAULT_EPOCHS
+
+    tr = _trainer(corpus, tmp_path, epochs=None, time_budget=4.0, schedule="cosine", patience=0)
+    st = tr.fit()
+    assert st["stopped"] == "time_budget" and st["epoch"] > DEFAULT_EPOCHS
+    assert 4.0 <= st["elapsed"] < 8.0
+    # without a budget and without epochs: the default number of epochs
+    st2 = _trainer(corpus, tmp_path / "b", epochs=None, schedule="constant").fit()
+    assert st2["stopped"] == "epochs" and st2["epoch"] == DEFAULT_EPOCHS
+
+
+def test_patience_ends_a_run_that_stopped_improving(corpus, tmp_path, monkeypatch):
+    tr = _trainer(corpus, tmp_path, epochs=None, time_budget=60.0, schedule="cosine", patience=3)
+    _constant_validation(tr, monkeypatch)
+    st = tr.fit()
+    valid = [h for h in st["history"] if h["event"] == "valid"]
+    assert st["stopped"] == "early_stopping" and len(valid) == 4  # the first, then three without a new best
+    assert st["elapsed"] < 30
+
+
+def test_a_rate_below_its_floor_ends_the_run(corpus, tmp_path, monkeypatch):
+    tr = _trainer(corpus, tmp_path, epochs=None, time_budget=60.0, schedule="plateau", anneal=0.1,
+                  lr_floor=0.005, patience=0)
+    _constant_validation(tr, monkeypatch)
+    st = tr.fit()
+    # one validation per epoch, each cutting lr by 10 after the first: 0.01, 1e-3, 1e-4, 1e-5 -- below the
+    # floor 0.005 × 0.01 = 5e-5, so training stops there, before any step at that rate
+    assert st["stopped"] == "lr_floor" and st["epoch"] == 4
+    assert [h["lr"] for h in st["history"] if h["event"] == "valid"] == pytest.approx([0.01, 1e-3, 1e-4, 1e-5])
+    assert st["global_step"] == 4 * tr._steps_per_epoch
+
+
+def test_validation_runs_on_the_clock_inside_an_epoch(corpus, tmp_path, monkeypatch):
+    import time as _time
+
+    tr = _trainer(corpus, tmp_path, epochs=1, valid_every_s=0.05, schedule="constant")
+    real_step = tr.model.train_step
+
+    def slow(*a, **k):
+        _time.sleep(0.03)
+        return real_step(*a, **k)
+
+    monkeypatch.setattr(tr.model, "train_step", slow)
+    st = tr.fit()
+    steps = [h["step"] for h in st["history"] if h["event"] == "valid"]
+    assert len(steps) >= 3 and steps[-1] == st["global_step"] and steps[0] < st["global_step"]
+
+
+def test_newbob_converges_and_says_so(corpus, tmp_path, monkeypatch):
+    tr = _trainer(corpus, tmp_path, optimizer="sgd", lr=0.5, epochs=20, schedule="newbob")
+    losses = iter([3.0, 2.0, 1.999, 1.5, 1.4995] + [1.0] * 20)
+    monkeypatch.setattr(tr, "evaluate", lambda c: (lambda v: {"loss": v, "perplexity": np.exp(v), "tokens": 5})(
+        next(losses)))
+    st = tr.fit()
+    lrs = [h["lr"] for h in st["history"] if h["event"] == "valid"]
+    assert st["stopped"] == "converged" and lrs == pytest.approx([0.5, 0.5, 0.25, 0.125, 0.125])

@@ -43,8 +43,9 @@ class ModelConfig:
 
     vocab_size C; hidden_dim H; cell rnn|gru|lstm; layers (stacked); embedding_dim D (0: the
     tutorial's one-hot input, U0 acts as the embedding); activation tanh|relu (rnn cell);
-    gate sigmoid|hard_sigmoid (gru/lstm); dropout between layers and before the output;
-    bidirectional: the fill-in-the-blank model (a forward and a backward stack, the word at t
+    gate sigmoid|hard_sigmoid (gru/lstm); dropout between layers and before the output, and
+    embed_dropout on the embedding (both "locked": one mask per sequence, the same at every
+    step, as Gal & Ghahramani's variational dropout; none at evaluation); bidirectional: the fill-in-the-blank model (a forward and a backward stack, the word at t
     predicted from the forward state at t−1 and the backward state at t+1); tie_embeddings:
     the output layer reuses E (with a projection P (D, H) when D ≠ H); bptt_truncate: scan's
     truncate_gradient (−1 = full BPTT); output_bias: the output layer's bias c.
@@ -58,6 +59,7 @@ class ModelConfig:
     activation: str = "tanh"
     gate: str = "sigmoid"
     dropout: float = 0.0
+    embed_dropout: float = 0.0
     bidirectional: bool = False
     tie_embeddings: bool = False
     bptt_truncate: int = -1
@@ -72,8 +74,11 @@ class ModelConfig:
             raise ConfigError(f"layers must be at least 1, got {self.layers}")
         if int(self.embedding_dim) < 0:
             raise ConfigError(f"embedding_dim must be >= 0, got {self.embedding_dim}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "embed_dropout"):
+            if not 0.0 <= float(getattr(self, name)) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.embed_dropout and not self.embedding_dim:
+            raise ConfigError("embedding dropout needs an embedding layer (--embedding D)")
         gate_count(self.cell)
         if self.activation not in ("tanh", "relu"):
             raise ConfigError(f"unknown activation {self.activation!r}; choose tanh or relu")
@@ -234,13 +239,29 @@ class LanguageModel:
         mask = engine.tensor("mask", FLOATX, (L, B))
         states = [engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim))
                   for i in range(cfg.n_states)]
-        n_drop = cfg.layers if cfg.dropout > 0 else 0
-        drops = [engine.tensor(f"drop{i}", FLOATX, (L, B, cfg.hidden_dim * len(cfg.directions)))
-                 for i in range(n_drop)]
+        drops = [engine.tensor(f"drop{i}", FLOATX, s) for i, s in enumerate(self.dropout_shapes(B))]
         return x, y, mask, states, drops
 
-    def _embed(self, x, d):
-        """Layer-0 input projection for all steps: (L, B) ids -> (L, B, G·H)."""
+    def dropout_shapes(self, batch_size) -> list:
+        """Shapes of the dropout masks a training step takes, in order: one (B, H·directions) per
+        layer (after every layer but the last, and before the output), then (B, D) for the
+        embedding. Locked dropout: one mask per sequence, broadcast over time."""
+        cfg = self.config
+        shapes = [(batch_size, cfg.hidden_dim * len(cfg.directions))] * (cfg.layers if cfg.dropout > 0 else 0)
+        if cfg.embed_dropout > 0:
+            shapes.append((batch_size, cfg.embedding_dim))
+        return shapes
+
+    def _split_drops(self, drops):
+        """(layer masks, embedding mask or None) from the flat list of :meth:`dropout_shapes`."""
+        cfg = self.config
+        n = cfg.layers if (drops and cfg.dropout > 0) else 0
+        emask = drops[n] if (drops and cfg.embed_dropout > 0) else None
+        return list(drops[:n]), emask
+
+    def _embed(self, x, d, emask=None):
+        """Layer-0 input projection for all steps: (L, B) ids -> (L, B, G·H); ``emask`` (B, D) drops
+        embedding units (the same ones at every step)."""
         cfg, p = self.config, self.params
         G, H = cfg.gates, cfg.hidden_dim
         L, B = x.shape[0], x.shape[1]
@@ -248,14 +269,17 @@ class LanguageModel:
         flat = x.flatten()
         if cfg.embedding_dim:
             e = p["E"].T[flat]  # (L·B, D): gather rows of Eᵀ, one index vector (JAX-friendly)
+            if emask is not None:
+                D = cfg.embedding_dim
+                e = (e.reshape((L, B, D)) * emask.dimshuffle("x", 0, 1)).reshape((L * B, D))
             proj = T.dot(e, U.reshape((G * H, cfg.embedding_dim)).T)
         else:
             proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
         return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
 
-    def _stack(self, x, mask, states, drops, direction, go_backwards=False):
+    def _stack(self, x, mask, states, drops, direction, go_backwards=False, emask=None):
         """Run every layer of one direction; returns the top layer's states (L, B, H) and
-        the final state of each layer (lists of (B, H))."""
+        the final state of each layer (lists of (B, H)). ``drops``: (B, H) masks after each layer."""
         cfg, p = self.config, self.params
         G, H = cfg.gates, cfg.hidden_dim
         step = make_step(cfg.cell, H, cfg.activation, cfg.gate)
@@ -263,7 +287,7 @@ class LanguageModel:
         inp = None
         for l in range(cfg.layers):
             if l == 0:
-                proj = self._embed(x, direction)
+                proj = self._embed(x, direction, emask)
             else:
                 L, B = inp.shape[0], inp.shape[1]
                 proj = (T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
@@ -280,7 +304,7 @@ class LanguageModel:
             if go_backwards:
                 inp = inp[::-1]  # scan returns states in processing order; restore time order
             if drops and l < cfg.layers - 1:
-                inp = inp * drops[l][:, :, :H]
+                inp = inp * drops[l].dimshuffle("x", 0, 1)
         return inp, finals
 
     def _output_logits(self, h):
@@ -305,18 +329,18 @@ class LanguageModel:
         state after w_{t+1}; neither has seen w_t.
         """
         cfg = self.config
+        drops, emask = self._split_drops(drops)
         if not cfg.bidirectional:
-            top, finals = self._stack(x, mask, states, drops, "")
+            top, finals = self._stack(x, mask, states, drops, "", emask=emask)
             if drops:
-                top = top * drops[-1]
+                top = top * drops[-1].dimshuffle("x", 0, 1)
             return top, y, mask, [T.stack(f) for f in finals]
         H = cfg.hidden_dim
-        fwd, _ = self._stack(x, mask, states, drops and [d[..., :H] for d in drops], "")
-        bwd, _ = self._stack(x, mask, states, drops and [d[..., H:] for d in drops], "_b",
-                             go_backwards=True)
+        fwd, _ = self._stack(x, mask, states, [d[:, :H] for d in drops], "", emask=emask)
+        bwd, _ = self._stack(x, mask, states, [d[:, H:] for d in drops], "_b", go_backwards=True, emask=emask)
         feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
         if drops:
-            feats = feats * drops[-1][1:-1]
+            feats = feats * drops[-1].dimshuffle("x", 0, 1)
         # w_t is a real word (not END) iff position t+1 is real
         return feats, x[1:-1], mask[2:], [T.zeros_like(s) for s in states]
 

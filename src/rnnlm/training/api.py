@@ -47,6 +47,8 @@ class TrainResult:
             res["best_valid_perplexity"] = perplexity_of(st["best_valid"], 1)
         if self.test is not None:
             res["test"] = self.test
+        if st.get("baselines"):
+            res["baselines"] = st["baselines"]
         return res
 
 
@@ -108,21 +110,26 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
                           f"is free")
 
 
-def _model_config(model, vocab_size: int, task: str):
+def _model_config(model, train, task: str, size: str):
+    """``(ModelConfig, names of the settings --size auto chose)``."""
     from rnnlm.models.lm import ModelConfig
+    from rnnlm.training.sizing import complete
 
+    vocab_size = len(train.vocab)
     if isinstance(model, ModelConfig):
         if model.vocab_size != vocab_size:
             raise ConfigError(f"the model has vocab_size {model.vocab_size} but the corpus's vocabulary has "
                               f"{vocab_size} tokens")
-        return model
-    settings = dict(model or {})
+        return model, []
+    if size not in ("auto", "default"):
+        raise ConfigError(f"size must be auto or default, got {size!r}")
+    settings, chosen = complete(model, train.level, train.n_tokens, vocab_size, task, auto=size == "auto")
     settings.setdefault("bidirectional", task == "fill")
-    return ModelConfig(vocab_size=vocab_size, **settings)
+    return ModelConfig(vocab_size=vocab_size, **settings), chosen
 
 
 def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, task: str = "lm",
-          resume=None, valid_fraction: float = 0.05, test_fraction: float = 0.05, prepare_options=None,
+          size: str = "auto", resume=None, valid_fraction: float = 0.05, test_fraction: float = 0.05, prepare_options=None,
           linker: str | None = None, progress: bool = True, on_start=None, callback=None) -> TrainResult:
     """Train a language model as ``rnnlm train`` does; returns a :class:`TrainResult`.
 
@@ -133,20 +140,23 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         out: the run folder (``checkpoint.npz``, ``best.npz``, ``log.jsonl``, ``loss.png``,
             ``corpus.npz``); None keeps nothing on disk.
         model: a :class:`~rnnlm.models.lm.ModelConfig`, or a dict of its fields without
-            ``vocab_size`` (taken from the corpus).
+            ``vocab_size`` (taken from the corpus); fields left out are chosen by ``size``.
+        size: ``auto`` (the measured rule of :mod:`rnnlm.training.sizing`, from the corpus) or
+            ``default`` (ModelConfig's defaults).
         config: the :class:`TrainConfig` (default: its defaults).
         task: ``lm`` (left to right) or ``fill`` (the bidirectional fill-in-the-blank model).
         resume: None, True (``out/checkpoint.npz``) or a checkpoint path: continue that run exactly
             (its corpus.npz is reused when ``corpus`` is not a prepared Corpus).
         valid_fraction, test_fraction: the split (by ``config.seed``).
         linker: ``jax``, ``c``, ``numba`` (default: the engine's default).
-        on_start: called as ``on_start(trainer, corpus, splits)`` before the first step (the CLI
-            prints its start line there).
+        on_start: called as ``on_start(trainer, corpus, splits, chosen)`` before the first step, with the
+            names of the settings ``size`` chose (the CLI prints its start line there).
         callback: called after every training step with the trainer.
     """
     from rnnlm import engine
     from rnnlm.data.corpus import Corpus, prepare
     from rnnlm.models.lm import LanguageModel
+    from rnnlm.training.baselines import baselines
     from rnnlm.training.checkpoint import load_model, read_checkpoint
     from rnnlm.training.trainer import Trainer
 
@@ -172,12 +182,14 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
     if len(corpus) < 3:
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
     splits = corpus.split(valid=valid_fraction, test=test_fraction, seed=config.seed)
+    config = config.resolved(corpus.level)
+    chosen = []
     if ck is not None:
         lm, vocab, _ = load_model(ck, linker=linker)
         if vocab is not None and vocab != corpus.vocab:
             raise ConfigError(f"--resume: {ck['path']} was trained with a different vocabulary than this corpus")
     else:
-        mcfg = _model_config(model, len(corpus.vocab), task)
+        mcfg, chosen = _model_config(model, splits["train"], task, size)
         lm = None
     mcfg = lm.config if lm is not None else mcfg
     if out is not None:
@@ -190,8 +202,13 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         trainer.resume(ck)
     if out is not None and (ck is None or not (out / "corpus.npz").exists()):
         corpus.save(out / "corpus.npz")  # once every setting was accepted
+    models, report = baselines(splits["train"], {"valid": splits["valid"], "test": splits.get("test")})
+    trainer.state["baselines"] = report
+    trainer.log({"event": "baselines", **report})
+    if out is not None:
+        models["kn"].save(out / "ngram.npz")  # for `rnnlm perplexity --interpolate`
     if on_start is not None:
-        on_start(trainer, corpus, splits)
+        on_start(trainer, corpus, splits, chosen)
     state = trainer.fit(callback=callback)
     test = None
     if len(splits.get("test", [])) and state["stopped"] != "interrupted":

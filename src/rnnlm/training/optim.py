@@ -28,13 +28,16 @@ class Optimizer:
 
     name = "base"
 
-    def __init__(self, lr: float, clip: float = 0.0):
+    def __init__(self, lr: float, clip: float = 0.0, weight_decay: float = 0.0):
         if not lr > 0:
             raise ConfigError(f"learning rate must be positive, got {lr}")
         if clip < 0:
             raise ConfigError(f"clip must be >= 0, got {clip}")
+        if weight_decay < 0:
+            raise ConfigError(f"weight decay must be >= 0, got {weight_decay}")
         self.lr = engine.shared(np.asarray(lr, FLOATX), name="lr")
         self.clip = float(clip)
+        self.weight_decay = float(weight_decay)
         self.state = {}
 
     @property
@@ -68,8 +71,14 @@ class Optimizer:
         return [g * scale for g in grads], gnorm
 
     def updates(self, params, grads):
+        """``(updates, grad_norm)``: the optimizer's step on clipped gradients, then decoupled weight decay
+        (``θ ← θ − lr·wd·θ``, as AdamW) when ``weight_decay`` > 0."""
         grads, gnorm = self.clipped(grads)
-        return self._updates(params, grads), gnorm
+        ups = self._updates(params, grads)
+        if self.weight_decay:
+            wd = _c(self.weight_decay)
+            ups = [(v, new - self.lr * wd * v) if any(v is p for p in params) else (v, new) for v, new in ups]
+        return ups, gnorm
 
     def get_state(self) -> dict:
         out = {k: np.asarray(v.get_value()) for k, v in self.state.items()}
@@ -85,7 +94,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """θ ← θ − lr·g (the tutorial's; halve lr when the loss rises, see rnnlm.train)."""
+    """θ ← θ − lr·g (the tutorial's rule; the newbob schedule halves lr when validation stalls)."""
 
     name = "sgd"
 
@@ -99,8 +108,8 @@ class RMSProp(Optimizer):
     name = "rmsprop"
     slots = ("ms",)
 
-    def __init__(self, lr=0.001, decay=0.9, eps=1e-6, clip=0.0):
-        super().__init__(lr, clip)
+    def __init__(self, lr=0.001, decay=0.9, eps=1e-6, clip=0.0, weight_decay=0.0):
+        super().__init__(lr, clip, weight_decay)
         self.decay, self.eps = decay, eps
 
     def _updates(self, params, grads):
@@ -118,8 +127,8 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("m", "v")
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, clip=0.0):
-        super().__init__(lr, clip)
+    def __init__(self, lr=0.002, beta1=0.9, beta2=0.999, eps=1e-8, clip=0.0, weight_decay=0.0):
+        super().__init__(lr, clip, weight_decay)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
     def bind(self, params) -> None:
@@ -143,13 +152,15 @@ class Adam(Optimizer):
         return ups
 
 
-def make_optimizer(name: str, lr: float | None = None, clip: float = 0.0) -> Optimizer:
-    """``sgd`` (default lr 0.005, the tutorial's), ``rmsprop`` (0.001), ``adam`` (0.001)."""
+#: Default peak learning rates. SGD's is for the mean loss per token of a batch (the tutorial's 0.005
+#: was for the summed loss of one sentence); Adam's is karpathy's and PyTorch's usual char-LSTM rate.
+DEFAULT_LR = {"sgd": 1.0, "rmsprop": 0.001, "adam": 0.002}
+
+
+def make_optimizer(name: str, lr: float | None = None, clip: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
+    """``sgd``, ``rmsprop`` or ``adam`` with learning rate ``lr`` (default :data:`DEFAULT_LR`)."""
     name = name.lower()
-    if name == "sgd":
-        return SGD(0.005 if lr is None else lr, clip=clip)
-    if name == "rmsprop":
-        return RMSProp(0.001 if lr is None else lr, clip=clip)
-    if name == "adam":
-        return Adam(0.001 if lr is None else lr, clip=clip)
-    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    kinds = {"sgd": SGD, "rmsprop": RMSProp, "adam": Adam}
+    if name not in kinds:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return kinds[name](DEFAULT_LR[name] if lr is None else lr, clip=clip, weight_decay=weight_decay)

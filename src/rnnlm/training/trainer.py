@@ -3,19 +3,24 @@
 :class:`Trainer` is the one loop of rnnlm (the CLI, :func:`rnnlm.train` and the experiments all run
 it) on a :class:`~rnnlm.models.lm.LanguageModel`:
 
-- validation perplexity every epoch (and every ``valid_every`` steps if asked), the best
+- a learning-rate schedule over the whole run (:mod:`rnnlm.training.schedules`: warm-up and cosine
+  decay over the time budget or the epochs for Adam/RMSProp, newbob for SGD);
+- when to stop (:class:`~rnnlm.training.config.TrainConfig`): the time budget, the epochs, validation
+  that stopped improving (patience, or newbob's convergence test), a learning rate below its floor --
+  the state's ``stopped`` names the reason;
+- validation perplexity at the end of every epoch and every few seconds of training, the best
   checkpoint kept as ``best.npz``, the latest as ``checkpoint.npz`` (atomic writes);
-- learning-rate annealing (halve on a validation plateau: the tutorial's rule), early stopping
-  after ``patience`` evaluations without improvement, a time budget as well as epochs;
-- NaN/Inf in the loss or gradient norm is caught after the step that produced it: the last
-  good parameters are restored and the learning rate halved (``on_nan='recover'``), or training
-  stops (``'stop'``); a non-finite checkpoint is never written;
-- a tqdm bar (loss, perplexity, words/s, ETA), a JSON-lines log and a loss-curve PNG beside
-  the checkpoint; Ctrl-C saves a resumable checkpoint and returns normally;
-- exact resume: batch order and dropout masks are pure functions of ``(seed, epoch, step)``,
-  and the checkpoint holds parameters, optimizer state, learning rate, position and carried
-  hidden state, so an interrupted and resumed run ends with the same parameters as an
-  uninterrupted one.
+- locked dropout: one mask per sequence and layer, drawn from ``(seed, epoch, step)``;
+- NaN/Inf in the loss or gradient norm is caught after the step that produced it: the last good
+  parameters are restored and the learning rate curve halved (``on_nan='recover'``), or training stops
+  (``'stop'``); a non-finite checkpoint is never written;
+- one tqdm bar for the whole run (epoch, loss, perplexity, best validation perplexity, learning rate,
+  tokens/s), a JSON-lines log and a loss-curve PNG beside the checkpoint; Ctrl-C saves a resumable
+  checkpoint and returns normally;
+- exact resume: batch order and dropout masks are pure functions of ``(seed, epoch, step)``, and the
+  checkpoint holds parameters, optimizer state, schedule state, position and carried hidden state, so an
+  interrupted and resumed run ends with the same parameters as an uninterrupted one (runs whose schedule
+  follows the clock -- a time budget -- are as exact as the clock).
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ from rnnlm.fileio import atomic_savefig, remove_stale_temps
 from rnnlm.inference.scoring import perplexity_of
 from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig
-from rnnlm.training.optim import make_optimizer
+from rnnlm.training.optim import DEFAULT_LR, make_optimizer
+from rnnlm.training.schedules import make_schedule
+
+#: Train records in log.jsonl: one every this many steps (and at the end of every epoch).
+LOG_EVERY = 50
 
 
 class NonFiniteError(RnnlmError):
@@ -57,23 +66,27 @@ class Trainer:
     def __init__(self, model, train, valid=None, config=None, out_dir=None, corpus=None,
                  progress=True):
         self.model, self.train_corpus, self.valid_corpus = model, train, valid
-        self.cfg = config or TrainConfig()
+        self.cfg = cfg = (config or TrainConfig()).resolved(getattr(train, "level", "word"))
         self.out = Path(out_dir) if out_dir else None
         self.corpus = corpus if corpus is not None else train
         self.progress = progress
+        peak = cfg.lr if cfg.lr is not None else DEFAULT_LR.get(cfg.optimizer, 0.001)
         if model.optimizer is None:
-            model.set_optimizer(make_optimizer(self.cfg.optimizer, self.cfg.lr, clip=self.cfg.clip))
-        cfgm = model.config
-        mode = self.cfg.batching
+            model.set_optimizer(make_optimizer(cfg.optimizer, peak, clip=cfg.clip, weight_decay=cfg.weight_decay))
+        self.schedule = make_schedule(cfg.schedule, model.optimizer.name, peak, floor=cfg.lr_floor,
+                                      warmup=cfg.warmup, min_improvement=cfg.min_improvement, anneal=cfg.anneal)
+        mode = cfg.batching
         if mode == "auto":
             mode = "stream" if getattr(train, "level", "word") == "char" else "sentences"
-        if cfgm.bidirectional and mode == "stream":
+        if model.config.bidirectional and mode == "stream":
             raise ConfigError("the bidirectional fill model trains on sentences, not a stream")
         self.batching = mode
         self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
-                      "bad_evals": 0, "words": 0, "elapsed": 0.0, "history": [], "stopped": None}
+                      "bad_evals": 0, "words": 0, "elapsed": 0.0, "history": [], "stopped": None,
+                      "schedule": self.schedule.to_json(), "baselines": None}
         self.states = None  # carried hidden state (stream batching)
         self._good = None  # last known-good (params, opt state) for NaN recovery
+        self._steps_per_epoch = None
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, corpus, epoch, shuffle=True, whole=False):
@@ -90,15 +103,18 @@ class Trainer:
         return sentence_batches(corpus.sentences, c.batch_size, max_length, shuffle=shuffle,
                                 seed=c.seed, epoch=epoch, fill=self.model.config.bidirectional)
 
-    def _dropout(self, shape, epoch, step):
+    def _dropout(self, batch_size, epoch, step) -> tuple:
+        """The step's locked-dropout masks (see :meth:`LanguageModel.dropout_shapes`): one Bernoulli mask
+        per sequence and layer, scaled by 1/keep, a pure function of ``(seed, epoch, step)``."""
         cfgm = self.model.config
-        if cfgm.dropout <= 0:
+        shapes = self.model.dropout_shapes(batch_size)
+        if not shapes:
             return ()
         rng = np.random.default_rng([self.cfg.seed, epoch, step, 7])
-        keep = 1.0 - cfgm.dropout
-        H = cfgm.hidden_dim * len(cfgm.directions)
-        return tuple((rng.random((*shape, H)) < keep).astype(np.float32) / np.float32(keep)
-                     for _ in range(cfgm.layers))
+        keeps = [1.0 - cfgm.dropout] * (len(shapes) - (cfgm.embed_dropout > 0))
+        if cfgm.embed_dropout > 0:
+            keeps.append(1.0 - cfgm.embed_dropout)
+        return tuple((rng.random(s) < k).astype(np.float32) / np.float32(k) for s, k in zip(shapes, keeps, strict=True))
 
     # -- evaluation ---------------------------------------------------------------------------
     def evaluate(self, corpus) -> dict:
@@ -118,6 +134,7 @@ class Trainer:
         if self.out is None:
             return None
         st = dict(self.state)
+        st["schedule"] = self.schedule.to_json()
         st["train_config"] = self.cfg.to_dict()
         st["batching"] = self.batching
         return save_checkpoint(self.out / name, self.model, corpus=self.corpus, train_state=st,
@@ -160,6 +177,8 @@ class Trainer:
         for k in self.state:
             if k in st:
                 self.state[k] = st[k]
+        if isinstance(st.get("schedule"), dict):
+            self.schedule.load(st["schedule"])
         self.states = states
         return self
 
@@ -173,7 +192,8 @@ class Trainer:
             if data and not data.endswith(b"\n"):
                 f.truncate(data.rfind(b"\n") + 1)
 
-    def _log(self, record):
+    def log(self, record: dict) -> None:
+        """Append ``record`` (with the time) to the history and to log.jsonl."""
         record = {"time": round(time.time(), 3), **record}
         self.state["history"].append(record)
         if self.out is None:
@@ -206,44 +226,75 @@ class Trainer:
         plt.close(fig)
 
     # -- the loop -----------------------------------------------------------------------------
+    def fraction_done(self) -> float:
+        """How much of the run's horizon is done, in [0, 1]: the time budget's share, else the steps of
+        all epochs' (0 while the number of steps per epoch is not yet known)."""
+        cfg, st = self.cfg, self.state
+        if cfg.time_budget:
+            return min(st["elapsed"] / cfg.time_budget, 1.0)
+        cap = cfg.epoch_cap
+        if not cap or not self._steps_per_epoch:
+            return 0.0
+        return min(st["global_step"] / (cap * self._steps_per_epoch), 1.0)
+
     def _remember_good(self):
         self._good = (self.model.get_params(), self.model.optimizer.get_state())
 
     def _recover(self):
-        opt = self.model.optimizer
         if self.cfg.on_nan == "stop" or self._good is None:
             raise NonFiniteError("loss or gradient became NaN/Inf; stopped (no checkpoint written for it)")
-        lr = opt.learning_rate * 0.5
         self.model.set_params(self._good[0])
-        opt.set_state(self._good[1])
-        opt.learning_rate = lr
+        self.model.optimizer.set_state(self._good[1])
+        self.schedule.halve()
+        lr = self.schedule.rate(self.fraction_done())
+        self.model.optimizer.learning_rate = lr
         self.states = None
-        self._log({"event": "nan", "step": self.state["global_step"], "lr": lr})
+        self.log({"event": "nan", "step": self.state["global_step"], "lr": lr})
 
-    def _validate(self):
+    def _validate(self) -> str | None:
+        """Score the validation split, keep ``best.npz``, tell the schedule; returns a stop reason or None."""
         if self.valid_corpus is None or not len(self.valid_corpus):
             return None
         res = self.evaluate(self.valid_corpus)
-        st, opt = self.state, self.model.optimizer
+        st = self.state
         improved = st["best_valid"] is None or res["loss"] < st["best_valid"]
         if improved:
             st["best_valid"], st["bad_evals"] = res["loss"], 0
             self._save("best.npz")
         else:
             st["bad_evals"] += 1
-            if self.cfg.anneal < 1:
-                opt.learning_rate = opt.learning_rate * self.cfg.anneal
-        self._log({"event": "valid", "step": st["global_step"], "epoch": st["epoch"],
-                   "valid_loss": res["loss"], "valid_ppl": res["perplexity"],
-                   "lr": opt.learning_rate, "improved": improved})
+        reason = self.schedule.validated(res["loss"])
+        st["schedule"] = self.schedule.to_json()
+        lr = self.schedule.rate(self.fraction_done())
+        self.model.optimizer.learning_rate = lr
+        self.log({"event": "valid", "step": st["global_step"], "epoch": st["epoch"],
+                   "elapsed": round(st["elapsed"], 2), "valid_loss": res["loss"], "valid_ppl": res["perplexity"],
+                   "lr": lr, "improved": improved})
         self._plot()
-        return res
+        patience = self.cfg.stop_patience
+        if reason is None and patience and st["bad_evals"] >= patience:
+            reason = "early_stopping"
+        if reason is None and self.schedule.below_floor(self.fraction_done()):
+            reason = "lr_floor"  # no step is taken below the floor
+        return reason
 
-    def fit(self, callback=None) -> dict:
-        """Run until epochs, the time budget or ``max_steps`` run out (or early stopping,
-        or Ctrl-C).  Returns the training state (history, best validation loss, why it stopped)."""
+    def _bar(self):
         from tqdm.auto import tqdm
 
+        cfg = self.cfg
+        if cfg.time_budget:
+            return tqdm(total=round(cfg.time_budget, 1), initial=round(min(self.state["elapsed"], cfg.time_budget), 1),
+                        unit="s", disable=not self.progress, dynamic_ncols=True, desc="train",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+        cap = cfg.epoch_cap or 1
+        return tqdm(total=cap * self._steps_per_epoch, initial=self.state["global_step"], unit="step",
+                    disable=not self.progress, dynamic_ncols=True, desc="train")
+
+    def fit(self, callback=None) -> dict:
+        """Train until a stop rule fires (see :class:`TrainConfig`), or Ctrl-C. Returns the training state:
+        ``history``, ``best_valid``, ``stopped`` (``time_budget``, ``epochs``, ``early_stopping``,
+        ``converged``, ``lr_floor``, ``max_steps`` or ``interrupted``), steps, words, elapsed seconds.
+        ``callback(trainer)`` is called after every step."""
         cfg, st, model = self.cfg, self.state, self.model
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -251,24 +302,27 @@ class Trainer:
                 remove_stale_temps(self.out, name)  # left by a run killed mid-write
             self._repair_log()
         t_start = time.monotonic()
-        elapsed0 = st["elapsed"]
-        steps_this_run = 0
-        stop = None
+        elapsed0, steps_this_run, stop = st["elapsed"], 0, None
+        last_valid, last_valid_step = t_start, st["global_step"]
+        cap, interval = cfg.epoch_cap, cfg.validation_interval
         self._remember_good()
+        batches = self._batches(self.train_corpus, st["epoch"])
+        self._steps_per_epoch = len(batches)
+        bar = self._bar()
+        t_rate, words_rate, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
         try:
-            while st["epoch"] < cfg.epochs and stop is None:
-                batches = self._batches(self.train_corpus, st["epoch"])
+            while stop is None:
+                if cap is not None and st["epoch"] >= cap:
+                    stop = "epochs"
+                    break
                 first = st["step_in_epoch"]
                 if first == 0 and self.batching == "stream":
                     self.states = None
-                of = "" if cfg.time_budget else f"/{cfg.epochs}"
-                bar = tqdm(total=len(batches), initial=first, disable=not self.progress,
-                           desc=f"epoch {st['epoch'] + 1}{of}", unit="batch", leave=False,
-                           dynamic_ncols=True)
-                t_epoch, words_epoch, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
                 for i in range(first, len(batches)):
+                    lr = self.schedule.rate(self.fraction_done())
+                    model.optimizer.learning_rate = lr
                     x, y, mask = batches[i]
-                    drops = self._dropout(x.shape, st["epoch"], i)
+                    drops = self._dropout(x.shape[1], st["epoch"], i)
                     states = self.states if self.batching == "stream" else None
                     loss_sum, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
                     loss_sum, ntok, gnorm = float(loss_sum), float(ntok), float(gnorm)
@@ -281,47 +335,54 @@ class Trainer:
                     st["global_step"] += 1
                     st["words"] += int(ntok)
                     steps_this_run += 1
-                    words_epoch += ntok
-                    loss_acc += loss_sum
-                    tok_acc += ntok
-                    rate = words_epoch / max(time.monotonic() - t_epoch, 1e-9)
+                    loss_acc, tok_acc, words_rate = loss_acc + loss_sum, tok_acc + ntok, words_rate + ntok
+                    now = time.monotonic()
+                    before, st["elapsed"] = st["elapsed"], elapsed0 + now - t_start
                     mean = loss_acc / max(tok_acc, 1.0)
-                    bar.set_postfix(loss=f"{mean:.3f}", ppl=f"{perplexity_of(loss_acc, tok_acc):.1f}",
-                                    words_s=f"{rate:,.0f}", lr=f"{model.optimizer.learning_rate:.2g}")
-                    bar.update(1)
-                    if st["global_step"] % 50 == 0 or i == len(batches) - 1:
-                        self._log({"event": "train", "step": st["global_step"], "epoch": st["epoch"],
-                                   "train_loss": mean, "words_per_s": rate, "grad_norm": gnorm})
-                        loss_acc, tok_acc = 0.0, 0.0
-                    if cfg.valid_every and st["global_step"] % cfg.valid_every == 0:
-                        self._validate()
+                    best = perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else float("nan")
+                    bar.set_postfix_str(f"epoch {st['epoch'] + 1} loss {mean:.3f} ppl {perplexity_of(loss_acc, tok_acc):.1f} "
+                                        f"val {best:.1f} lr {lr:.2g} {words_rate / max(now - t_rate, 1e-9):,.0f} tok/s",
+                                        refresh=False)
+                    bar.update(round(min(st["elapsed"], cfg.time_budget) - min(before, cfg.time_budget), 3)
+                               if cfg.time_budget else 1)
+                    if st["global_step"] % LOG_EVERY == 0 or i == len(batches) - 1:
+                        self.log({"event": "train", "step": st["global_step"], "epoch": st["epoch"],
+                                   "elapsed": round(st["elapsed"], 2), "train_loss": mean, "lr": lr,
+                                   "words_per_s": words_rate / max(now - t_rate, 1e-9), "grad_norm": gnorm})
+                        t_rate, words_rate, loss_acc, tok_acc = now, 0, 0.0, 0.0
+                    if callback is not None:
+                        callback(self)
+                    if cfg.max_steps is not None and steps_this_run >= cfg.max_steps:
+                        stop = "max_steps"
+                    elif cfg.time_budget is not None and st["elapsed"] >= cfg.time_budget:
+                        stop = "time_budget"
+                    elif i < len(batches) - 1 and ((cfg.valid_every and st["global_step"] % cfg.valid_every == 0)
+                                                   or now - last_valid >= interval):
+                        stop = self._validate()
+                        last_valid, last_valid_step = time.monotonic(), st["global_step"]
                     if cfg.save_every and st["global_step"] % cfg.save_every == 0:
                         self._remember_good()
                         self._save("checkpoint.npz")
-                    if callback is not None:
-                        callback(self)
-                    st["elapsed"] = elapsed0 + time.monotonic() - t_start
-                    if cfg.max_steps is not None and steps_this_run >= cfg.max_steps:
-                        stop = "max_steps"
+                    if stop is not None:
                         break
-                    if cfg.time_budget is not None and time.monotonic() - t_start >= cfg.time_budget:
-                        stop = "time_budget"
-                        break
-                bar.close()
-                if stop == "time_budget":
-                    self._validate()  # the budget's result gets a validation score and best.npz
-                if stop is None:  # the epoch finished
+                else:  # the epoch finished
                     st["epoch"] += 1
                     st["step_in_epoch"] = 0
-                    self._validate()
+                    stop = self._validate()
+                    last_valid, last_valid_step = time.monotonic(), st["global_step"]
                     self._remember_good()
-                    if cfg.patience and st["bad_evals"] >= cfg.patience:
-                        stop = "early_stopping"
+                    batches = self._batches(self.train_corpus, st["epoch"])
+                self._save("checkpoint.npz")
+            if stop == "time_budget" and last_valid_step != st["global_step"]:
+                self._validate()  # what the budget bought gets a validation score and best.npz
                 self._save("checkpoint.npz")
         except KeyboardInterrupt:
             stop = "interrupted"
             self._save("checkpoint.npz")
+        finally:
+            bar.close()
         st["elapsed"] = elapsed0 + time.monotonic() - t_start
-        st["stopped"] = stop or "epochs"
-        self._log({"event": "stop", "step": st["global_step"], "reason": st["stopped"]})
+        st["stopped"] = stop
+        self.log({"event": "stop", "step": st["global_step"], "reason": stop, "elapsed": round(st["elapsed"], 2),
+                   "best_valid_ppl": perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else None})
         return st
