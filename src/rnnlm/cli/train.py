@@ -195,12 +195,12 @@ def run(args) -> int:
         return 0
     print(f"stopped: {STOP_REASONS.get(res['stopped'], res['stopped'])} after {res['steps']} steps, "
           f"{res['epochs']} epochs ({res['elapsed_s']} s)")
-    base = res.get("baselines")
+    base, mixture = res.get("baselines"), res.get("interpolation")
     if "best_valid_perplexity" in res:
-        also = describe(base, "valid")
+        also = describe(base, "valid", mixture)
         print(f"validation perplexity {res['best_valid_perplexity']:.2f}" + (f" ({also})" if also else ""))
     if "test" in res:
-        also = describe(base, "test")
+        also = describe(base, "test", mixture)
         print(f"test perplexity {res['test']['perplexity']:.2f} over {res['test']['tokens']} tokens"
               + (f" ({also})" if also else ""))
     print(f"checkpoints: {result.out / 'checkpoint.npz'}, {result.out / 'best.npz'}")

@@ -47,24 +47,26 @@ def _check_scorable(model):
         raise ConfigError("a bidirectional fill model has no left-to-right sentence probability; use fill")
 
 
-def sentence_logprob(model, sentences, batch_size: int = 32) -> SentenceScores:
-    """Log-probability of each sentence under the model, in padded, masked batches through ``evaluate``.
+def _check_ids(seqs, C):
+    for q in seqs:
+        if len(q) and (q.min() < 0 or q.max() >= C):
+            raise ConfigError(f"token ids must be in [0, {C})")
+
+
+def sentence_token_logprobs(model, sentences, batch_size: int = 32) -> list:
+    """log p of every predicted token of each sentence: a list of float64 arrays, ``len(s) - 1`` each.
 
     ``sentences``: token-id sequences as encoded by the corpus (word level ``[START, w1..wn, END]``).
     For each, ``x = s[:-1]``, ``y = s[1:]``: every token but the first is predicted, i.e. the words
-    and END, not START. Sentences are sorted by length and batched; under the static-shape (JAX)
-    linker lengths are padded to powers of two and batches to ``batch_size`` rows, so a few compiled
-    shapes serve any input. Returns :class:`SentenceScores` in the input order.
+    and END, not START, each from a zero state at START. Sentences are sorted by length and batched;
+    under the static-shape (JAX) linker lengths are padded to powers of two and batches to
+    ``batch_size`` rows, so a few compiled shapes serve any input.
     """
     _check_scorable(model)
     seqs = [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
-    C = model.config.vocab_size
-    for s in seqs:
-        if len(s) and (s.min() < 0 or s.max() >= C):
-            raise ConfigError(f"token ids must be in [0, {C})")
-    N = len(seqs)
-    logprob = np.zeros(N)
+    _check_ids(seqs, model.config.vocab_size)
     ntok = np.array([max(len(s) - 1, 0) for s in seqs], dtype=np.int64)
+    out = [np.zeros(n) for n in ntok]
     order = [i for i in np.argsort(ntok, kind="stable") if ntok[i] > 0]
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
@@ -74,26 +76,62 @@ def sentence_logprob(model, sentences, batch_size: int = 32) -> SentenceScores:
         x, mask = pad_columns([seqs[i][:-1] for i in idx], L, B)
         y, _ = pad_columns([seqs[i][1:] for i in idx], L, B)
         nll = model.evaluate(x, y, mask)[2]
-        logprob[idx] = -nll[:, : len(idx)].astype(np.float64).sum(axis=0)
-    return SentenceScores(logprob, ntok)
+        for b, i in enumerate(idx):
+            out[i] = -nll[: ntok[i], b].astype(np.float64)
+    return out
 
 
-def stream_logprob(model, ids, chunk: int = 256) -> tuple[float, int]:
-    """Log-probability of one token stream (every token after the first), the state carried across
-    chunks of ``chunk`` tokens: ``(logprob, n_predicted)``. Char-level scoring uses it."""
+def sentence_logprob(model, sentences, batch_size: int = 32) -> SentenceScores:
+    """Log-probability of each sentence (see :func:`sentence_token_logprobs`): :class:`SentenceScores`
+    in the input order."""
+    lps = sentence_token_logprobs(model, sentences, batch_size)
+    return SentenceScores(np.array([lp.sum() for lp in lps], dtype=np.float64),
+                          np.array([len(lp) for lp in lps], dtype=np.int64))
+
+
+def stream_token_logprobs(model, ids, chunk: int = 256, tracks: int = 1, warmup: int = 256) -> np.ndarray:
+    """log p of every token of one stream after the first: (len(ids) - 1,) float64.
+
+    ``tracks == 1`` is the definition: the state is carried through the whole stream, ``chunk`` tokens per
+    compiled call (char-rnn's evaluation). ``tracks > 1`` scores ``tracks`` contiguous pieces side by side,
+    each from a zero state ``warmup`` tokens before its first scored token (those tokens give context and
+    are not scored): the same tokens, every one with at least ``warmup`` tokens of context -- the fast
+    form training uses for validation.
+    """
     _check_scorable(model)
     ids = np.asarray(ids, dtype=np.int32).reshape(-1)
-    n = max(len(ids) - 1, 0)
-    states = model.initial_state(1)
-    total = 0.0
-    for i in range(0, n, chunk):
-        xs, ys = ids[i : min(i + chunk, n)], ids[i + 1 : min(i + chunk, n) + 1]
-        L = chunk if model.static else len(xs)
-        x, mask = pad_columns([xs], L)
-        y, _ = pad_columns([ys], L)
-        loss_sum, _, _, states = model.evaluate(x, y, mask, states)
-        total -= float(loss_sum)
-    return total, n
+    _check_ids([ids], model.config.vocab_size)
+    n = max(len(ids) - 1, 0)  # predicted positions 1..n
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    tracks = max(1, min(int(tracks), n))
+    bounds = np.linspace(0, n, tracks + 1).round().astype(int)  # scored targets [a, b) of each track
+    starts = [0 if k == 0 else max(0, bounds[k] - warmup) for k in range(tracks)]  # first input position
+    lengths = [bounds[k + 1] - starts[k] for k in range(tracks)]
+    total = max(lengths)
+    states = model.initial_state(tracks)
+    for t0 in range(0, total, chunk):
+        L = chunk if model.static else min(chunk, total - t0)
+        xs = [ids[starts[k] + t0 : starts[k] + min(t0 + L, lengths[k])] for k in range(tracks)]
+        ys = [ids[starts[k] + t0 + 1 : starts[k] + min(t0 + L, lengths[k]) + 1] for k in range(tracks)]
+        x, mask = pad_columns(xs, L, tracks)
+        y, _ = pad_columns(ys, L, tracks)
+        _, _, nll, states = model.evaluate(x, y, mask, states)
+        for k in range(tracks):
+            first = max(bounds[k], starts[k] + t0)  # input position of the first scored target here
+            last = min(bounds[k + 1], starts[k] + t0 + len(xs[k]))
+            if last > first:
+                rows = np.arange(first, last) - (starts[k] + t0)
+                out[first:last] = -nll[rows, k].astype(np.float64)
+    return out
+
+
+def stream_logprob(model, ids, chunk: int = 256, tracks: int = 1, warmup: int = 256) -> tuple[float, int]:
+    """``(log-probability, n_predicted)`` of one token stream (see :func:`stream_token_logprobs`); char-level
+    scoring uses it."""
+    lp = stream_token_logprobs(model, ids, chunk, tracks, warmup)
+    return float(lp.sum()), len(lp)
 
 
 @dataclass
@@ -146,12 +184,14 @@ def perplexity(
     words: int | None = None,
     batch_size: int = 32,
     chunk: int = 256,
+    tracks: int = 1,
 ) -> PerplexityResult:
     """Perplexity of a text (see the module docstring for the one definition used everywhere).
 
     ``sentences``: an :class:`~rnnlm.data.corpus.EncodedText` (its OOV and word counts are used) or a list
     of encoded sentences. ``level``: ``word`` (default: per sentence, from a zero state) or ``char``
-    (the sentences concatenated into one stream, see :func:`stream_logprob`).
+    (the sentences concatenated into one stream, see :func:`stream_logprob`; ``tracks`` > 1 is its fast
+    form).
     """
     if hasattr(sentences, "sentences"):  # EncodedText
         oov = sentences.n_oov if oov is None else oov
@@ -160,7 +200,7 @@ def perplexity(
     sentences = [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
     level = level or "word"
     if level == "char":
-        logprob, n = stream_logprob(model, np.concatenate(sentences) if sentences else [], chunk)
+        logprob, n = stream_logprob(model, np.concatenate(sentences) if sentences else [], chunk, tracks)
     elif level == "word":
         scores = sentence_logprob(model, sentences, batch_size)
         logprob, n = float(scores.logprob.sum()), int(scores.ntok.sum())

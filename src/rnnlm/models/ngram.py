@@ -153,6 +153,8 @@ class _NgramModel:
     def __init__(self):
         self.vocab_size: int | None = None
         self.start_id: int | None = None
+        #: the training corpus's metadata (vocabulary, tokenization), saved with the model when set
+        self.corpus_meta: dict | None = None
 
     def _check_fitted(self):
         if self.vocab_size is None:
@@ -215,8 +217,11 @@ class _NgramModel:
 
     # -- files ------------------------------------------------------------------------------------------
     def _meta(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "model": self._KIND, "order": self.order,
+        meta = {"format": FORMAT, "version": VERSION, "model": self._KIND, "order": self.order,
                 "vocab_size": self.vocab_size, "special_ids": {"start": self.start_id}}
+        if self.corpus_meta is not None:  # vocabulary and tokenization, to read new text like the training text
+            meta["corpus"] = self.corpus_meta
+        return meta
 
     def save(self, path) -> Path:
         """Write the model to ``path`` (``.npz``, JSON metadata, no pickle), atomically."""
@@ -260,6 +265,10 @@ class _NgramModel:
         """Read a model written by :meth:`save`; every array and setting is checked first."""
         meta, data = cls._read(path)
         model = cls()
+        corpus = meta.get("corpus")
+        if corpus is not None and not isinstance(corpus, dict):
+            raise CheckpointError(f"{path}: bad corpus entry in the n-gram model's metadata")
+        model.corpus_meta = corpus
         try:
             model._restore(meta, data)
         except (ConfigError, KeyError, TypeError, ValueError) as e:

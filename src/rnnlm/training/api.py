@@ -21,8 +21,8 @@ from rnnlm.training.config import TrainConfig
 class TrainResult:
     """What :func:`train` returns.
 
-    ``model``: the trained :class:`~rnnlm.models.lm.LanguageModel` (its last parameters; ``best.npz``
-    holds the best-validated ones); ``state``: the trainer's state (``history``, ``best_valid``, why it
+    ``model``: the trained :class:`~rnnlm.models.lm.LanguageModel` with its best-validated parameters
+    (``checkpoint.npz`` holds the last ones, for resuming); ``state``: the trainer's state (``history``, ``best_valid``, why it
     ``stopped``, steps, words, elapsed seconds); ``corpus`` and its ``splits``; ``trainer``; ``test``:
     the test split's score (``loss``, ``perplexity``, ``tokens``) or None.
     """
@@ -49,6 +49,8 @@ class TrainResult:
             res["test"] = self.test
         if st.get("baselines"):
             res["baselines"] = st["baselines"]
+        if st.get("interpolation"):
+            res["interpolation"] = st["interpolation"]
         return res
 
 
@@ -211,9 +213,28 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         on_start(trainer, corpus, splits, chosen)
     state = trainer.fit(callback=callback)
     test = None
-    if len(splits.get("test", [])) and state["stopped"] != "interrupted":
+    if state["stopped"] != "interrupted":
         try:
-            test = trainer.evaluate(splits["test"])
-        except KeyboardInterrupt:  # Ctrl-C after training: the checkpoint is saved; skip the test score
+            test = _final_scores(trainer, models["kn"], splits, out)
+        except KeyboardInterrupt:  # Ctrl-C after training: the checkpoint is saved; skip the final scores
             state["stopped"] = "interrupted"
     return TrainResult(lm, state, corpus, splits, trainer, test, out)
+
+
+def _final_scores(trainer, ngram, splits, out) -> dict | None:
+    """Put the best-validated parameters into the model, score the test split with them, and mix the model
+    with the n-gram (λ tuned on validation; stored in best.npz). Returns the test score (or None)."""
+    from rnnlm.training.baselines import interpolation
+    from rnnlm.training.checkpoint import read_checkpoint, update_train_state
+
+    model, state = trainer.model, trainer.state
+    best = out / "best.npz" if out is not None else None
+    if best is not None and best.is_file():
+        model.set_params(read_checkpoint(best)["params"])
+    test = trainer.evaluate(splits["test"]) if len(splits.get("test") or []) else None
+    if not model.config.bidirectional and splits.get("valid") is not None and len(splits["valid"]):
+        state["interpolation"] = mixture = interpolation(trainer, model, ngram, splits)
+        trainer.log({"event": "interpolation", **mixture})
+        if best is not None and best.is_file():
+            update_train_state(best, interpolation={**mixture, "ngram": "ngram.npz"})
+    return test

@@ -7,6 +7,8 @@ order 5 (a trigram of characters is no yardstick), the split scored as one strea
 
 from __future__ import annotations
 
+import numpy as np
+
 from rnnlm.inference.scoring import perplexity_of
 from rnnlm.models.ngram import KneserNey, Unigram
 
@@ -26,8 +28,12 @@ def fit_baselines(train, order: int | None = None) -> dict:
     order = order or DEFAULT_ORDER[train.level]
     seqs, stream = _data(train)
     V, start = len(train.vocab), (None if stream else train.vocab.start_index)
-    return {"kn": KneserNey(order).fit(seqs, V, stream=stream, start_id=start),
-            "unigram": Unigram().fit(seqs, V, stream=stream, start_id=start)}
+    models = {"kn": KneserNey(order).fit(seqs, V, stream=stream, start_id=start),
+              "unigram": Unigram().fit(seqs, V, stream=stream, start_id=start)}
+    meta = {k: v for k, v in train.metadata().items() if k != "stats"}  # vocabulary and tokenization
+    for m in models.values():
+        m.corpus_meta = meta
+    return models
 
 
 def score_baselines(models: dict, corpus) -> dict:
@@ -54,9 +60,31 @@ def baselines(train, splits: dict, order: int | None = None) -> tuple[dict, dict
     return models, report
 
 
-def describe(report: dict | None, split: str = "valid") -> str:
-    """``KN-3 180.2, unigram 620.9`` for one split of a :func:`baselines` report ('' when absent)."""
+def describe(report: dict | None, split: str = "valid", mixture: dict | None = None) -> str:
+    """``KN-3 180.20, unigram 620.90; RNN+KN-3 150.10 at λ=0.71`` for one split of a :func:`baselines`
+    report and of an :func:`interpolation` ('' when absent)."""
     if not report or split not in report:
         return ""
     r = report[split]
-    return f"KN-{report['kn_order']} {r['kn']:.2f}, unigram {r['unigram']:.2f}"
+    text = f"KN-{report['kn_order']} {r['kn']:.2f}, unigram {r['unigram']:.2f}"
+    if mixture and split in mixture:
+        text += f"; RNN+KN-{report['kn_order']} {mixture[split]['interpolated']:.2f} at λ={mixture['lambda']:.2f}"
+    return text
+
+
+def interpolation(trainer, model, ngram, splits: dict) -> dict:
+    """The RNN ``model`` mixed with the n-gram (:mod:`rnnlm.inference.interpolation`): λ tuned on the
+    validation split, then every split scored at that λ. ``{"lambda", "valid": {...}, "test": {...}}``."""
+    from rnnlm.inference.interpolation import interpolated, tune_lambda
+
+    def both(corpus):
+        seqs, stream = _data(corpus)
+        lp_ngram = ngram.token_logprobs(seqs, stream=stream)
+        return trainer.token_logprobs(corpus, model), np.concatenate([np.zeros(0), *lp_ngram])
+
+    valid = both(splits["valid"])
+    lam = tune_lambda(*valid)
+    out = {"lambda": lam, "valid": interpolated(*valid, lam)}
+    if splits.get("test") is not None and len(splits["test"]):
+        out["test"] = interpolated(*both(splits["test"]), lam)
+    return out

@@ -86,6 +86,23 @@ def save_checkpoint(path, model, corpus=None, train_state=None, states=None) -> 
         raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e})") from None
 
 
+def update_train_state(path, **entries) -> Path:
+    """Add ``entries`` to the training state of the checkpoint at ``path`` (rewritten atomically; the arrays
+    are copied as they are)."""
+    ck = read_checkpoint(path)
+    if ck["tutorial"]:
+        raise CheckpointError(f"{path}: the tutorial's model file has no training state")
+    with np.load(ck["path"], allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = dict(ck["meta"])
+    meta["train_state"] = {**(meta.get("train_state") or {}), **entries}
+    arrays["meta"] = _meta_array(meta)
+    try:
+        return atomic_savez(ck["path"], **arrays)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot write checkpoint ({e.strerror or e})") from None
+
+
 def resolve(path) -> Path:
     """The checkpoint file ``path`` names: the file itself, or in a run folder its ``best.npz`` (the best
     validation score), else its ``checkpoint.npz`` (the latest)."""

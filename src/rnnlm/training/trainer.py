@@ -35,7 +35,7 @@ import numpy as np
 from rnnlm.data.batching import sentence_batches, stream_batches
 from rnnlm.errors import CheckpointError, ConfigError, RnnlmError
 from rnnlm.fileio import atomic_savefig, remove_stale_temps
-from rnnlm.inference.scoring import perplexity_of
+from rnnlm.inference.scoring import perplexity_of, sentence_token_logprobs, stream_token_logprobs
 from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig
 from rnnlm.training.optim import DEFAULT_LR, make_optimizer
@@ -117,16 +117,26 @@ class Trainer:
         return tuple((rng.random(s) < k).astype(np.float32) / np.float32(k) for s, k in zip(shapes, keeps, strict=True))
 
     # -- evaluation ---------------------------------------------------------------------------
+    def token_logprobs(self, corpus, model=None) -> np.ndarray:
+        """log p of every predicted token of ``corpus`` under ``model`` (default: the one being trained; no
+        dropout), by the one scoring path (:mod:`rnnlm.inference.scoring`): sentences from
+        SENTENCE_START; a character stream in ``batch_size`` parallel tracks, each warmed up on the 256
+        tokens before it."""
+        model = model or self.model
+        if self.batching == "stream":
+            return stream_token_logprobs(model, corpus.stream(), tracks=self.cfg.batch_size, warmup=256)
+        return np.concatenate([np.zeros(0), *sentence_token_logprobs(model, corpus.sentences, self.cfg.batch_size)])
+
     def evaluate(self, corpus) -> dict:
         """Mean NLL per predicted token and perplexity over a corpus (no dropout)."""
-        total, count = 0.0, 0.0
-        states = None
-        for x, y, mask in self._batches(corpus, 0, shuffle=False, whole=True):
-            loss_sum, ntok, _, new_states = self.model.evaluate(x, y, mask, states)
-            if self.batching == "stream":
-                states = new_states
-            total += loss_sum
-            count += ntok
+        if self.model.config.bidirectional:  # the fill model: every inner word of every sentence
+            total, count = 0.0, 0.0
+            for x, y, mask in self._batches(corpus, 0, shuffle=False, whole=True):
+                loss_sum, ntok, _, _ = self.model.evaluate(x, y, mask)
+                total, count = total + loss_sum, count + ntok
+        else:
+            lp = self.token_logprobs(corpus)
+            total, count = -float(lp.sum()), float(len(lp))
         return {"loss": total / max(count, 1.0), "perplexity": perplexity_of(total, count), "tokens": int(count)}
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -278,6 +288,34 @@ class Trainer:
             reason = "lr_floor"  # no step is taken below the floor
         return reason
 
+    def compile(self, batches) -> float:
+        """Compile, before the clock starts, every function the run will call: the training step for each
+        batch shape and the scoring function for each validation shape (a time budget is then spent
+        learning, not compiling). The training calls see an all-zero mask and the parameters and optimizer
+        state are restored afterwards, so nothing is learned here. Returns the seconds it took."""
+        from rnnlm.data.batching import bucket_length
+
+        t0, model = time.monotonic(), self.model
+        shapes = sorted({tuple(x.shape) for x, _, _ in batches})
+        params, opt = model.get_params(), model.optimizer.get_state()
+        for L, B in shapes:
+            z = np.zeros((L, B), np.int32)
+            drops = [np.ones(s, np.float32) for s in model.dropout_shapes(B)]
+            model.train_step(z, z, np.zeros((L, B), np.float32), None, drops)
+        model.set_params(params)
+        model.optimizer.set_state(opt)
+        valid = self.valid_corpus
+        if valid is not None and len(valid) and not model.config.bidirectional:
+            B = self.cfg.batch_size
+            if self.batching == "stream":
+                lengths = {256 if model.static else 0}
+            else:
+                lengths = {bucket_length(max(len(q) - 1, 1)) for q in valid.sentences} if model.static else set()
+            for L in sorted(lengths - {0}):
+                z = np.zeros((L, B), np.int32)
+                model.evaluate(z, z, np.zeros((L, B), np.float32), model.initial_state(B))
+        return time.monotonic() - t0
+
     def _bar(self):
         from tqdm.auto import tqdm
 
@@ -301,16 +339,20 @@ class Trainer:
             for name in ("checkpoint.npz", "best.npz", "loss.png", "corpus.npz"):
                 remove_stale_temps(self.out, name)  # left by a run killed mid-write
             self._repair_log()
-        t_start = time.monotonic()
-        elapsed0, steps_this_run, stop = st["elapsed"], 0, None
-        last_valid, last_valid_step = t_start, st["global_step"]
+        elapsed0, steps_this_run, stop, bar = st["elapsed"], 0, None, None
+        last_valid_step = st["global_step"]
         cap, interval = cfg.epoch_cap, cfg.validation_interval
-        self._remember_good()
         batches = self._batches(self.train_corpus, st["epoch"])
         self._steps_per_epoch = len(batches)
-        bar = self._bar()
-        t_rate, words_rate, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
+        t_start = time.monotonic()
         try:
+            if self.model.static:  # one compiled function per shape: all compiled before the clock starts
+                st["compile_s"] = round(self.compile(batches), 2)
+                self.log({"event": "compile", "seconds": st["compile_s"], "step": st["global_step"]})
+            t_start = last_valid = time.monotonic()
+            self._remember_good()
+            bar = self._bar()
+            t_rate, words_rate, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
             while stop is None:
                 if cap is not None and st["epoch"] >= cap:
                     stop = "epochs"
@@ -380,7 +422,8 @@ class Trainer:
             stop = "interrupted"
             self._save("checkpoint.npz")
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         st["elapsed"] = elapsed0 + time.monotonic() - t_start
         st["stopped"] = stop
         self.log({"event": "stop", "step": st["global_step"], "reason": stop, "elapsed": round(st["elapsed"], 2),
