@@ -46,12 +46,16 @@ from rnnlm.errors import ConfigError
 from rnnlm.models.reference import (
     GatedRNNNumpy,
     RNNNumpy,
-    _activation_grad,
-    _gate_grad,
+    activation_grad,
+    apply_activation,
+    apply_gate,
+    gate_grad,
     init_params,
     init_tutorial_params,
     log_softmax,
+    sentence_pair,
     softmax,
+    word_ids,
 )
 
 __all__ = [
@@ -302,12 +306,12 @@ def _cell_jacobians(ref, lc, U, W):
     T = len(a)
     s_prev = s[np.arange(T) - 1]  # s[-1] is the zero initial state
     if ref.cell == "rnn":
-        d = _activation_grad(ref.activation, act[:, 0])[:, :, None]  # f'(a_t) as a column
+        d = activation_grad(ref.activation, act[:, 0])[:, :, None]  # f'(a_t) as a column
         return d * W[0], (None if U is None else d * U[0])
     if ref.cell == "gru":
         z, r, cand = act[:, 0], act[:, 1], act[:, 2]
-        dz = _gate_grad(ref.gate, a[:, 0], z)[:, :, None]
-        dr = _gate_grad(ref.gate, a[:, 1], r)[:, :, None]
+        dz = gate_grad(ref.gate, a[:, 0], z)[:, :, None]
+        dr = gate_grad(ref.gate, a[:, 1], r)[:, :, None]
         dc = (1.0 - cand * cand)[:, :, None]
 
         def through(Mz, Mr, Mc_direct):
@@ -322,7 +326,7 @@ def _cell_jacobians(ref, lc, U, W):
     # lstm: state (h, c); c' = f c + i g, h' = o tanh(c')
     H = ref.hidden_dim
     i, f, o, g = (act[:, j] for j in range(4))
-    di, df, do = (_gate_grad(ref.gate, a[:, j], act[:, j])[:, :, None] for j in range(3))
+    di, df, do = (gate_grad(ref.gate, a[:, j], act[:, j])[:, :, None] for j in range(3))
     dg = (1.0 - g * g)[:, :, None]
     c_prev = lc["c"][np.arange(T) - 1]
     tc = lc["tanh_c"]
@@ -387,9 +391,7 @@ def _direct_loss_gradients(ref, cache, y):
 
 def loss_state_gradients(ref: GatedRNNNumpy, x, y):
     """``G`` (T, T, N): G[t, k] = ∂L_t/∂S_k (zero for k > t), L_t = −log o_t[y_t]."""
-    from rnnlm.models.reference import _pair
-
-    x, y = _pair(x, y, ref.word_dim)
+    x, y = sentence_pair(x, y, ref.word_dim)
     _, cache = ref.forward(x)
     J = state_jacobians(ref, x, cache)
     e = _direct_loss_gradients(ref, cache, y)
@@ -414,9 +416,7 @@ def forward_with_perturbation(ref: GatedRNNNumpy, x, perturb=None):
     With ``perturb`` None or zero this is exactly :meth:`GatedRNNNumpy.forward`; the derivatives
     of S_t and of L_t w.r.t. ``perturb[k]`` are ∂S_t/∂S_k and ∂L_t/∂S_k.
     """
-    from rnnlm.models.reference import _activation, _gate, _ids
-
-    x = _ids(x, ref.word_dim)
+    x = word_ids(x, ref.word_dim)
     p, H, T = ref.params, ref.hidden_dim, len(x)
     sizes = _state_sizes(ref)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -432,15 +432,15 @@ def forward_with_perturbation(ref: GatedRNNNumpy, x, perturb=None):
             st = prev[offsets[layer]:offsets[layer + 1]]
             h = st[:H]
             if ref.cell == "rnn":
-                new = _activation(ref.activation, xu[0] + W[0] @ h + b[0])
+                new = apply_activation(ref.activation, xu[0] + W[0] @ h + b[0])
             elif ref.cell == "gru":
-                z = _gate(ref.gate, xu[0] + W[0] @ h + b[0])
-                r = _gate(ref.gate, xu[1] + W[1] @ h + b[1])
+                z = apply_gate(ref.gate, xu[0] + W[0] @ h + b[0])
+                r = apply_gate(ref.gate, xu[1] + W[1] @ h + b[1])
                 cand = np.tanh(xu[2] + W[2] @ (h * r) + b[2])
                 new = (1.0 - z) * cand + z * h
             else:
                 a = xu + W @ h + b
-                i, f, o = _gate(ref.gate, a[:3])
+                i, f, o = apply_gate(ref.gate, a[:3])
                 c = f * st[H:] + i * np.tanh(a[3])
                 new = np.concatenate([o * np.tanh(c), c])
             S[t, offsets[layer]:offsets[layer + 1]] = new
@@ -469,9 +469,7 @@ def sentence_norms(ref: GatedRNNNumpy, x, y, norm="fro", max_distance=None) -> d
     for k > t or beyond ``max_distance``."""
     if norm not in NORMS:
         raise ConfigError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-    from rnnlm.models.reference import _pair
-
-    x, y = _pair(x, y, ref.word_dim)
+    x, y = sentence_pair(x, y, ref.word_dim)
     _, cache = ref.forward(x)
     J = state_jacobians(ref, x, cache)
     e = _direct_loss_gradients(ref, cache, y)
