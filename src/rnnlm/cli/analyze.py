@@ -218,7 +218,7 @@ def _encode_for(path, vocab, meta, args):
 
 def _load(path, args, corpus_cache):
     """(reference model, encoded sentences) of a checkpoint."""
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     ref, vocab, meta = analysis.load_reference(path)
     if vocab is not None:
@@ -233,7 +233,7 @@ def _load(path, args, corpus_cache):
 
 
 def _select(sentences, args):
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     return analysis.select_sentences(sentences, n=args.sentences, min_len=args.min_tokens,
                                      max_len=args.max_tokens, seed=args.seed)
@@ -246,13 +246,13 @@ def _sentence_info(pairs) -> dict:
 
 
 def _save(fig, out, name, plots):
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     plots[name] = str(analysis.save_figure(fig, out / f"{name}.png"))
 
 
 def _print_json(obj) -> None:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     print_json(analysis.to_jsonable(obj))
 
@@ -267,7 +267,7 @@ def _fmt(v, spec=".3g"):
 
 
 def run_gradients(args) -> int:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     out = _out_dir(args)
     if len(args.fit) > 2 or args.fit[0] < 0 or (len(args.fit) == 2 and args.fit[1] <= args.fit[0]):
@@ -354,7 +354,7 @@ def _truncation_grid(longest: int) -> list[int]:
 def run_truncation(args) -> int:
     import numpy as np
 
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
     from rnnlm.models.reference import TRUNCATIONS
 
     for m in args.truncation:
@@ -419,7 +419,7 @@ def run_truncation(args) -> int:
 
 
 def run_exploding(args) -> int:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
     from rnnlm.models.reference import ACTIVATIONS
 
     for a in args.activation:
