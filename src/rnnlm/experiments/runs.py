@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from rnnlm.bench.speed import cpu_model
+from rnnlm.bench.machine import cpu_model
 from rnnlm.data.batching import pad_columns
 from rnnlm.errors import ConfigError
 
