@@ -147,7 +147,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="bptt_truncate values of the training runs, -1 = full BPTT (default: 1,2,4,-1)")
     t.add_argument("--truncation", type=csv_list(str), default=["tutorial", "scan"], metavar="MODE,...",
                    help="truncation definitions trained with: tutorial, scan (default: both)")
-    t.add_argument("--epochs", type=int_at_least(1), default=2, help="epochs of each training run (default: 2)")
+    t.add_argument("--epochs", type=int_at_least(1), default=2,
+                   help="epochs of each training run (default: 2)")
     t.add_argument("--lr", type=positive_float, default=0.005, help="SGD learning rate (default: 0.005)")
     t.add_argument("--train-sentences", type=int_at_least(1), default=500, metavar="N",
                    help="training sentences per run (default: %(default)s)")
@@ -228,7 +229,8 @@ def _load(path, args, corpus_cache):
     if C not in corpus_cache:
         corpus_cache[C] = _prepare(args, vocab_size=C)
     warnings.warn(f"{path} has no vocabulary: using the {len(corpus_cache[C].vocab)}-word vocabulary of "
-                  f"{args.corpus}, which is not the one the model was trained with (word ids differ)")
+                  f"{args.corpus}, which is not the one the model was trained with (word ids differ)",
+                  stacklevel=2)
     return ref, corpus_cache[C].sentences
 
 
@@ -255,6 +257,11 @@ def _print_json(obj) -> None:
     from rnnlm import analysis
 
     print_json(analysis.to_jsonable(obj))
+
+
+def _print_written(plots: dict) -> None:
+    for path in plots.values():
+        print(f"wrote {path}")
 
 
 def _fmt(v, spec=".3g"):
@@ -329,8 +336,7 @@ def run_gradients(args) -> int:
         print(f"{name:<{w}} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
               f"{_fmt(fl['r2'], '.2f'):>5} {_fmt(fl['half_life'], '.2f'):>9} "
               f"{_fmt(fj['factor'], '.4f'):>11}  {at}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0
 
 
@@ -413,8 +419,7 @@ def run_truncation(args) -> int:
                      else f"{run['truncation']} k={run['bptt_truncate']}")
             v = run["valid_loss"][-1]
             print(f"  {label:<14} {run['train_loss'][-1]:>10.4f} {_fmt(v, '.4f'):>10} {run['seconds']:>8.1f}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0
 
 
@@ -469,6 +474,5 @@ def run_exploding(args) -> int:
                   f"{_fmt(nc.get('before', cl.get('before')), '.4g'):>11} "
                   f"{'diverged' if nc.get('diverged') else _fmt(nc.get('after'), '.4g'):>10} "
                   f"{'diverged' if cl.get('diverged') else _fmt(cl.get('after'), '.4g'):>10}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0
