@@ -457,6 +457,8 @@ for name, c in result["candidates"].items():
     print(f"{name:<16}{c['median_ms']:>10.1f}{c['min_ms']:>9.1f}{c['speedup']:>8.1f}x{c['compile_s']:>11.1f}   {c['what']}")
 for name, why in result["skipped"].items():
     print(f"{name:<16} skipped: {why}")
+for name, error in result["failed"].items():
+    print(f"{name:<16} FAILED: {error}")
 
 names = list(result["candidates"])
 ms = [result["candidates"][n]["median_ms"] for n in names]

@@ -18,10 +18,16 @@ from rnnlm.models.reference import (
     GATES,
     GatedRNNNumpy,
     RNNNumpy,
+    activation_grad,
+    apply_activation,
+    apply_gate,
+    gate_grad,
     hard_sigmoid,
     init_params,
     init_tutorial_params,
     param_shapes,
+    sentence_pair,
+    word_ids,
 )
 
 C, H, T = 13, 6, 8
@@ -129,6 +135,41 @@ def test_params_argument_is_copied_and_checked():
         RNNNumpy(C, H + 1, params=p)
     with pytest.raises(ConfigError):
         RNNNumpy(C, H, activation="sigmoid")
+
+
+@pytest.mark.parametrize("name", ["tanh", "relu"])
+def test_activation_grad_is_the_derivative_from_the_output(name):
+    a = np.array([-2.0, -0.3, 0.2, 1.7])
+    h = 1e-6
+    numeric = (apply_activation(name, a + h) - apply_activation(name, a - h)) / (2 * h)
+    np.testing.assert_allclose(activation_grad(name, apply_activation(name, a)), numeric, atol=1e-8)
+    want = np.tanh(0.5) if name == "tanh" else 0.5
+    assert apply_activation(name, np.array([0.5]))[0] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("name", GATES)
+def test_gate_grad_is_the_derivative_of_the_gate(name):
+    a = np.array([-4.0, -1.0, 0.3, 2.0, 3.0])  # off hard_sigmoid's kinks at ±2.5
+    h = 1e-6
+    numeric = (apply_gate(name, a + h) - apply_gate(name, a - h)) / (2 * h)
+    np.testing.assert_allclose(gate_grad(name, a, apply_gate(name, a)), numeric, atol=1e-8)
+    np.testing.assert_allclose(apply_gate("hard_sigmoid", a), hard_sigmoid(a))
+
+
+def test_word_ids_and_sentence_pair_check_their_input():
+    got = word_ids([3, 0, 2], 4)
+    assert got.dtype == np.intp and got.tolist() == [3, 0, 2]
+    assert word_ids([], 4).shape == (0,)
+    for bad, fragment in (([[1, 2]], "1-D"), ([1.0, 2.0], "integer"), ([0, 4], "outside"),
+                          ([-1], "outside")):
+        with pytest.raises(ValueError, match=fragment):
+            word_ids(bad, 4, name="ids")
+    x, y = sentence_pair([1, 2], np.array([2, 3]), 4)
+    assert x.tolist() == [1, 2] and y.tolist() == [2, 3]
+    with pytest.raises(ValueError, match="same length"):
+        sentence_pair([1, 2], [3], 4)
+    with pytest.raises(ValueError, match="^y holds"):
+        sentence_pair([1], [9], 4)
 
 
 def test_bad_word_ids_raise():

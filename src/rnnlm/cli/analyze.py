@@ -147,7 +147,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="bptt_truncate values of the training runs, -1 = full BPTT (default: 1,2,4,-1)")
     t.add_argument("--truncation", type=csv_list(str), default=["tutorial", "scan"], metavar="MODE,...",
                    help="truncation definitions trained with: tutorial, scan (default: both)")
-    t.add_argument("--epochs", type=int_at_least(1), default=2, help="epochs of each training run (default: 2)")
+    t.add_argument("--epochs", type=int_at_least(1), default=2,
+                   help="epochs of each training run (default: 2)")
     t.add_argument("--lr", type=positive_float, default=0.005, help="SGD learning rate (default: 0.005)")
     t.add_argument("--train-sentences", type=int_at_least(1), default=500, metavar="N",
                    help="training sentences per run (default: %(default)s)")
@@ -218,7 +219,7 @@ def _encode_for(path, vocab, meta, args):
 
 def _load(path, args, corpus_cache):
     """(reference model, encoded sentences) of a checkpoint."""
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     ref, vocab, meta = analysis.load_reference(path)
     if vocab is not None:
@@ -228,12 +229,13 @@ def _load(path, args, corpus_cache):
     if C not in corpus_cache:
         corpus_cache[C] = _prepare(args, vocab_size=C)
     warnings.warn(f"{path} has no vocabulary: using the {len(corpus_cache[C].vocab)}-word vocabulary of "
-                  f"{args.corpus}, which is not the one the model was trained with (word ids differ)")
+                  f"{args.corpus}, which is not the one the model was trained with (word ids differ)",
+                  stacklevel=2)
     return ref, corpus_cache[C].sentences
 
 
 def _select(sentences, args):
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     return analysis.select_sentences(sentences, n=args.sentences, min_len=args.min_tokens,
                                      max_len=args.max_tokens, seed=args.seed)
@@ -246,15 +248,20 @@ def _sentence_info(pairs) -> dict:
 
 
 def _save(fig, out, name, plots):
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     plots[name] = str(analysis.save_figure(fig, out / f"{name}.png"))
 
 
 def _print_json(obj) -> None:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     print_json(analysis.to_jsonable(obj))
+
+
+def _print_written(plots: dict) -> None:
+    for path in plots.values():
+        print(f"wrote {path}")
 
 
 def _fmt(v, spec=".3g"):
@@ -267,7 +274,7 @@ def _fmt(v, spec=".3g"):
 
 
 def run_gradients(args) -> int:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
 
     out = _out_dir(args)
     if len(args.fit) > 2 or args.fit[0] < 0 or (len(args.fit) == 2 and args.fit[1] <= args.fit[0]):
@@ -329,8 +336,7 @@ def run_gradients(args) -> int:
         print(f"{name:<{w}} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
               f"{_fmt(fl['r2'], '.2f'):>5} {_fmt(fl['half_life'], '.2f'):>9} "
               f"{_fmt(fj['factor'], '.4f'):>11}  {at}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0
 
 
@@ -354,7 +360,7 @@ def _truncation_grid(longest: int) -> list[int]:
 def run_truncation(args) -> int:
     import numpy as np
 
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
     from rnnlm.models.reference import TRUNCATIONS
 
     for m in args.truncation:
@@ -413,13 +419,12 @@ def run_truncation(args) -> int:
                      else f"{run['truncation']} k={run['bptt_truncate']}")
             v = run["valid_loss"][-1]
             print(f"  {label:<14} {run['train_loss'][-1]:>10.4f} {_fmt(v, '.4f'):>10} {run['seconds']:>8.1f}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0
 
 
 def run_exploding(args) -> int:
-    from rnnlm.analysis import bptt as analysis
+    from rnnlm import analysis
     from rnnlm.models.reference import ACTIVATIONS
 
     for a in args.activation:
@@ -469,6 +474,5 @@ def run_exploding(args) -> int:
                   f"{_fmt(nc.get('before', cl.get('before')), '.4g'):>11} "
                   f"{'diverged' if nc.get('diverged') else _fmt(nc.get('after'), '.4g'):>10} "
                   f"{'diverged' if cl.get('diverged') else _fmt(cl.get('after'), '.4g'):>10}")
-    for name, path in plots.items():
-        print(f"wrote {path}")
+    _print_written(plots)
     return 0

@@ -2,7 +2,9 @@
 
 Subcommands ``sgd-step`` (the tutorial's experiment), ``train`` (rnnlm vs PyTorch vs the GEMM
 roofline), ``generate`` (incremental generation), ``gru-part4`` (part 4's model) and ``all``.
-Each runs in one process; ``--json`` prints one JSON object.  Heavy modules (the engine, JAX, PyTorch)
+Each runs in one process; ``--json`` prints one JSON object, otherwise a report
+(:mod:`rnnlm.bench.report`).  A candidate that raised is reported as failed and the command exits
+with code 1 after printing everything.  Heavy modules (the engine, JAX, PyTorch)
 are imported inside the handler.
 """
 
@@ -12,7 +14,7 @@ import argparse
 import json
 import sys
 
-from rnnlm.cli.common import add_subcommands, csv_list, positive_int
+from rnnlm.cli.common import PROG, add_subcommands, csv_list, positive_int
 
 SUBCOMMANDS = ("sgd-step", "train", "generate", "gru-part4", "all")
 CELL_NAMES = ("rnn", "gru", "lstm")
@@ -24,7 +26,8 @@ def _common(p, repeat_default=10):
     p.add_argument("--repeat", type=positive_int, default=None, metavar="N",
                    help=f"timed runs per candidate, median reported (default: {repeat_default}; --quick: 3)")
     p.add_argument("--quick", action="store_true", help="fewer runs and candidates: a fast smoke run")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the random batch (default: 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights and the random batch (default: 0)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,10 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        description="One SGD step on one sentence (C=8000, H=100, bptt_truncate=4, 45 "
                        "words): the NumPy reference (float64) against the compiled graph (float32), "
                        "median of several runs in one process; prints both and the ratio.")
-    s.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C", help="word_dim C (default: 8000)")
-    s.add_argument("--hidden", type=positive_int, default=100, metavar="H", help="hidden_dim H (default: 100)")
+    s.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
+                   help="word_dim C (default: 8000)")
+    s.add_argument("--hidden", type=positive_int, default=100, metavar="H",
+                   help="hidden_dim H (default: 100)")
     s.add_argument("--bptt-truncate", type=int, default=4, metavar="K", help="bptt_truncate (default: 4)")
-    s.add_argument("--length", type=positive_int, default=45, metavar="T", help="sentence length (default: 45)")
+    s.add_argument("--length", type=positive_int, default=45, metavar="T",
+                   help="sentence length (default: 45)")
     s.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
                    help="compiled candidates to run: c,jax (default: both where available)")
     s.add_argument("--no-hand-jax", dest="hand_jax", action="store_false",
@@ -58,9 +64,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "embedding of size H so they do the same work.")
     t.add_argument("--cells", type=csv_list(str, CELL_NAMES), default=list(CELL_NAMES), metavar="LIST",
                    help="cells to run (default: rnn,gru,lstm)")
-    t.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C", help="vocabulary (default: 8000)")
+    t.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
+                   help="vocabulary (default: 8000)")
     t.add_argument("--hidden", type=positive_int, default=128, metavar="H", help="hidden size (default: 128)")
-    t.add_argument("--batch-size", type=positive_int, default=64, metavar="B", help="batch size (default: 64)")
+    t.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
+                   help="batch size (default: 64)")
     t.add_argument("--steps", "--bptt", type=positive_int, default=32, metavar="L", dest="steps",
                    help="time steps per batch (default: 32)")
     t.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
@@ -76,7 +84,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        description="Incremental generation with LanguageModel.step_function: tokens/s at "
                        "each batch size, and the time per token for the first and the last --window "
                        "tokens (equal if the cost per token does not grow with the position).")
-    g.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C", help="vocabulary (default: 8000)")
+    g.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
+                   help="vocabulary (default: 8000)")
     g.add_argument("--hidden", type=positive_int, default=128, metavar="H", help="hidden size (default: 128)")
     g.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell (default: rnn)")
     g.add_argument("--layers", type=positive_int, default=1, help="layers (default: 1)")
@@ -86,7 +95,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="tokens per sequence (default: 500; --quick: 100)")
     g.add_argument("--window", type=positive_int, default=None, metavar="N",
                    help="tokens in the first/last window (default: 50; --quick: 20)")
-    g.add_argument("--linker", choices=LINKER_NAMES, default=None, help="linker (default: the engine's default)")
+    g.add_argument("--linker", choices=LINKER_NAMES, default=None,
+                   help="linker (default: the engine's default)")
     _common(g)
 
     q = sub.add_parser("gru-part4", help="training-step time of the tutorial's part-4 GRU model",
@@ -95,17 +105,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        "one step on one sentence and on a batch of sentences.")
     q.add_argument("--batch-sizes", type=csv_list(positive_int), default=[1, 64], metavar="LIST",
                    help="batch sizes (default: 1,64; 1 is one sentence, as the tutorial trained)")
-    q.add_argument("--length", type=positive_int, default=32, metavar="L", help="sentence length (default: 32)")
+    q.add_argument("--length", type=positive_int, default=32, metavar="L",
+                   help="sentence length (default: 32)")
     q.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
                    help="linkers (default: the engine's default)")
     _common(q)
 
     a = sub.add_parser("all", help="every benchmark above with its defaults",
-                       description="sgd-step, train, generate and gru-part4 with their defaults, one process.")
-    a.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="device for `train` (default: cpu)")
+                       description="sgd-step, train, generate and gru-part4 with their defaults, "
+                       "one process.")
+    a.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="device for `train` (default: cpu)")
     _common(a)
-    for q in (s, t, g, q, a):
-        q.set_defaults(run=run)
+    for parser in (s, t, g, q, a):
+        parser.set_defaults(run=run)
     return p
 
 
@@ -117,7 +130,7 @@ def _repeat(args):
 
 
 def run_sgd_step(args) -> dict:
-    from rnnlm.bench import speed as bench
+    from rnnlm import bench
 
     return bench.bench_sgd_step(word_dim=args.vocab_size, hidden_dim=args.hidden,
                                 bptt_truncate=args.bptt_truncate, length=args.length,
@@ -126,8 +139,7 @@ def run_sgd_step(args) -> dict:
 
 
 def run_train(args) -> dict:
-    from rnnlm import engine
-    from rnnlm.bench import speed as bench
+    from rnnlm import bench, engine
 
     # JAX must be pointed at the device before anything initialises it.
     engine.select_device(args.device)
@@ -142,7 +154,7 @@ def run_train(args) -> dict:
 
 
 def run_generate(args) -> dict:
-    from rnnlm.bench import speed as bench
+    from rnnlm import bench
 
     tokens = args.tokens or (100 if args.quick else 500)
     window = args.window or (20 if args.quick else 50)
@@ -152,7 +164,7 @@ def run_generate(args) -> dict:
 
 
 def run_gru_part4(args) -> dict:
-    from rnnlm.bench import speed as bench
+    from rnnlm import bench
 
     return bench.bench_gru_part4(batch_sizes=args.batch_sizes, length=args.length, repeat=_repeat(args),
                                  linkers=args.linkers, seed=args.seed)
@@ -190,11 +202,19 @@ RUNNERS = {"sgd-step": run_sgd_step, "train": run_train, "generate": run_generat
 
 
 def run(args) -> int:
+    """Run the benchmark, print its result (JSON or the report); exit code 1 if a candidate failed."""
+    from rnnlm.bench import failures, print_report
+
     result = RUNNERS[args.bench_command](args)
     if args.json:
         print(json.dumps(result, default=_jsonable))
     else:
         print_report(result)
+    failed = failures(result)
+    if failed:
+        print(f"{PROG}: error: {len(failed)} benchmark candidate(s) failed (see the report): "
+              f"{', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -203,109 +223,3 @@ def _jsonable(obj):
         return obj.item()  # NumPy / JAX scalars
     except AttributeError:
         return str(obj)
-
-
-# --------------------------------------------------------------------------------------------
-# text reports
-# --------------------------------------------------------------------------------------------
-def _blas_line(machine: dict) -> str:
-    blas = machine.get("blas") or []
-    libs = "; ".join(f"{b['library']} {b['version']} kernel {b['kernel']}, {b['threads']} threads" for b in blas)
-    env = " ".join(f"{k}={v}" for k, v in (machine.get("env") or {}).items())
-    return f"BLAS (NumPy): {libs or 'unknown'}{'  [' + env + ']' if env else ''}"
-
-
-def _machine_lines(result: dict, out) -> None:
-    m = result.get("machine", {})
-    versions = [f"{m.get('engine')} {m.get('engine_version')}", f"numpy {m.get('numpy')}"]
-    for lib in ("jax", "torch"):
-        if m.get(lib):
-            versions.append(f"{lib} {m[lib]}")
-    print(f"machine: {m.get('cpu')} ({m.get('cpus_usable') or m.get('cpus')} CPUs)"
-          f"{', GPU ' + m['gpu'] if m.get('gpu') else ''}; load {m.get('load_average')}"
-          f" -> {result.get('load_average_after')}", file=out)
-    print(f"versions: {', '.join(versions)}; Python {m.get('python')}", file=out)
-    print(_blas_line(m), file=out)
-    print(f"C linker BLAS: {m.get('c_linker_blas')}", file=out)
-    if result.get("warning"):
-        print(f"warning: {result['warning']}", file=out)
-    for name, why in (result.get("skipped") or {}).items():
-        print(f"skipped {name}: {why}", file=out)
-
-
-def print_report(result: dict, out=None) -> None:
-    out = out or sys.stdout
-    kind = result.get("benchmark")
-    if kind == "all":
-        for key in ("sgd_step", "train", "generate", "gru_part4"):
-            print_report(result[key], out)
-            print(file=out)
-        return
-    {"sgd-step": _report_sgd, "train": _report_train, "generate": _report_generate,
-     "gru-part4": _report_part4}[kind](result, out)
-    _machine_lines(result, out)
-
-
-def _report_sgd(r, out):
-    s = r["settings"]
-    print(f"rnnlm bench sgd-step: one SGD step, C={s['word_dim']} H={s['hidden_dim']} "
-          f"bptt_truncate={s['bptt_truncate']}, a {s['length']}-word sentence (median of {s['repeat']})",
-          file=out)
-    print(f"  {'candidate':<16} {'ms':>9} {'min ms':>9} {'speedup':>8} {'compile s':>10}  what", file=out)
-    for name, c in r["candidates"].items():
-        print(f"  {name:<16} {c['median_ms']:9.2f} {c['min_ms']:9.2f} {c['speedup']:7.1f}x {c['compile_s']:10.1f}"
-              f"  {c['what']}", file=out)
-    if r.get("best"):
-        print(f"  best compiled graph: {r['best']}, {r['best_speedup']:.1f}x the NumPy reference "
-              f"(target {r['target_speedup']:.0f}x)", file=out)
-
-
-def _report_train(r, out):
-    s = r["settings"]
-    print(f"rnnlm bench train: V={s['vocab_size']} H={s['hidden_dim']} (embedding {s['embedding_dim']}) "
-          f"B={s['batch_size']} L={s['steps']}, full softmax, SGD, float32, device {s['device']} "
-          f"(median of {s['repeat']})", file=out)
-    print(f"  {'cell':<5} {'runtime':<10} {'ms/step':>9} {'min':>8} {'words/s':>9} {'vs torch':>9} "
-          f"{'vs roofline':>11} {'loop ms':>8} {'(vs torch)':>10} {'cold start':>10}", file=out)
-    for cell, res in r["cells"].items():
-        for name, c in res.items():
-            vt = f"{c['vs_torch']:.2f}x" if "vs_torch" in c else ""
-            vr = f"{100 * c['vs_roofline']:.0f}%" if "vs_roofline" in c else ""
-            vl = f"{c['vs_torch_loop']:.2f}x" if "vs_torch_loop" in c else ""
-            print(f"  {cell:<5} {name:<10} {c['median_ms']:9.2f} {c['min_ms']:8.2f} {c['words_per_s']:9.0f} "
-                  f"{vt:>9} {vr:>11} {c['loop_ms']:8.2f} {vl:>10} {c['cold_start_s']:9.1f}s", file=out)
-    print("  ms/step: each step synchronised; loop ms: per step of a loop blocked on its last step", file=out)
-    roof = r.get("roofline")
-    if roof:
-        each = ", ".join(f"{k}: {v:.1f}" for k, v in roof["each_ms"].items())
-        print(f"  roofline: three ({roof['n_rows']}x{roof['hidden']}x{roof['vocab']}) GEMMs, "
-              f"{roof['flops'] / 1e9:.2f} GFLOP in {roof['median_ms']:.1f} ms = {roof['gflop_s']:.0f} GFLOP/s "
-              f"({each} ms)", file=out)
-    if r.get("process_to_first_step_s") is not None:
-        print(f"  cold start: {r['process_to_first_step_s']:.1f} s from process start to the end of the first "
-              f"rnnlm training step (cold start column: model construction to the end of its first step)",
-              file=out)
-    t = r["targets"]
-    print("  targets: " + ", ".join(f"{k} >= {v}" for k, v in t.items()), file=out)
-
-
-def _report_generate(r, out):
-    s = r["settings"]
-    print(f"rnnlm bench generate: {s['cell']} C={s['vocab_size']} H={s['hidden_dim']} layers={s['layers']}, "
-          f"{s['tokens']} tokens, linker {s['linker']}, {s['sampling']}", file=out)
-    print(f"  {'batch':>5} {'tokens/s':>10} {'ms/token':>9} {'step ms':>8} "
-          f"{'first ' + str(s['window']):>10} {'last ' + str(s['window']):>9} {'last/first':>10}", file=out)
-    for b in r["batches"].values():
-        print(f"  {b['batch_size']:>5} {b['tokens_per_s']:10.0f} {b['ms_per_token']:9.3f} {b['step_ms']:8.3f} "
-              f"{b['first_ms']:10.3f} {b['last_ms']:9.3f} {b['last_over_first']:10.2f}", file=out)
-
-
-def _report_part4(r, out):
-    s = r["settings"]
-    print(f"rnnlm bench gru-part4: GRU x{s['layers']}, embedding {s['embedding_dim']}, hidden {s['hidden_dim']}, "
-          f"vocabulary {s['vocab_size']}, {s['gate']}, RMSProp; sentence length {s['length']} "
-          f"(median of {s['repeat']})", file=out)
-    print(f"  {'linker':<7} {'batch':>5} {'ms/step':>9} {'min':>8} {'words/s':>9} {'cold start':>10}", file=out)
-    for c in r["runs"].values():
-        print(f"  {c['linker']:<7} {c['batch_size']:>5} {c['median_ms']:9.2f} {c['min_ms']:8.2f} "
-              f"{c['words_per_s']:9.0f} {c['cold_start_s']:9.1f}s", file=out)

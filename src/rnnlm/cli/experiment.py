@@ -92,7 +92,7 @@ def _setup(args):
 
 
 def _run_part4(args):
-    from rnnlm.experiments.runs import reproduce_part4
+    from rnnlm.experiments import reproduce_part4
     from rnnlm.training.config import parse_duration
 
     linker = _setup(args)
@@ -124,7 +124,7 @@ def _run_part4(args):
 
 
 def _run_fill_vs_lm(args):
-    from rnnlm.experiments.runs import fill_vs_lm
+    from rnnlm.experiments import fill_vs_lm
     from rnnlm.training.config import parse_duration
 
     linker = _setup(args)

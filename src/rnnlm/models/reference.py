@@ -33,13 +33,20 @@ __all__ = [
     "TRUNCATIONS",
     "GatedRNNNumpy",
     "RNNNumpy",
+    "activation_grad",
+    "apply_activation",
+    "apply_gate",
+    "gate_grad",
     "hard_sigmoid",
     "init_params",
     "init_tutorial_params",
     "log_softmax",
     "param_shapes",
+    "sentence_pair",
     "sigmoid",
     "softmax",
+    "tutorial_to_general",
+    "word_ids",
 ]
 
 ACTIVATIONS = ("tanh", "relu")
@@ -77,21 +84,23 @@ def hard_sigmoid(a):
     return np.clip(0.2 * a + 0.5, 0.0, 1.0)
 
 
-def _activation(name, a):
+def apply_activation(name, a):
+    """The rnn cell's nonlinearity ``name`` (``tanh`` or ``relu``, :data:`ACTIVATIONS`) applied to ``a``."""
     return np.tanh(a) if name == "tanh" else np.maximum(a, 0.0)
 
 
-def _activation_grad(name, y):
+def activation_grad(name, y):
     """f'(a) written in terms of the output y = f(a) (the tutorial's ``1 - s**2`` trick)."""
     # relu: y > 0 exactly when a > 0; the kink a == 0 gets derivative 0 (autodiff's choice too).
     return 1.0 - y * y if name == "tanh" else (y > 0.0).astype(np.float64)
 
 
-def _gate(name, a):
+def apply_gate(name, a):
+    """The gate nonlinearity ``name`` (``sigmoid`` or ``hard_sigmoid``, :data:`GATES`) applied to ``a``."""
     return sigmoid(a) if name == "sigmoid" else hard_sigmoid(a)
 
 
-def _gate_grad(name, a, y):
+def gate_grad(name, a, y):
     """Derivative of the gate nonlinearity at pre-activation ``a`` with output ``y``."""
     if name == "sigmoid":
         return y * (1.0 - y)
@@ -106,7 +115,7 @@ def _gate_grad(name, a, y):
 # --------------------------------------------------------------------------------------------
 
 
-def _ids(x, word_dim, name="x"):
+def word_ids(x, word_dim, name="x"):
     """Word ids as a 1-D intp array, checked against the vocabulary (negative ids would wrap)."""
     a = np.asarray(x)
     if a.ndim != 1:
@@ -120,8 +129,9 @@ def _ids(x, word_dim, name="x"):
     return a.astype(np.intp)
 
 
-def _pair(x, y, word_dim):
-    x, y = _ids(x, word_dim, "x"), _ids(y, word_dim, "y")
+def sentence_pair(x, y, word_dim):
+    """A training pair ``(x, y)`` as two :func:`word_ids` arrays of the same length."""
+    x, y = word_ids(x, word_dim, "x"), word_ids(y, word_dim, "y")
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     return x, y
@@ -238,19 +248,19 @@ class RNNNumpy:
         # One extra row, left zero: s[t-1] at t = 0 reads it as the initial state (the tutorial's trick).
         s = np.zeros((T + 1, self.hidden_dim))
         for t in range(T):
-            s[t] = _activation(self.activation, self.U[:, x[t]] + self.W @ s[t - 1])
+            s[t] = apply_activation(self.activation, self.U[:, x[t]] + self.W @ s[t - 1])
         # The output layer does not feed the recurrence, so all T steps take one (T,H)x(H,C) product.
         return s[:-1] @ self.V.T, s
 
     def forward_propagation(self, x):
         """Returns ``o`` (T, C), the probabilities ``o_t``, and ``s`` (T+1, H), where s[-1] is the
         zero initial state, as in the tutorial."""
-        logits, s = self._forward(_ids(x, self.word_dim))
+        logits, s = self._forward(word_ids(x, self.word_dim))
         return softmax(logits), s
 
     def predict(self, x):
         """The most likely next word at every step: (T,) ints."""
-        logits, _ = self._forward(_ids(x, self.word_dim))
+        logits, _ = self._forward(word_ids(x, self.word_dim))
         return np.argmax(logits, axis=1)
 
     def _sentence_loss(self, x, y):
@@ -261,7 +271,7 @@ class RNNNumpy:
         """Sum over all sentences and words of -log o_t[y_t].  X, Y: sequences of 1-D id arrays."""
         if len(X) != len(Y):
             raise ValueError(f"X and Y hold {len(X)} and {len(Y)} sentences")
-        return float(sum(self._sentence_loss(*_pair(x, y, self.word_dim)) for x, y in zip(X, Y)))
+        return float(sum(self._sentence_loss(*sentence_pair(x, y, self.word_dim)) for x, y in zip(X, Y)))
 
     def calculate_loss(self, X, Y):
         """Mean cross-entropy per word (total loss / number of words); ln C for a uniform model."""
@@ -287,7 +297,7 @@ class RNNNumpy:
         contributions from those steps alone (k >= T is full BPTT).
         """
         _check_choice(truncation, TRUNCATIONS, "truncation")
-        x, y = _pair(x, y, self.word_dim)
+        x, y = sentence_pair(x, y, self.word_dim)
         k = self.bptt_truncate if bptt_truncate is None else int(bptt_truncate)
         T = len(y)
         logits, s = self._forward(x)
@@ -296,7 +306,7 @@ class RNNNumpy:
         delta_o[np.arange(T), y] -= 1.0
         dLdV = delta_o.T @ s[:-1]  # sum_t outer(delta_o[t], s_t) as one product
         dLds = delta_o @ self.V  # (T, H): the direct gradient of loss_t w.r.t. s_t
-        dfs = _activation_grad(self.activation, s)  # (T+1, H): f'(a_t); row -1 belongs to s_{-1}=0
+        dfs = activation_grad(self.activation, s)  # (T+1, H): f'(a_t); row -1 belongs to s_{-1}=0
         dLdU = np.zeros_like(self.U)
         dLdW = np.zeros_like(self.W)
 
@@ -335,7 +345,7 @@ class RNNNumpy:
         ``|a - n| / max(|a| + |n|, floor)`` over the parameter's entries.  With ``verbose`` it
         prints the tutorial's messages, judging each error against ``error_threshold``.
         """
-        x, y = _pair(x, y, self.word_dim)
+        x, y = sentence_pair(x, y, self.word_dim)
         analytic = dict(zip(("U", "V", "W"), self.bptt(x, y, bptt_truncate=-1)))
         errors = {}
         for name, p in self.params.items():
@@ -484,12 +494,12 @@ class GatedRNNNumpy:
             s_prev = s[t - 1]
             if self.cell == "rnn":
                 a[t] = XU[t] + W @ s_prev + b
-                act[t] = _activation(self.activation, a[t])
+                act[t] = apply_activation(self.activation, a[t])
                 rec[t] = s_prev
                 s[t] = act[t, 0]
             elif self.cell == "gru":
                 a[t, :2] = XU[t, :2] + W[:2] @ s_prev + b[:2]
-                z, r = act[t, :2] = _gate(self.gate, a[t, :2])
+                z, r = act[t, :2] = apply_gate(self.gate, a[t, :2])
                 rec[t, :2] = s_prev
                 rec[t, 2] = s_prev * r  # the reset gate acts on s before W_c (the tutorial's order)
                 a[t, 2] = XU[t, 2] + W[2] @ rec[t, 2] + b[2]
@@ -497,7 +507,7 @@ class GatedRNNNumpy:
                 s[t] = (1.0 - z) * act[t, 2] + z * s_prev
             else:  # lstm
                 a[t] = XU[t] + W @ s_prev + b
-                act[t, :3] = _gate(self.gate, a[t, :3])
+                act[t, :3] = apply_gate(self.gate, a[t, :3])
                 act[t, 3] = np.tanh(a[t, 3])
                 i, f, o, g = act[t]
                 rec[t] = s_prev
@@ -514,7 +524,7 @@ class GatedRNNNumpy:
         None for a one-hot layer 0) and ``layers`` (one :meth:`_layer_forward` dict per layer,
         whose ``s`` (T+1, H) holds the states with s[-1] = 0).
         """
-        x = _ids(x, self.word_dim)
+        x = word_ids(x, self.word_dim)
         p = self.params
         inp = p["E"][:, x].T if self.embedding_dim else None  # (T, D): embedding columns
         cache = {"x": x, "inputs": [], "layers": []}
@@ -538,7 +548,7 @@ class GatedRNNNumpy:
 
     def loss(self, x, y):
         """Sum over the sentence of -log o_t[y_t]."""
-        x, y = _pair(x, y, self.word_dim)
+        x, y = sentence_pair(x, y, self.word_dim)
         _, cache = self.forward(x)
         return -float(np.sum(log_softmax(cache["logits"])[np.arange(len(y)), y]))
 
@@ -556,7 +566,7 @@ class GatedRNNNumpy:
             ds = dS[t] + ds_next
             s_prev = s[t - 1]
             if self.cell == "rnn":
-                dA[t] = ds * _activation_grad(self.activation, act[t])
+                dA[t] = ds * activation_grad(self.activation, act[t])
                 ds_next = W[0].T @ dA[t, 0]
             elif self.cell == "gru":
                 z, r, cand = act[t]
@@ -564,17 +574,17 @@ class GatedRNNNumpy:
                 dz = ds * (s_prev - cand)
                 dA[t, 2] = ds * (1.0 - z) * (1.0 - cand * cand)
                 dsr = W[2].T @ dA[t, 2]  # gradient w.r.t. s_{t-1} ⊙ r
-                dA[t, 0] = dz * _gate_grad(self.gate, a[t, 0], z)
-                dA[t, 1] = dsr * s_prev * _gate_grad(self.gate, a[t, 1], r)
+                dA[t, 0] = dz * gate_grad(self.gate, a[t, 0], z)
+                dA[t, 1] = dsr * s_prev * gate_grad(self.gate, a[t, 1], r)
                 ds_next = ds * z + dsr * r + W[0].T @ dA[t, 0] + W[1].T @ dA[t, 1]
             else:  # lstm
                 i, f, o, g = act[t]
                 tc = lc["tanh_c"][t]
                 # h_t = o tanh(c_t); c_t = f c_{t-1} + i g
                 dc = dc_next + ds * o * (1.0 - tc * tc)
-                dA[t, 0] = dc * g * _gate_grad(self.gate, a[t, 0], i)
-                dA[t, 1] = dc * lc["c"][t - 1] * _gate_grad(self.gate, a[t, 1], f)
-                dA[t, 2] = ds * tc * _gate_grad(self.gate, a[t, 2], o)
+                dA[t, 0] = dc * g * gate_grad(self.gate, a[t, 0], i)
+                dA[t, 1] = dc * lc["c"][t - 1] * gate_grad(self.gate, a[t, 1], f)
+                dA[t, 2] = ds * tc * gate_grad(self.gate, a[t, 2], o)
                 dA[t, 3] = dc * i * (1.0 - g * g)
                 dc_next = dc * f
                 ds_next = np.einsum("ghk,gh->k", W, dA[t])
@@ -583,7 +593,7 @@ class GatedRNNNumpy:
     def bptt(self, x, y):
         """Full-BPTT gradients of the sentence's sum loss: a dict with the keys (and shapes) of
         ``params``."""
-        x, y = _pair(x, y, self.word_dim)
+        x, y = sentence_pair(x, y, self.word_dim)
         p = self.params
         o, cache = self.forward(x)
         grads = {name: np.zeros_like(value) for name, value in p.items()}
@@ -616,7 +626,7 @@ class GatedRNNNumpy:
         Returns ``{name: max relative error}`` for every parameter, the error of an entry being
         ``|a - n| / max(|a| + |n|, floor)``.
         """
-        x, y = _pair(x, y, self.word_dim)
+        x, y = sentence_pair(x, y, self.word_dim)
         analytic = self.bptt(x, y)
         return {
             name: _max_rel_error(analytic[name], _numeric_grad(lambda: self.loss(x, y), p, h), floor)

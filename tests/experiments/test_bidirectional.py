@@ -1,5 +1,5 @@
-"""Issue 5's remaining checks: the bidirectional model against a float64 NumPy reference (loss,
-finite-difference gradients, masking), dropout, the part 4 reproduction and fill-vs-LM.
+"""Issue 5's checks of the models the experiments train: the bidirectional fill model against a
+float64 NumPy reference (loss, finite-difference gradients, masking) and dropout.
 
 The reference for the bidirectional fill model is built from :class:`GatedRNNNumpy`'s own cells:
 a forward stack over the sentence, a backward stack over the reversed sentence, and the word at t
@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-from rnnlm.data.corpus import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Corpus
-from rnnlm.errors import ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig, init_params
 from rnnlm.models.reference import GatedRNNNumpy, log_softmax
 from rnnlm.training.optim import make_optimizer
@@ -349,116 +347,3 @@ def test_bidirectional_dropout_gradient_matches_finite_differences(bidir_dropout
     np.testing.assert_allclose(loss, ref_loss(p64), rtol=1e-5)
     assert abs(loss - model.gradients(x, None, mask)["loss_sum"]) > 1e-3
     check_gradients(grad, p64, ref_loss, np.random.default_rng(2))
-
-
-# --------------------------------------------------------------------------------------------------
-# part 4 and fill-vs-LM
-# --------------------------------------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore::rnnlm.data.corpus.CorpusWarning")  # the sample's cut last row
-def test_reproduce_part4_short_run(reddit_csv):
-    from rnnlm.experiments.runs import reproduce_part4
-
-    res = reproduce_part4(time_budget=None, max_steps=40, corpus=str(reddit_csv), vocab_size=300, hidden=16,
-                          embedding=8, lr=0.01, batch_size=4, max_length=32, buckets=(32,), eval_sentences=64,
-                          evaluations=2, n_sentences=2, max_words=12)
-    cfg = res["config"]
-    assert (cfg["cell"], cfg["layers"], cfg["gate"], cfg["bptt_truncate"], cfg["optimizer"]) == \
-        ("gru", 2, "hard_sigmoid", -1, "rmsprop")
-    assert res["corpus"]["dropped_sentences"] > 0  # sentences containing "http" are gone
-    assert res["loss_start"] == pytest.approx(np.log(300), abs=0.05)  # fresh model ~ uniform
-    assert [e["step"] for e in res["losses"]] == [0, 20, 40]
-    assert res["loss_end"] < res["loss_start"] - 1.0
-    assert res["timing"]["steps"] == 40 and res["timing"]["ms_per_step"] > 0
-    assert len(res["sentences"]) == 2
-    for s in res["sentences"]:
-        words = s.split()
-        assert 1 <= len(words) <= 12
-        assert not {UNKNOWN_TOKEN, SENTENCE_START, SENTENCE_END} & set(words)
-
-
-def test_masked_word_predictions_never_guess_special_tokens_and_lm_ignores_the_right():
-    """An untrained LM's guess for w_t cannot depend on words right of t; no guess is START/END/UNK."""
-    from rnnlm.experiments.runs import masked_word_predictions
-
-    corpus = Corpus.from_tokens([["a", "b", "c", "d"]] * 3)
-    v = corpus.vocab
-    model = LanguageModel(ModelConfig(vocab_size=len(v), hidden_dim=6, cell="rnn"), seed=0, linker=LINKER)
-    banned = (v.start_index, v.end_index, v.unk_index)
-    s1 = np.array(v.encode([SENTENCE_START, "a", "b", "c", "d", SENTENCE_END]))
-    s2 = np.array(v.encode([SENTENCE_START, "a", "b", "d", "a", SENTENCE_END]))
-    p1, p2 = masked_word_predictions(model, [s1, s2], banned, batch_size=2, lengths=(8,))
-    assert p1.shape == (4,)
-    assert p1[0] == p2[0] and p1[1] == p2[1] and p1[2] == p2[2]  # same left contexts
-    assert not set(np.concatenate([p1, p2]).tolist()) & set(banned)
-    with pytest.raises(ConfigError, match="longer"):
-        masked_word_predictions(model, [np.arange(9) % len(v)], banned, lengths=(8,))
-
-
-def test_unigram_baseline_guesses_the_most_frequent_word():
-    from rnnlm.experiments.runs import unigram_baseline
-
-    corpus = Corpus.from_tokens([["a", "b", "a"], ["a", "c"], ["b", "zz"]], vocab_size=5)  # zz: unknown
-    v = corpus.vocab
-    test = [v.encode([SENTENCE_START, "b", "a", "zz", SENTENCE_END])]
-    res = unigram_baseline(corpus.sentences, test, v)
-    assert res["word"] == "a"  # START/END are more frequent but never guessed
-    assert (res["correct"], res["positions"]) == (1, 2)  # the unknown word is not scored
-
-
-def test_experiment_arguments_are_validated():
-    from rnnlm.experiments.runs import fill_vs_lm, reproduce_part4
-
-    with pytest.raises(ConfigError, match="time budget or a step limit"):
-        reproduce_part4(time_budget=None, corpus=Corpus.from_tokens([["a"]] * 3))
-    with pytest.raises(ConfigError, match="positive"):
-        fill_vs_lm(Corpus.from_tokens([["a"]] * 3), time_budget=-1)
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-@pytest.fixture()
-def cli():
-    from rnnlm.cli.app import main
-
-    return main
-
-
-def test_fill_beats_lm_when_the_right_context_decides(cli, tmp_path, capsys):
-    """Sentences "X c X .": the first X can only be known from its right.  A left-to-right model
-    gets at most c, the second X and "." (3/4 plus chance on the first X); the fill model all four.
-    Runs through the CLI (`rnnlm experiment fill-vs-lm --json`)."""
-    import json
-
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(20)]
-    f = tmp_path / "copy.txt"
-    f.write_text("".join(f"{x} c {x} .\n" for x in rng.choice(words, 400)))
-    rc = cli(["experiment", "fill-vs-lm", "--corpus", str(f), "--model", "gru", "--hidden", "16",
-              "--embedding", "8", "--lr", "0.01", "--batch-size", "16", "--max-steps", "400",
-              "--max-length", "8",
-              "--test-fraction", "0.2", "--time-budget", "10m", "--no-progress", "--json"])
-    res = json.loads(capsys.readouterr().out)
-    assert rc == 0
-    assert res["corpus"]["test_sentences_scored"] == 80
-    assert res["fill"]["positions"] == res["lm"]["positions"] == 4 * 80
-    assert res["fill"]["timing"]["steps"] == res["lm"]["timing"]["steps"] == 400
-    assert res["fill"]["accuracy"] >= 0.95
-    assert res["lm"]["accuracy"] <= 0.85
-    assert res["margin"] >= 0.15
-    assert res["margin"] == pytest.approx(res["fill"]["accuracy"] - res["lm"]["accuracy"])
-    assert res["fill"]["parameters"] > res["lm"]["parameters"]  # two stacks of one size
-    assert res["unigram_baseline"]["accuracy"] == pytest.approx(0.25)  # "c" or "." once in four words
-
-
-@pytest.mark.parametrize("argv, fragment", [
-    (["experiment"], "experiment"),
-    (["experiment", "part4", "--time-budget", "soon"], "bad duration"),
-    (["experiment", "part4", "--corpus", "no-such-corpus.txt"], "no such file"),
-    (["experiment", "fill-vs-lm", "--hidden", "0"], "positive"),
-])
-def test_cli_errors_are_one_line(cli, capsys, argv, fragment):
-    rc = cli(argv)
-    err = capsys.readouterr().err.strip()
-    assert rc == 2
-    assert len(err.splitlines()) == 1 and err.startswith("rnnlm: error:") and fragment in err

@@ -1,0 +1,137 @@
+"""The context of every number: CPU, load, BLAS kernel, engine, versions; optional libraries."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+
+import numpy as np
+
+__all__ = ["blas_kernels", "busy_warning", "cpu_model", "default_linkers", "finish", "load_average",
+           "machine_info", "optional_module", "process_age"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo; elsewhere what :mod:`platform` reports)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_kernels() -> list:
+    """The BLAS libraries loaded in this process and the kernel each chose (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    out = []
+    for lib in threadpool_info():
+        if lib.get("user_api") != "blas":
+            continue
+        out.append({"library": lib.get("internal_api"), "version": lib.get("version"),
+                    "kernel": lib.get("architecture"), "threads": lib.get("num_threads"),
+                    "file": os.path.basename(lib.get("filepath") or "")})
+    return out
+
+
+def load_average() -> list:
+    """The 1, 5 and 15-minute load averages, rounded (empty where the OS keeps none)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on Linux
+        return []
+
+
+def machine_info() -> dict:
+    """CPU, cores, load, BLAS kernel, engine and library versions (only those already loaded,
+    so asking does not import PyTorch or JAX)."""
+    from rnnlm import __version__, engine
+
+    info = {
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average": load_average(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas_kernels(),
+        "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
+                                           "OMP_NUM_THREADS", "XLA_FLAGS", "RNNLM_ENGINE")
+                if k in os.environ},
+        "rnnlm": __version__,
+        **engine.describe(),
+        "c_linker_blas": engine.blas_info() or "none (the engine's C linker links no BLAS)",
+    }
+    if "jax" in sys.modules:
+        jax = sys.modules["jax"]
+        info["jax"] = jax.__version__
+        try:
+            info["jax_devices"] = [str(d) for d in jax.devices()]
+        except RuntimeError:  # pragma: no cover
+            pass
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def busy_warning(machine: dict) -> str | None:
+    """A note when the machine was already loaded (shared CPUs inflate every timing)."""
+    load = machine.get("load_average") or []
+    cpus = machine.get("cpus_usable") or machine.get("cpus") or 1
+    if load and load[0] > 0.5 * cpus:
+        return (f"load average {load[0]} on {cpus} CPUs when the benchmark started: other processes "
+                "shared the CPUs, absolute timings are inflated (ratios measured in this run are "
+                "comparable; numbers from other runs are not)")
+    return None
+
+
+def finish(out: dict, load_before: list) -> dict:
+    """Attach :func:`machine_info` (read now, when every library used is loaded), the load
+    average before and after, and :func:`busy_warning`."""
+    machine = machine_info()
+    machine["load_average"] = load_before
+    out["machine"] = machine
+    out["load_average_before"] = load_before
+    out["load_average_after"] = load_average()
+    note = busy_warning(machine)
+    if note:
+        out["warning"] = note
+    return out
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux), else None: the cold start as a user sees it."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
+        return None
+
+
+def optional_module(name: str):
+    """The module ``name`` if it can be imported, else None (JAX and PyTorch are optional
+    dependencies of the bench)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def default_linkers() -> list:
+    """``['jax', 'c']`` on PyTensor with JAX installed, else ``['c']`` (Aesara: C only)."""
+    from rnnlm import engine
+
+    return ["jax", "c"] if engine.default_linker() == "jax" else ["c"]

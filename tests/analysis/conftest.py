@@ -1,0 +1,10 @@
+"""Fixtures of the analysis tests."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def reddit_small(reddit_csv):
+    from rnnlm.data.corpus import prepare
+
+    return prepare(reddit_csv, vocab_size=300)
