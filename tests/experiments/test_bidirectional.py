@@ -258,9 +258,15 @@ def _sgd_gradient(model, x, y, mask, drops):
     return float(loss_sum), {k: (before[k].astype("float64") - after[k]) * ntok for k in before}
 
 
-def _drops(shape, width, layers, keep, seed):
+def _drops(batch, width, layers, keep, seed):
+    """Locked dropout masks: one (B, width) mask per layer, the same at every step."""
     rng = np.random.default_rng(seed)
-    return [((rng.random((*shape, width)) < keep) / keep).astype("float32") for _ in range(layers)]
+    return [((rng.random((batch, width)) < keep) / keep).astype("float32") for _ in range(layers)]
+
+
+def _in_time(drops, b, n):
+    """Sequence b's masks as the reference takes them: (n, width) per layer, one row per step."""
+    return [np.repeat(d[b][None].astype("float64"), n, axis=0) for d in drops]
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +291,7 @@ def _lm_batch():
 def test_lm_dropout_masks_of_ones_equal_no_dropout(lm_dropout_model):
     cfg, params, model = lm_dropout_model
     x, y, mask = _lm_batch()
-    ones = [np.ones((L, B, cfg.hidden_dim), "float32")] * cfg.layers
+    ones = [np.ones((B, cfg.hidden_dim), "float32")] * cfg.layers
     loss, grad = _sgd_gradient(model, x, y, mask, ones)
     no_dropout = model.evaluate(x, y, mask)[0]  # evaluate never drops
     np.testing.assert_allclose(loss, no_dropout, rtol=1e-6)
@@ -302,13 +308,12 @@ def test_lm_dropout_masks_of_ones_equal_no_dropout(lm_dropout_model):
 def test_lm_dropout_gradient_matches_finite_differences(lm_dropout_model):
     cfg, params, model = lm_dropout_model
     x, y, mask = _lm_batch()
-    drops = _drops((L, B), cfg.hidden_dim, cfg.layers, 0.6, seed=5)
+    drops = _drops(B, cfg.hidden_dim, cfg.layers, 0.6, seed=5)
     loss, grad = _sgd_gradient(model, x, y, mask, drops)
     p64 = {k: v.astype("float64") for k, v in params.items()}
 
     def ref_loss(p):
-        return sum(lm_nll(cfg, p, x[:n, b], y[:n, b], [d[:n, b].astype("float64") for d in drops]).sum()
-                   for b, n in enumerate(LENGTHS))
+        return sum(lm_nll(cfg, p, x[:n, b], y[:n, b], _in_time(drops, b, n)).sum() for b, n in enumerate(LENGTHS))
 
     np.testing.assert_allclose(loss, ref_loss(p64), rtol=1e-5)
     assert abs(loss - model.evaluate(x, y, mask)[0]) > 1e-3  # the masks did change the loss
@@ -325,7 +330,7 @@ def bidir_dropout(bidir_models):
 def test_bidirectional_dropout_masks_of_ones_equal_no_dropout(bidir_dropout):
     cfg, params, model = bidir_dropout
     x, mask = _fill_batch()
-    ones = [np.ones((L, B, 2 * cfg.hidden_dim), "float32")] * cfg.layers
+    ones = [np.ones((B, 2 * cfg.hidden_dim), "float32")] * cfg.layers
     loss, grad = _sgd_gradient(model, x, x, mask, ones)
     plain = model.gradients(x, None, mask)  # the gradient graph never drops
     np.testing.assert_allclose(loss, plain["loss_sum"], rtol=1e-6)
@@ -336,13 +341,12 @@ def test_bidirectional_dropout_masks_of_ones_equal_no_dropout(bidir_dropout):
 def test_bidirectional_dropout_gradient_matches_finite_differences(bidir_dropout):
     cfg, params, model = bidir_dropout
     x, mask = _fill_batch()
-    drops = _drops((L, B), 2 * cfg.hidden_dim, cfg.layers, 0.7, seed=6)
+    drops = _drops(B, 2 * cfg.hidden_dim, cfg.layers, 0.7, seed=6)
     loss, grad = _sgd_gradient(model, x, x, mask, drops)
     p64 = {k: v.astype("float64") for k, v in params.items()}
 
     def ref_loss(p):
-        return sum(fill_nll(cfg, p, x[:n, b], [d[:n, b].astype("float64") for d in drops]).sum()
-                   for b, n in enumerate(LENGTHS))
+        return sum(fill_nll(cfg, p, x[:n, b], _in_time(drops, b, n)).sum() for b, n in enumerate(LENGTHS))
 
     np.testing.assert_allclose(loss, ref_loss(p64), rtol=1e-5)
     assert abs(loss - model.gradients(x, None, mask)["loss_sum"]) > 1e-3

@@ -364,3 +364,24 @@ def test_newbob_converges_and_says_so(corpus, tmp_path, monkeypatch):
     st = tr.fit()
     lrs = [h["lr"] for h in st["history"] if h["event"] == "valid"]
     assert st["stopped"] == "converged" and lrs == pytest.approx([0.5, 0.5, 0.25, 0.125, 0.125])
+
+
+def test_words_only_in_held_out_text_become_the_unknown_token():
+    from rnnlm.training.api import training_vocabulary
+
+    sents = [["a", "b"], ["b", "c"], ["a", "c"], ["zebra", "a"], ["c", "a", "b"]] * 3 + [["b", "yak"]] * 3
+    sents += [["only", "held", "out"]]
+    corpus = Corpus.from_tokens(sents)
+    train = Corpus(corpus.vocab, corpus.sentences[:-4], "word")  # without "yak" and "only held out"
+    train_words = {corpus.vocab.index_to_word[i] for i in np.unique(train.stream())}
+    assert "held" not in train_words and "yak" not in train_words
+    out = training_vocabulary(corpus, train)
+    assert set(out.vocab.index_to_word) == train_words | {"SENTENCE_START", "SENTENCE_END", "UNKNOWN_TOKEN"}
+    unk = out.vocab.unk_index
+    for old, new in zip(corpus.sentences, out.sentences, strict=True):
+        words = corpus.vocab.decode(old)
+        want = [w if w in train_words else "UNKNOWN_TOKEN" for w in words]
+        assert out.vocab.decode(new) == want and len(new) == len(old)
+    assert out.stats["unseen_in_training"] == len(set(corpus.vocab.index_to_word) - train_words - {"UNKNOWN_TOKEN"})
+    assert int((out.stream() == unk).sum()) == out.stats["unknown_tokens"] > 0
+    assert training_vocabulary(out, Corpus(out.vocab, out.sentences[:-4], "word")) is out  # nothing more to fold

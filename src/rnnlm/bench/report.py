@@ -55,7 +55,7 @@ def print_report(result: dict, out=None) -> None:
             print(file=out)
         return
     {"sgd-step": _report_sgd, "train": _report_train, "generate": _report_generate,
-     "gru-part4": _report_part4}[kind](result, out)
+     "gru-part4": _report_part4, "quality": _report_quality}[kind](result, out)
     _machine_lines(result, out)
 
 
@@ -126,3 +126,26 @@ def _report_part4(r, out):
     for c in r["runs"].values():
         print(f"  {c['linker']:<7} {c['batch_size']:>5} {c['median_ms']:9.2f} {c['min_ms']:8.2f} "
               f"{c['words_per_s']:9.0f} {c['cold_start_s']:9.1f}s", file=out)
+
+
+def _report_quality(r, out):
+    print(f"rnnlm bench quality: held-out nats/token and perplexity, {r['budget_s']:.0f} s of training per model",
+          file=out)
+    for c in r["corpora"]:
+        print(f"  {c['corpus']} ({c['level']} level, vocabulary {c['vocab_size']:,}, {c['train_tokens']:,} "
+              f"training tokens; scored on the {c['held_out']} split)", file=out)
+        print(f"    {'model':<14} {'nats/token':>10} {'perplexity':>11}  notes", file=out)
+        for name, e in c["results"].items():
+            if "skipped" in e:
+                print(f"    {name:<14} skipped: {e['skipped']}", file=out)
+                continue
+            notes = ""
+            if name == "rnnlm":
+                m = e["model"]
+                notes = (f"{m['cell']} x{m['layers']} H={m['hidden_dim']}, {e['steps']} steps, {e['epochs']} epochs, "
+                         f"stopped: {e['stopped']}")
+            elif name == "torch":
+                notes = f"{e['steps']} steps, {e['seconds']} s, torch {e['torch']}"
+            elif "lambda" in e:
+                notes = f"lambda {e['lambda']:.2f}"
+            print(f"    {name:<14} {e['nll']:>10.4f} {e['perplexity']:>11.2f}  {notes}", file=out)

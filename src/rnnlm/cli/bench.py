@@ -16,7 +16,7 @@ import sys
 
 from rnnlm.cli.common import PROG, add_subcommands, csv_list, positive_int
 
-SUBCOMMANDS = ("sgd-step", "train", "generate", "gru-part4", "all")
+SUBCOMMANDS = ("sgd-step", "train", "generate", "gru-part4", "quality", "all")
 CELL_NAMES = ("rnn", "gru", "lstm")
 LINKER_NAMES = ("c", "jax", "numba")
 
@@ -197,7 +197,15 @@ def run_all(args) -> dict:
     }
 
 
-RUNNERS = {"sgd-step": run_sgd_step, "train": run_train, "generate": run_generate,
+def run_quality(args) -> dict:
+    from rnnlm.bench.quality import bench_quality
+    from rnnlm.training.config import parse_duration
+
+    return bench_quality(args.corpora, parse_duration(args.budget), torch=args.torch, seed=args.seed,
+                         progress=not args.json)
+
+
+RUNNERS = {"quality": run_quality, "sgd-step": run_sgd_step, "train": run_train, "generate": run_generate,
            "gru-part4": run_gru_part4, "all": run_all}
 
 

@@ -168,6 +168,10 @@ def run_training(args, corpus=None, quiet=False):
             picked = ", ".join(f"{k}={getattr(c, k)}" for k in chosen)
             print(f"rnnlm: --size auto picked {picked} (for {splits['train'].n_tokens:,} training tokens at "
                   f"{corpus.level} level; any flag overrides)", file=sys.stderr)
+        unseen = corpus.stats.get("unseen_in_training")
+        if unseen:
+            print(f"rnnlm: {unseen:,} vocabulary words occur only in the held-out splits: they are read as "
+                  f"{corpus.vocab.unknown_token} (a model cannot learn a word it never sees)", file=sys.stderr)
         print(f"rnnlm: baselines on the validation split: {describe(trainer.state['baselines'])}", file=sys.stderr)
 
     source = corpus if corpus is not None else args.corpus

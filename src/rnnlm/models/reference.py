@@ -401,9 +401,11 @@ def param_shapes(cell, word_dim, hidden_dim, embedding_dim=0, layers=1):
 def init_params(cell, word_dim, hidden_dim, embedding_dim=0, layers=1, seed=None):
     """Initial parameters of the general model (float64), layout as :func:`param_shapes`.
 
-    Every E/U/W/V is uniform in ±1/sqrt(fan_in) (fan-in: C for E, the last axis for U and W, H for
-    V); biases are zero except the LSTM forget gate's, which starts at 1 so that c_t is carried
-    over at first.  Draws come from ``np.random.default_rng(seed)`` in :func:`param_shapes` order
+    Every U/W/V is uniform in ±1/sqrt(fan_in) (the tutorial's rule; fan-in: the last axis for U and W,
+    H for V). E (D, C) is uniform in ±sqrt(3/D), so every word vector has norm ≈ 1: an embedding
+    lookup reads one column, and the fan-in rule (±1/sqrt(C), 0.02 for C = 2000) made word vectors
+    so small that a tied output layer learned twice as slowly (measured in docs/quality.md). Biases
+    are zero except the LSTM forget gate's, which starts at 1 so that c_t is carried over at first.  Draws come from ``np.random.default_rng(seed)`` in :func:`param_shapes` order
     (E, then U{l}, W{l} per layer, then V); biases draw nothing.
     """
     shapes = param_shapes(cell, word_dim, hidden_dim, embedding_dim, layers)
@@ -415,7 +417,7 @@ def init_params(cell, word_dim, hidden_dim, embedding_dim=0, layers=1, seed=None
             if cell == "lstm" and name[0] == "b":
                 params[name][GATE_NAMES["lstm"].index("f")] = 1.0
         else:
-            bound = 1.0 / np.sqrt(shape[-1])  # E (D, C): fan-in C; V (C, H): fan-in H
+            bound = np.sqrt(3.0 / shape[0]) if name == "E" else 1.0 / np.sqrt(shape[-1])  # V (C, H): fan-in H
             params[name] = rng.uniform(-bound, bound, shape)
     return params
 

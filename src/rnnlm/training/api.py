@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rnnlm.errors import ConfigError
 from rnnlm.training.config import TrainConfig
 
@@ -112,6 +114,46 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
                           f"is free")
 
 
+def training_vocabulary(corpus, train):
+    """``corpus`` with the tokens that never occur in its training split ``train`` folded into the unknown
+    token, or ``corpus`` itself when there are none.
+
+    A word only seen in held-out text cannot be learned: a softmax pushes its probability down at every
+    step and the model pays dearly each time it appears, while an n-gram gives it its smoothing mass. The
+    standard remedy (and every closed-vocabulary benchmark's) is a vocabulary from the training text:
+    such words become the unknown token, for the model and its baselines alike. The reserved tokens
+    (SENTENCE_START, SENTENCE_END, the unknown token) are always kept.
+    """
+    from rnnlm.data.corpus import Corpus, Vocabulary
+
+    vocab = corpus.vocab
+    counts = np.bincount(np.asarray(train.stream(), np.int64), minlength=len(vocab))
+    keep = counts > 0
+    for i in (vocab.start_index, vocab.end_index, vocab.unk_index):
+        if i is not None:
+            keep[i] = True
+    if keep.all():
+        return corpus
+    kept = np.flatnonzero(keep)
+    kept = kept[kept != vocab.unk_index]
+    old_counts = vocab.counts or [0] * len(vocab)
+    folded = int(sum(old_counts[i] for i in np.flatnonzero(~keep)))
+    words = [vocab.index_to_word[i] for i in kept]
+    new_counts = [old_counts[i] for i in kept] + [old_counts[vocab.unk_index] + folded]
+    new_vocab = Vocabulary(words + [vocab.unknown_token], vocab.unknown_token, new_counts)
+    table = np.full(len(vocab), len(words), np.int32)  # every dropped id -> the unknown token
+    table[kept] = np.arange(len(words), dtype=np.int32)
+    ids = table[np.asarray(corpus.stream())]
+    offsets = np.concatenate([[0], np.cumsum([len(q) for q in corpus.sentences])])
+    meta = corpus.metadata()
+    out = Corpus.from_arrays(new_vocab, ids, offsets, corpus.level, settings=meta["settings"],
+                             splitter=meta["splitter"])
+    unknown = int((ids == len(words)).sum())
+    out.stats = {**corpus.stats, "vocab_size": len(new_vocab), "unseen_in_training": int((~keep).sum()),
+                 "unknown_tokens": unknown, "unknown_rate": unknown / max(len(ids), 1)}
+    return out
+
+
 def _model_config(model, train, task: str, size: str):
     """``(ModelConfig, names of the settings --size auto chose)``."""
     from rnnlm.models.lm import ModelConfig
@@ -184,6 +226,10 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
     if len(corpus) < 3:
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
     splits = corpus.split(valid=valid_fraction, test=test_fraction, seed=config.seed)
+    restricted = training_vocabulary(corpus, splits["train"])  # (a no-op for a resumed run's corpus.npz)
+    if restricted is not corpus:
+        corpus = restricted
+        splits = corpus.split(valid=valid_fraction, test=test_fraction, seed=config.seed)
     config = config.resolved(corpus.level)
     chosen = []
     if ck is not None:
