@@ -390,11 +390,18 @@ class ModelService:
 
 
 def call(fn, *args, **kwargs):
-    """Run a service method, turning a library error into a 422 (its one-line message)."""
+    """Run a service method, turning a library error into a 422 (its one-line message), and a request
+    stopped before its first result (time limit, cancelled) into a 503."""
     try:
         return fn(*args, **kwargs)
     except RnnlmError as e:
         raise ApiError(422, " ".join(str(e).split())) from None
+    except TimeLimitExceeded:
+        raise ApiError(
+            503, "the request took longer than the server's time limit (rnnlm serve --time-limit)"
+        ) from None
+    except Cancelled:
+        raise ApiError(503, "the request was cancelled") from None
 
 
 # --------------------------------------------------------------------------------------------------
