@@ -47,7 +47,7 @@ ENDINGS = [".", "today .", "again .", "at night .", "in the morning ."]
 #: Steps of training for ``word_run`` (more when screenshots are taken, so the pictures show a model that
 #: has learnt something).
 SCREENSHOTS = os.environ.get("RNNLM_SCREENSHOTS") == "1"
-STEPS = 200 if SCREENSHOTS else 30
+STEPS = 300 if SCREENSHOTS else 70  # an epoch is 34 steps
 
 
 def corpus_lines(n: int = 600, seed: int = 0) -> list[str]:
@@ -149,8 +149,25 @@ def char_ckpt(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fill_ckpt(tmp_path_factory, word_run) -> Path:
-    """A bidirectional fill model (random weights) with the word run's vocabulary and corpus settings."""
+def fill_ckpt(tmp_path_factory, word_run, corpus_file) -> Path:
+    """A bidirectional fill model (random weights; trained when screenshots are taken) with the word run's
+    vocabulary and corpus settings."""
+    if SCREENSHOTS:
+        from rnnlm.training.api import train
+        from rnnlm.training.config import TrainConfig
+
+        out = tmp_path_factory.mktemp("fill-run")
+        train(
+            corpus_file,
+            out,
+            model={"hidden_dim": 24, "embedding_dim": 12, "cell": "gru"},
+            task="fill",
+            config=TrainConfig(epochs=50, batch_size=16, max_length=16, max_steps=STEPS, seed=1, lr=0.02),
+            prepare_options={"format": "lines", "tokenizer": "whitespace", "vocab_size": 40},
+            linker=LINKER,
+            progress=False,
+        )
+        return out / "best.npz"
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 

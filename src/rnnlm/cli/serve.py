@@ -137,7 +137,11 @@ def run(args) -> int:
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # uvicorn shuts down on Ctrl-C, then re-raises it: the usual way to stop
+            pass
+        note("stopped")
     finally:
         sock.close()
     return 0

@@ -412,9 +412,20 @@ function renderCard(m) {
   const corpus = m.corpus;
   const crows = [];
   if (corpus) {
-    for (const [k, val] of Object.entries(corpus.settings || {})) crows.push([k, val]);
-    if (corpus.sentence_splitter) crows.push(["sentence splitter", corpus.sentence_splitter]);
-    for (const [k, val] of Object.entries(corpus.stats || {})) crows.push([k.replaceAll("_", " "), val]);
+    // Settings, then the statistics saved beside the checkpoint; each name once, empty values left out.
+    const seen = new Set();
+    const add = (k, val) => {
+      const name = k.replaceAll("_", " ");
+      if (val === null || val === undefined || val === "" || seen.has(name)) return;
+      seen.add(name);
+      crows.push([name, val]);
+    };
+    const settings = {...(corpus.settings || {})};
+    if (!["csv"].includes(settings.format)) delete settings.column;
+    if (!["jsonl"].includes(settings.format)) delete settings.field;
+    for (const [k, val] of Object.entries(settings)) add(k, val);
+    add("sentence splitter", corpus.sentence_splitter);
+    for (const [k, val] of Object.entries(corpus.stats || {})) add(k, val);
     crows.push(["pasted text is read as", corpus.text_format]);
   } else {
     crows.push(["corpus", "not recorded"]);
