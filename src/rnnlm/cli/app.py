@@ -26,6 +26,7 @@ from rnnlm.cli import (
     generate,
     perplexity,
     score,
+    serve,
     train,
 )
 from rnnlm.cli.common import PROG, ArgumentParser
@@ -40,6 +41,7 @@ COMMANDS = {
     "score": score,
     "perplexity": perplexity,
     "fill": fill,
+    "serve": serve,
     "analyze": analyze,
     "experiment": experiment,
     "bench": bench,
