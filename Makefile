@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-core test-aesara notebooks lab bench clean help
+.PHONY: install demo test test-core test-aesara notebooks lab bench serve clean help
 
 help:
 	@echo "make demo         set up .venv, train a small model on the default corpus, print sentences"
@@ -16,6 +16,7 @@ help:
 	@echo "make notebooks    re-execute notebooks/ in place"
 	@echo "make lab          start JupyterLab in the project's environment"
 	@echo "make bench        run the benchmarks (rnnlm bench all)"
+	@echo "make serve CKPT=runs/gru   the web page for a checkpoint (rnnlm serve)"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,11 @@ lab: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/rnnlm bench all
+
+serve: $(VENV)/.installed
+	@test -n "$(CKPT)" || { echo "usage: make serve CKPT=path/to/checkpoint-or-run-folder"; exit 2; }
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[serve]'
+	$(VENV)/bin/rnnlm serve $(CKPT)
 
 clean:
 	rm -rf $(VENV) $(AESARA_VENV) build src/*.egg-info .pytest_cache

@@ -27,6 +27,7 @@ from rnnlm.cli import (
     ngram,
     perplexity,
     score,
+    serve,
     train,
 )
 from rnnlm.cli.common import PROG, ArgumentParser
@@ -42,6 +43,7 @@ COMMANDS = {
     "perplexity": perplexity,
     "fill": fill,
     "ngram": ngram,
+    "serve": serve,
     "analyze": analyze,
     "experiment": experiment,
     "bench": bench,

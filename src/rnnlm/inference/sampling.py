@@ -119,6 +119,147 @@ class Generation:
         }
 
 
+@dataclass(frozen=True)
+class TokenEvent:
+    """One token of a :class:`GenerationStream`, as soon as it is drawn.
+
+    ``row``: which of the n samples; ``id``: the token id; ``logprob``: its log-probability under the
+    model (unscaled: temperature and top-k change the draw, never this number); ``end``: the token is
+    SENTENCE_END (the row is finished; it is not part of the text); ``token``: the token's text (None
+    without a vocabulary).
+    """
+
+    row: int
+    id: int
+    logprob: float
+    end: bool = False
+    token: str | None = None
+
+    def to_json(self) -> dict:
+        return {"row": self.row, "id": self.id, "token": self.token, "logprob": self.logprob, "end": self.end}
+
+
+class GenerationStream:
+    """Sampling or greedy decoding, one token at a time: iterate to get :class:`TokenEvent` s as they are
+    drawn (for each step, the live rows in row order); :func:`generate` is this stream run to the end.
+
+    Takes :func:`generate`'s arguments. The arguments are checked and the prime is fed when the stream is
+    made (so errors come before the first token); ``prefix`` (ids), ``prefix_tokens`` and
+    ``prefix_text`` (the part of the prime's sentence or line being continued) are known from then on.
+    :meth:`generations` renders the samples so far at any time (rows not finished have
+    ``ended=False``); ``results`` holds them once the stream is exhausted. A stream can be iterated once.
+    """
+
+    def __init__(
+        self,
+        model,
+        vocab=None,
+        n: int = 1,
+        rng=None,
+        *,
+        seed=None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        min_length: int = 0,
+        max_length: int | None = None,
+        mode: str = "sample",
+        prime=None,
+        allow_unk: bool = False,
+        ids: SpecialIds | None = None,
+        prime_chunk: int = PRIME_CHUNK,
+    ):
+        if mode not in ("sample", "greedy"):
+            raise ConfigError(f"unknown mode {mode!r} for generate (sample or greedy; beam: beam_search)")
+        _check_sampling(temperature, top_k)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
+        self.model, self.vocab, self.n = model, vocab, int(n)
+        self.temperature, self.top_k, self.mode, self.min_length = temperature, top_k, mode, min_length
+        self.special = special = ids or special_ids(model, vocab)
+        self.word, self.max_length, prefix, self._base, self._logp0, self._states = start_decoding(
+            model, vocab, special, prime, min_length, max_length, prime_chunk)
+        self.prefix = list(prefix)
+        self.prefix_tokens, self.prefix_text = render(self.prefix, vocab, special)
+        self._rng = _rng(rng, seed)
+        self._forbidden = np.zeros(model.config.vocab_size, bool)
+        if special.unk is not None and not allow_unk:
+            self._forbidden[special.unk] = True
+        if self.word:
+            self._forbidden[special.start] = True
+        self._out = [[] for _ in range(self.n)]
+        self._lps = np.zeros(self.n)
+        self._ended = np.zeros(self.n, bool)
+        self._started = False
+        self.results: list | None = None
+
+    def generations(self) -> list:
+        """The samples so far as :class:`Generation` objects."""
+        out = []
+        for r in range(self.n):
+            tokens, text = render(self.prefix + self._out[r], self.vocab, self.special)
+            out.append(Generation(list(self._out[r]), float(self._lps[r]), bool(self._ended[r]),
+                                  list(self.prefix), tokens, text))
+        return out
+
+    def _event(self, row, tok, lp, end=False) -> TokenEvent:
+        text = None
+        if self.vocab is not None and not end:
+            text = self.vocab.index_to_word[tok]
+        return TokenEvent(int(row), int(tok), float(lp), end, text)
+
+    def __iter__(self):
+        if self._started:
+            raise ConfigError("a generation stream can be iterated only once")
+        self._started = True
+        return self._run()
+
+    def _run(self):
+        model, special, word, n = self.model, self.special, self.word, self.n
+        forbidden, out, lps, ended = self._forbidden, self._out, self._lps, self._ended
+        step = model.step_function(n)
+        logp = np.repeat(self._logp0[None], n, axis=0)
+        states = [np.repeat(np.asarray(s), n, axis=1) for s in self._states]
+        live = np.ones(n, bool)
+        rows = np.arange(n)
+        while live.any():
+            length = self._base + len(out[int(np.argmax(live))])  # every live row has the same length
+            forb = forbidden  # (C,): every live row has the same length, so one mask serves them all
+            if word and length < self.min_length:
+                forb = forbidden.copy()
+                forb[special.end] = True
+            if self.mode == "greedy":
+                z = np.where(forb, -np.inf, logp)
+                if np.any(np.all(np.isneginf(z), axis=1)):
+                    raise ConfigError("every token is forbidden here (check min_length and the vocabulary)")
+                nxt = np.argmax(z, axis=1)
+            else:
+                nxt = _draw(adjust_distribution(logp, self.temperature, self.top_k, forb), self._rng)
+            events = []
+            if word:
+                stop = live & (nxt == special.end)
+                lps[stop] += logp[rows[stop], special.end]
+                ended |= stop
+                live &= ~stop
+                events = [self._event(r, special.end, logp[r, special.end], True)
+                          for r in np.flatnonzero(stop)]
+            if length >= self.max_length:  # the token after the last allowed word was not END: cut off
+                yield from events
+                break
+            for r in np.flatnonzero(live):
+                out[r].append(int(nxt[r]))
+            lps[live] += logp[rows[live], nxt[live]]
+            events += [self._event(r, nxt[r], logp[r, nxt[r]]) for r in np.flatnonzero(live)]
+            events.sort(key=lambda e: e.row)
+            yield from events
+            if not live.any() or (not word and len(out[0]) >= self.max_length):
+                break  # (char level: the distribution after the last character is not needed)
+            feed = np.where(live, nxt, special.end if word else nxt).astype(np.int32)
+            res = step(feed, *states)
+            logp = np.asarray(res[0], dtype=np.float64)
+            states = list(res[1:])
+        self.results = self.generations()
+
+
 def generate(
     model,
     vocab=None,
@@ -154,67 +295,14 @@ def generate(
         ids: the special token ids (default: :func:`special_ids`).
         prime_chunk: see :func:`prime_state`.
 
-    Returns a list of :class:`Generation`.
+    Returns a list of :class:`Generation`. :class:`GenerationStream` gives the same tokens one by one.
     """
-    if mode not in ("sample", "greedy"):
-        raise ConfigError(f"unknown mode {mode!r} for generate (sample or greedy; beam: beam_search)")
-    _check_sampling(temperature, top_k)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"the number of samples must be a positive integer, got {n!r}")
-    special = ids or special_ids(model, vocab)
-    word, max_length, prefix, base, logp0, states = start_decoding(model, vocab, special, prime, min_length,
-                                                           max_length, prime_chunk)
-    rng = _rng(rng, seed)
-    C = model.config.vocab_size
-
-    forbidden = np.zeros(C, bool)
-    if special.unk is not None and not allow_unk:
-        forbidden[special.unk] = True
-    if word:
-        forbidden[special.start] = True
-    step = model.step_function(n)
-    logp = np.repeat(logp0[None], n, axis=0)
-    states = [np.repeat(np.asarray(s), n, axis=1) for s in states]
-    out = [[] for _ in range(n)]
-    lps = np.zeros(n)
-    ended = np.zeros(n, bool)
-    live = np.ones(n, bool)
-    rows = np.arange(n)
-    while live.any():
-        length = base + len(out[int(np.argmax(live))])  # every live row has the same length
-        forb = forbidden  # (C,): every live row has the same length, so one mask serves them all
-        if word and length < min_length:
-            forb = forbidden.copy()
-            forb[special.end] = True
-        if mode == "greedy":
-            z = np.where(forb, -np.inf, logp)
-            if np.any(np.all(np.isneginf(z), axis=1)):
-                raise ConfigError("every token is forbidden here (check min_length and the vocabulary)")
-            nxt = np.argmax(z, axis=1)
-        else:
-            nxt = _draw(adjust_distribution(logp, temperature, top_k, forb), rng)
-        if word:
-            stop = live & (nxt == special.end)
-            lps[stop] += logp[rows[stop], special.end]
-            ended |= stop
-            live &= ~stop
-        if length >= max_length:  # the token after the last allowed word was not END: cut off
-            break
-        for r in np.flatnonzero(live):
-            out[r].append(int(nxt[r]))
-        lps[live] += logp[rows[live], nxt[live]]
-        if not live.any() or (not word and len(out[0]) >= max_length):
-            break  # (char level: the distribution after the last character is not needed)
-        feed = np.where(live, nxt, special.end if word else nxt).astype(np.int32)
-        res = step(feed, *states)
-        logp = np.asarray(res[0], dtype=np.float64)
-        states = list(res[1:])
-
-    result = []
-    for r in range(n):
-        tokens, text = render(prefix + out[r], vocab, special)
-        result.append(Generation(out[r], float(lps[r]), bool(ended[r]), list(prefix), tokens, text))
-    return result
+    stream = GenerationStream(model, vocab, n, rng, seed=seed, temperature=temperature, top_k=top_k,
+                              min_length=min_length, max_length=max_length, mode=mode, prime=prime,
+                              allow_unk=allow_unk, ids=ids, prime_chunk=prime_chunk)
+    for _ in stream:
+        pass
+    return stream.results
 
 
 def generate_sentence(model, vocab=None, rng=None, **kwargs) -> Generation:

@@ -208,5 +208,5 @@ def perplexity(
         raise ConfigError(f"unknown level {level!r} (word or char)")
     if n == 0:
         raise ConfigError("nothing to score: no token is predicted (empty text?)")
-    return PerplexityResult(perplexity_of(-logprob, n), -logprob / n, logprob, n, len(sentences), int(oov or 0),
-                            words, level)
+    return PerplexityResult(perplexity_of(-logprob, n), -logprob / n, logprob, n, len(sentences),
+                            int(oov or 0), words, level)
