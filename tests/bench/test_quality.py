@@ -23,8 +23,9 @@ def test_quality_scores_every_yardstick_on_the_same_tokens(small_corpus):
     res = quality_one(f"{small_corpus}:word", budget_s=3.0, torch=False)
     rows = res["results"]
     assert set(rows) == {"rnnlm", "kn2", "kn3", "kn4", "kn5", "unigram", "rnnlm+kn3"}
-    corpus = prepare(str(small_corpus), progress=False)
-    splits = corpus.split(valid=0.05, test=0.05, seed=0)
+    from rnnlm.training.api import split_for_training
+
+    corpus, splits = split_for_training(prepare(str(small_corpus), progress=False), 0.05, 0.05, 0)
     for order in (2, 3, 5):
         kn = KneserNey(order).fit(splits["train"].sentences, len(corpus.vocab), start_id=corpus.vocab.start_index)
         assert rows[f"kn{order}"]["perplexity"] == pytest.approx(kn.perplexity(splits["test"].sentences))

@@ -333,8 +333,9 @@ def test_param_shapes_and_init():
 
     p = init_params("gru", C, H, D, L, seed=6)
     rng = np.random.default_rng(6)  # draw order: E, U0, W0, U1, W1, V
-    for name, fan_in in (("E", C), ("U0", D), ("W0", H), ("U1", H), ("W1", H), ("V", H)):
-        b = 1 / np.sqrt(fan_in)
+    # E: word vectors of norm ~1 (±sqrt(3/D)); the rest: the tutorial's ±1/sqrt(fan-in)
+    for name, b in (("E", np.sqrt(3 / D)), ("U0", 1 / np.sqrt(D)), ("W0", 1 / np.sqrt(H)), ("U1", 1 / np.sqrt(H)),
+                    ("W1", 1 / np.sqrt(H)), ("V", 1 / np.sqrt(H))):
         np.testing.assert_array_equal(p[name], rng.uniform(-b, b, shapes[name]))
     for name in ("b0", "b1", "c"):
         np.testing.assert_array_equal(p[name], 0.0)

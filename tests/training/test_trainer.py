@@ -369,19 +369,23 @@ def test_newbob_converges_and_says_so(corpus, tmp_path, monkeypatch):
 def test_words_only_in_held_out_text_become_the_unknown_token():
     from rnnlm.training.api import training_vocabulary
 
-    sents = [["a", "b"], ["b", "c"], ["a", "c"], ["zebra", "a"], ["c", "a", "b"]] * 3 + [["b", "yak"]] * 3
+    sents = [["a", "gnu"]] + [["a", "b"], ["b", "c"], ["a", "c"], ["zebra", "a"], ["c", "a", "b"]] * 3 + [["b", "yak"]] * 3
     sents += [["only", "held", "out"]]
     corpus = Corpus.from_tokens(sents)
     train = Corpus(corpus.vocab, corpus.sentences[:-4], "word")  # without "yak" and "only held out"
     train_words = {corpus.vocab.index_to_word[i] for i in np.unique(train.stream())}
     assert "held" not in train_words and "yak" not in train_words
-    out = training_vocabulary(corpus, train)
+    out = training_vocabulary(corpus, train, min_count=1)
     assert set(out.vocab.index_to_word) == train_words | {"SENTENCE_START", "SENTENCE_END", "UNKNOWN_TOKEN"}
     unk = out.vocab.unk_index
     for old, new in zip(corpus.sentences, out.sentences, strict=True):
         words = corpus.vocab.decode(old)
         want = [w if w in train_words else "UNKNOWN_TOKEN" for w in words]
         assert out.vocab.decode(new) == want and len(new) == len(old)
-    assert out.stats["unseen_in_training"] == len(set(corpus.vocab.index_to_word) - train_words - {"UNKNOWN_TOKEN"})
+    assert out.stats["rare_in_training"] == len(set(corpus.vocab.index_to_word) - train_words - {"UNKNOWN_TOKEN"})
     assert int((out.stream() == unk).sum()) == out.stats["unknown_tokens"] > 0
-    assert training_vocabulary(out, Corpus(out.vocab, out.sentences[:-4], "word")) is out  # nothing more to fold
+    assert training_vocabulary(out, Corpus(out.vocab, out.sentences[:-4], "word"), 1) is out  # nothing to fold
+    # min_count=2: words seen once in training are read as the unknown token too, so it is learned
+    once = [w for w in train_words if corpus.vocab.count(w) == 1 and w not in ("SENTENCE_START", "SENTENCE_END")]
+    two = training_vocabulary(corpus, train, min_count=2)
+    assert once and not set(once) & set(two.vocab.index_to_word)

@@ -33,6 +33,9 @@ def add_parser(subparsers):
     t.add_argument("--order", type=positive_int, default=None, help="n-gram order 1-5 (default: 3 words, 5 chars)")
     t.add_argument("--discount", type=nonneg_float, default=None,
                    help="one absolute discount in (0, 1] (default: modified KN discounts estimated per order)")
+    t.add_argument("--min-count", type=positive_int, default=2,
+                   help="words seen fewer times in the training split are read as the unknown token, as rnnlm "
+                   "train does (default: 2)")
     t.add_argument("--valid-fraction", type=nonneg_float, default=0.05)
     t.add_argument("--test-fraction", type=nonneg_float, default=0.05)
     t.add_argument("--seed", type=int, default=0, help="split seed (the same as rnnlm train's --seed)")
@@ -54,10 +57,11 @@ def add_parser(subparsers):
 def run_train(args) -> int:
     from rnnlm.data.corpus import prepare
     from rnnlm.models.ngram import KneserNey
+    from rnnlm.training.api import split_for_training
     from rnnlm.training.baselines import DEFAULT_ORDER, fit_baselines, score_baselines
 
     corpus = prepare(args.corpus, progress=not args.json, **corpus_options(args))
-    splits = corpus.split(valid=args.valid_fraction, test=args.test_fraction, seed=args.seed)
+    corpus, splits = split_for_training(corpus, args.valid_fraction, args.test_fraction, args.seed, args.min_count)
     order = args.order or DEFAULT_ORDER[corpus.level]
     models = fit_baselines(splits["train"], order)
     if args.discount is not None:

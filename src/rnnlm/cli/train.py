@@ -100,6 +100,9 @@ def add_parser(subparsers):
     g.add_argument("--max-length", type=_length, default=64, help="longest sentence sequence (default: 64)")
     g.add_argument("--batching", choices=("auto", "sentences", "stream"), default="auto",
                    help="auto: sentences at word level, stream at char level")
+    g.add_argument("--min-count", type=positive_int, default=2,
+                   help="words seen fewer times in the training split are read as the unknown token, so that it "
+                   "is learned and words never seen get its probability (default: 2; 1 keeps every word)")
     g.add_argument("--valid-fraction", type=nonneg_float, default=0.05)
     g.add_argument("--test-fraction", type=nonneg_float, default=0.05)
     g.add_argument("--valid-every", type=nonneg_int, default=0, metavar="N", help="also validate every N steps")
@@ -168,16 +171,16 @@ def run_training(args, corpus=None, quiet=False):
             picked = ", ".join(f"{k}={getattr(c, k)}" for k in chosen)
             print(f"rnnlm: --size auto picked {picked} (for {splits['train'].n_tokens:,} training tokens at "
                   f"{corpus.level} level; any flag overrides)", file=sys.stderr)
-        unseen = corpus.stats.get("unseen_in_training")
-        if unseen:
-            print(f"rnnlm: {unseen:,} vocabulary words occur only in the held-out splits: they are read as "
-                  f"{corpus.vocab.unknown_token} (a model cannot learn a word it never sees)", file=sys.stderr)
+        rare = corpus.stats.get("rare_in_training")
+        if rare:
+            print(f"rnnlm: {rare:,} words seen fewer than {corpus.stats['min_count']} times in the training split "
+                  f"are read as {corpus.vocab.unknown_token} (--min-count)", file=sys.stderr)
         print(f"rnnlm: baselines on the validation split: {describe(trainer.state['baselines'])}", file=sys.stderr)
 
     source = corpus if corpus is not None else args.corpus
     resume = None if args.resume is None else (args.resume or True)
     return train(source, args.out, model=model_settings(args), config=train_config(args), task=args.task,
-                 size=args.size, resume=resume, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
+                 size=args.size, min_count=args.min_count, resume=resume, valid_fraction=args.valid_fraction, test_fraction=args.test_fraction,
                  prepare_options=corpus_options(args), linker=linker, progress=not args.no_progress,
                  on_start=started)
 

@@ -42,7 +42,8 @@ class SentenceScores(NamedTuple):
         return np.array([perplexity_of(-lp, n) for lp, n in zip(self.logprob, self.ntok, strict=True)])
 
 
-def _check_scorable(model):
+def check_scorable(model):
+    """Refuse a model with no left-to-right probability (the bidirectional fill model)."""
     if model.config.bidirectional:
         raise ConfigError("a bidirectional fill model has no left-to-right sentence probability; use fill")
 
@@ -62,7 +63,7 @@ def sentence_token_logprobs(model, sentences, batch_size: int = 32) -> list:
     under the static-shape (JAX) linker lengths are padded to powers of two and batches to
     ``batch_size`` rows, so a few compiled shapes serve any input.
     """
-    _check_scorable(model)
+    check_scorable(model)
     seqs = [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
     _check_ids(seqs, model.config.vocab_size)
     ntok = np.array([max(len(s) - 1, 0) for s in seqs], dtype=np.int64)
@@ -98,7 +99,7 @@ def stream_token_logprobs(model, ids, chunk: int = 256, tracks: int = 1, warmup:
     are not scored): the same tokens, every one with at least ``warmup`` tokens of context -- the fast
     form training uses for validation.
     """
-    _check_scorable(model)
+    check_scorable(model)
     ids = np.asarray(ids, dtype=np.int32).reshape(-1)
     _check_ids([ids], model.config.vocab_size)
     n = max(len(ids) - 1, 0)  # predicted positions 1..n
@@ -202,8 +203,8 @@ def perplexity(
     if level == "char":
         logprob, n = stream_logprob(model, np.concatenate(sentences) if sentences else [], chunk, tracks)
     elif level == "word":
-        scores = sentence_logprob(model, sentences, batch_size)
-        logprob, n = float(scores.logprob.sum()), int(scores.ntok.sum())
+        lp = np.concatenate([np.zeros(0), *sentence_token_logprobs(model, sentences, batch_size)])
+        logprob, n = float(lp.sum()), len(lp)
     else:
         raise ConfigError(f"unknown level {level!r} (word or char)")
     if n == 0:

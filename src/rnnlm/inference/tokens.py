@@ -3,8 +3,8 @@
 For each predicted token: its log-probability (natural log, the model's own, unscaled), its rank among
 all tokens of the vocabulary (1 = the model's first choice) and the model's ``top`` most probable tokens
 at that position. The log-probabilities are the very numbers :func:`~rnnlm.inference.scoring.perplexity`
-sums (the same compiled ``evaluate``, the same batches), so the total of a :class:`TokenScores` *is*
-the perplexity of the text under the one definition: words and SENTENCE_END predicted, SENTENCE_START
+sums (they come from the same functions of :mod:`~rnnlm.inference.scoring`), so the total of a
+:class:`TokenScores` *is* the perplexity of the text under the one definition: words and SENTENCE_END predicted, SENTENCE_START
 not; at char level one stream, every character after the first. Ranks and alternatives come from
 ``distribution`` on the same batches.
 
@@ -22,7 +22,13 @@ import numpy as np
 
 from rnnlm.data.batching import bucket_length, pad_columns
 from rnnlm.errors import ConfigError
-from rnnlm.inference.scoring import PerplexityResult, _check_scorable, perplexity_of
+from rnnlm.inference.scoring import (
+    PerplexityResult,
+    check_scorable,
+    perplexity_of,
+    sentence_token_logprobs,
+    stream_token_logprobs,
+)
 
 
 @dataclass
@@ -117,7 +123,7 @@ def token_scores(
     ``batch_size`` and ``chunk`` are those of :func:`perplexity`; with the same values the total is
     computed from the very same numbers.
     """
-    _check_scorable(model)
+    check_scorable(model)
     oov = words = None
     if hasattr(sentences, "sentences"):  # EncodedText
         oov, words = sentences.n_oov, sentences.n_words
@@ -145,11 +151,11 @@ def token_scores(
 
 
 def _score_sentences(model, seqs, k, batch_size):
-    """Word level: the batches of :func:`~rnnlm.inference.scoring.sentence_logprob`."""
-    N = len(seqs)
-    ntok = np.array([max(len(s) - 1, 0) for s in seqs], dtype=np.int64)
-    sentence_lp = np.zeros(N)
-    per = [None] * N  # per sentence: (logprob (n,), rank (n,), top ids (n, k), top lp (n, k))
+    """Word level: log-probabilities from the one scoring path; ranks and alternatives from
+    ``distribution`` on the same padded batches."""
+    lps = sentence_token_logprobs(model, seqs, batch_size)
+    ntok = np.array([len(lp) for lp in lps], dtype=np.int64)
+    per = [None] * len(seqs)  # per sentence: (logprob (n,), rank (n,), top ids (n, k), top lp (n, k))
     order = [i for i in np.argsort(ntok, kind="stable") if ntok[i] > 0]
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
@@ -157,26 +163,23 @@ def _score_sentences(model, seqs, k, batch_size):
         L = bucket_length(longest) if model.static else longest
         B = batch_size if model.static else len(idx)
         x, mask = pad_columns([seqs[i][:-1] for i in idx], L, B)
-        y, _ = pad_columns([seqs[i][1:] for i in idx], L, B)
-        nll = model.evaluate(x, y, mask)[2]
-        sentence_lp[idx] = -nll[:, : len(idx)].astype(np.float64).sum(axis=0)
         dist = model.distribution(x, mask)
         for col, i in enumerate(idx):
             n = int(ntok[i])
             d = np.asarray(dist[:n, col], dtype=np.float32)
-            target = seqs[i][1:]
-            ids, lps = _top(d, k)
-            per[i] = (-nll[:n, col].astype(np.float64), _rank(d, target), ids, lps)
-    return _assemble(seqs, per, k, float(sentence_lp.sum()), first=1)
+            ids, top_lps = _top(d, k)
+            per[i] = (lps[i], _rank(d, seqs[i][1:]), ids, top_lps)
+    return _assemble(seqs, per, k, first=1)
 
 
 def _score_stream(model, seqs, k, chunk):
-    """Char level: the chunks of :func:`~rnnlm.inference.scoring.stream_logprob`, state carried."""
+    """Char level: log-probabilities from the one scoring path (the state carried through the stream in
+    chunks of ``chunk``); ranks and alternatives from ``distribution`` on the same chunks."""
     ids = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
     n = max(len(ids) - 1, 0)
+    logprob = stream_token_logprobs(model, ids, chunk)
     states = model.initial_state(1)
-    total = 0.0
-    logprob, rank, top_ids, top_lp = [], [], [], []
+    rank, top_ids, top_lp = [], [], []
     for i in range(0, n, chunk):
         xs, ys = ids[i : min(i + chunk, n)], ids[i + 1 : min(i + chunk, n) + 1]
         L = chunk if model.static else len(xs)
@@ -184,26 +187,24 @@ def _score_stream(model, seqs, k, chunk):
         y, _ = pad_columns([ys], L)
         # graph("dist") takes the carried states as inputs; evaluate returns the states after the chunk.
         d = np.asarray(model.graph("dist", x.shape)(x, y, mask, *states))[: len(xs), 0]
-        loss_sum, _, nll, states = model.evaluate(x, y, mask, states)
-        total -= float(loss_sum)
-        logprob.append(-nll[: len(xs), 0].astype(np.float64))
+        states = model.evaluate(x, y, mask, states)[3]
         rank.append(_rank(d, ys))
         t_ids, t_lp = _top(d, k)
         top_ids.append(t_ids)
         top_lp.append(t_lp)
     if not n:
-        return _assemble([], [], k, total, 1)
-    flat = tuple(np.concatenate(a) for a in (logprob, rank, top_ids, top_lp))
+        return _assemble([], [], k, 1)
+    flat = (logprob, *(np.concatenate(a) for a in (rank, top_ids, top_lp)))
     # Map stream positions 1..n back to (line, position in line).
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(seqs) else np.zeros(0, np.int64)
     where = np.arange(1, n + 1)
     sent = np.searchsorted(starts, where, side="right") - 1
     pos = where - starts[sent]
-    return (sent.astype(np.int32), pos.astype(np.int32), ids[1:].astype(np.int32), *flat, total)
+    return (sent.astype(np.int32), pos.astype(np.int32), ids[1:].astype(np.int32), *flat, float(logprob.sum()))
 
 
-def _assemble(seqs, per, k, total, first):
+def _assemble(seqs, per, k, first):
     sent, pos, target, logprob, rank, top_ids, top_lp = [], [], [], [], [], [], []
     for i, s in enumerate(seqs):
         if per[i] is None:
@@ -219,9 +220,10 @@ def _assemble(seqs, per, k, total, first):
         top_lp.append(lps)
     if not sent:
         return (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
-                np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros((0, k)), total)
-    return (np.concatenate(sent), np.concatenate(pos), np.concatenate(target).astype(np.int32),
-            *(np.concatenate(a) for a in (logprob, rank, top_ids, top_lp)), total)
+                np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros((0, k)), 0.0)
+    logprob = np.concatenate(logprob)
+    return (np.concatenate(sent), np.concatenate(pos), np.concatenate(target).astype(np.int32), logprob,
+            *(np.concatenate(a) for a in (rank, top_ids, top_lp)), float(logprob.sum()))
 
 
 def encode_with_tokens(vocab, corpus_meta: dict | None, text: str, format: str | None = None):

@@ -114,21 +114,23 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
                           f"is free")
 
 
-def training_vocabulary(corpus, train):
-    """``corpus`` with the tokens that never occur in its training split ``train`` folded into the unknown
-    token, or ``corpus`` itself when there are none.
+def training_vocabulary(corpus, train, min_count: int = 2):
+    """``corpus`` with the tokens that occur fewer than ``min_count`` times in its training split ``train``
+    folded into the unknown token, or ``corpus`` itself when there are none.
 
     A word only seen in held-out text cannot be learned: a softmax pushes its probability down at every
-    step and the model pays dearly each time it appears, while an n-gram gives it its smoothing mass. The
-    standard remedy (and every closed-vocabulary benchmark's) is a vocabulary from the training text:
-    such words become the unknown token, for the model and its baselines alike. The reserved tokens
-    (SENTENCE_START, SENTENCE_END, the unknown token) are always kept.
+    step and the model pays dearly each time it appears (on the reddit sample, 16% of the validation
+    tokens), while an n-gram gives it its smoothing mass. So the vocabulary comes from the training text,
+    and -- so that the unknown token itself is seen in training -- words seen once there are read as it
+    too: its probability then estimates that of a new word (Good-Turing: the share of words seen once).
+    The model and its baselines share the result. The reserved tokens (SENTENCE_START, SENTENCE_END, the
+    unknown token) are always kept; ``min_count=1`` keeps every training word.
     """
     from rnnlm.data.corpus import Corpus, Vocabulary
 
     vocab = corpus.vocab
     counts = np.bincount(np.asarray(train.stream(), np.int64), minlength=len(vocab))
-    keep = counts > 0
+    keep = counts >= max(int(min_count), 1)
     for i in (vocab.start_index, vocab.end_index, vocab.unk_index):
         if i is not None:
             keep[i] = True
@@ -149,9 +151,21 @@ def training_vocabulary(corpus, train):
     out = Corpus.from_arrays(new_vocab, ids, offsets, corpus.level, settings=meta["settings"],
                              splitter=meta["splitter"])
     unknown = int((ids == len(words)).sum())
-    out.stats = {**corpus.stats, "vocab_size": len(new_vocab), "unseen_in_training": int((~keep).sum()),
+    out.stats = {**corpus.stats, "vocab_size": len(new_vocab), "rare_in_training": int((~keep).sum()),
+                 "min_count": int(min_count),
                  "unknown_tokens": unknown, "unknown_rate": unknown / max(len(ids), 1)}
     return out
+
+
+def split_for_training(corpus, valid: float, test: float, seed: int, min_count: int = 2):
+    """``(corpus, splits)``: the train/valid/test split, with the :func:`training_vocabulary` of its training
+    split (the corpus re-encoded when words were folded; the split is the same sentences either way). A
+    corpus that already has that vocabulary (a resumed run's corpus.npz) is returned as it is."""
+    splits = corpus.split(valid=valid, test=test, seed=seed)
+    restricted = training_vocabulary(corpus, splits["train"], min_count)
+    if restricted is corpus:
+        return corpus, splits
+    return restricted, restricted.split(valid=valid, test=test, seed=seed)
 
 
 def _model_config(model, train, task: str, size: str):
@@ -173,7 +187,7 @@ def _model_config(model, train, task: str, size: str):
 
 
 def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, task: str = "lm",
-          size: str = "auto", resume=None, valid_fraction: float = 0.05, test_fraction: float = 0.05, prepare_options=None,
+          size: str = "auto", min_count: int = 2, resume=None, valid_fraction: float = 0.05, test_fraction: float = 0.05, prepare_options=None,
           linker: str | None = None, progress: bool = True, on_start=None, callback=None) -> TrainResult:
     """Train a language model as ``rnnlm train`` does; returns a :class:`TrainResult`.
 
@@ -187,6 +201,8 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
             ``vocab_size`` (taken from the corpus); fields left out are chosen by ``size``.
         size: ``auto`` (the measured rule of :mod:`rnnlm.training.sizing`, from the corpus) or
             ``default`` (ModelConfig's defaults).
+        min_count: words seen fewer times in the training split are read as the unknown token (see
+            :func:`training_vocabulary`).
         config: the :class:`TrainConfig` (default: its defaults).
         task: ``lm`` (left to right) or ``fill`` (the bidirectional fill-in-the-blank model).
         resume: None, True (``out/checkpoint.npz``) or a checkpoint path: continue that run exactly
@@ -225,11 +241,7 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         corpus = prepare(corpus, progress=progress, **(prepare_options or {}))
     if len(corpus) < 3:
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
-    splits = corpus.split(valid=valid_fraction, test=test_fraction, seed=config.seed)
-    restricted = training_vocabulary(corpus, splits["train"])  # (a no-op for a resumed run's corpus.npz)
-    if restricted is not corpus:
-        corpus = restricted
-        splits = corpus.split(valid=valid_fraction, test=test_fraction, seed=config.seed)
+    corpus, splits = split_for_training(corpus, valid_fraction, test_fraction, config.seed, min_count)
     config = config.resolved(corpus.level)
     chosen = []
     if ck is not None:
