@@ -12,8 +12,10 @@ from rnnlm.models.ngram import KneserNey, Unigram
 def small_corpus(tmp_path_factory):
     rng = np.random.default_rng(0)
     words = "the cat sat on a mat while dogs ran far away from home today".split()
-    lines = [" ".join(words[(s + i) % len(words)] for i in range(rng.integers(3, 9)))
-             for s in rng.integers(0, len(words), 300)]
+    lines = [
+        " ".join(words[(s + i) % len(words)] for i in range(rng.integers(3, 9)))
+        for s in rng.integers(0, len(words), 300)
+    ]
     path = tmp_path_factory.mktemp("c") / "c.tokens"  # one pre-tokenized sentence per line
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -27,7 +29,9 @@ def test_quality_scores_every_yardstick_on_the_same_tokens(small_corpus):
 
     corpus, splits = split_for_training(prepare(str(small_corpus), progress=False), 0.05, 0.05, 0)
     for order in (2, 3, 5):
-        kn = KneserNey(order).fit(splits["train"].sentences, len(corpus.vocab), start_id=corpus.vocab.start_index)
+        kn = KneserNey(order).fit(
+            splits["train"].sentences, len(corpus.vocab), start_id=corpus.vocab.start_index
+        )
         assert rows[f"kn{order}"]["perplexity"] == pytest.approx(kn.perplexity(splits["test"].sentences))
     uni = Unigram().fit(splits["train"].sentences, len(corpus.vocab), start_id=corpus.vocab.start_index)
     assert rows["unigram"]["perplexity"] == pytest.approx(uni.perplexity(splits["test"].sentences))

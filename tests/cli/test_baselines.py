@@ -20,8 +20,28 @@ def run(capsys, *argv):
 @pytest.fixture(scope="module")
 def trained(reddit_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    rc = main(["train", str(reddit_csv), "--vocab-size", "400", "--model", "gru", "--hidden", "16", "--layers", "1",
-               "--embedding", "16", "--time-budget", "8s", "--out", str(out), "--no-progress", "--json"])
+    rc = main(
+        [
+            "train",
+            str(reddit_csv),
+            "--vocab-size",
+            "400",
+            "--model",
+            "gru",
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--embedding",
+            "16",
+            "--time-budget",
+            "8s",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -46,8 +66,9 @@ def test_train_reports_the_baselines_of_its_own_split(trained, reddit_csv, tmp_p
 
 @pytest.mark.core
 def test_ngram_cli_matches_the_baseline_and_scores_files(trained, reddit_csv, tmp_path, capsys):
-    rc, out, _ = run(capsys, "ngram", "train", reddit_csv, "--vocab-size", "400", "--out", tmp_path / "kn.npz",
-                     "--json")
+    rc, out, _ = run(
+        capsys, "ngram", "train", reddit_csv, "--vocab-size", "400", "--out", tmp_path / "kn.npz", "--json"
+    )
     assert rc == 0
     res = json.loads(out)
     state = read_checkpoint(trained / "best.npz")["meta"]["train_state"]
@@ -62,8 +83,10 @@ def test_ngram_cli_matches_the_baseline_and_scores_files(trained, reddit_csv, tm
 
 def test_perplexity_interpolate_with_lambda_0_1_and_auto(trained, tmp_path, capsys):
     text = tmp_path / "t.csv"
-    text.write_text('body\n"i think it is a good idea. this is not what i said."\n"thanks for the link."\n',
-                    encoding="utf-8")
+    text.write_text(
+        'body\n"i think it is a good idea. this is not what i said."\n"thanks for the link."\n',
+        encoding="utf-8",
+    )
     base = ["perplexity", trained / "best.npz", text, "--json", "--interpolate", trained / "ngram.npz"]
     results = {}
     for lam in ("0", "1", "auto"):
@@ -72,7 +95,9 @@ def test_perplexity_interpolate_with_lambda_0_1_and_auto(trained, tmp_path, caps
         results[lam] = json.loads(out)
     plain = results["1"]["perplexity"]
     assert results["1"]["interpolation"]["interpolated"] == pytest.approx(plain, rel=1e-5)
-    assert results["0"]["interpolation"]["interpolated"] == pytest.approx(results["0"]["interpolation"]["ngram"])
+    assert results["0"]["interpolation"]["interpolated"] == pytest.approx(
+        results["0"]["interpolation"]["ngram"]
+    )
     stored = read_checkpoint(trained / "best.npz")["meta"]["train_state"]["interpolation"]["lambda"]
     assert results["auto"]["interpolation"]["lambda"] == pytest.approx(stored)
     rc, _, err = run(capsys, *base, "--lambda", "2")

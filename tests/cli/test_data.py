@@ -45,8 +45,20 @@ def isolated(tmp_path, monkeypatch):
 def test_help_lists_every_command(capsys):
     rc, out, _ = run(capsys, "--help")
     assert rc == 0
-    expected = ("data", "train", "demo", "generate", "score", "perplexity", "fill", "ngram", "serve", "analyze",
-                "experiment", "bench")
+    expected = (
+        "data",
+        "train",
+        "demo",
+        "generate",
+        "score",
+        "perplexity",
+        "fill",
+        "ngram",
+        "serve",
+        "analyze",
+        "experiment",
+        "bench",
+    )
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and line.split()]
     assert set(expected) <= set(listed), listed
     rc, out, _ = run(capsys, "data", "--help")

@@ -31,7 +31,9 @@ from rnnlm.data.corpus import Corpus
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 FEW = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 WORDS = "the cat sat on a mat while dogs ran far away from home today".split()
-CORPUS_TEXT = "\n".join(" ".join(WORDS[(i + k) % len(WORDS)] for k in range(2 + i % 6)) for i in range(30)) + "\n"
+CORPUS_TEXT = (
+    "\n".join(" ".join(WORDS[(i + k) % len(WORDS)] for k in range(2 + i % 6)) for i in range(30)) + "\n"
+)
 
 
 def run(*argv) -> tuple[int, str, str]:
@@ -94,11 +96,16 @@ def prepare_file(data: bytes, name: str, *flags):
 
 
 @FUZZ
-@given(data=st.binary(max_size=3000), fmt=st.sampled_from(["auto", "text", "lines", "csv", "jsonl"]),
-       level=st.sampled_from(["word", "char"]), ext=st.sampled_from(["txt", "csv", "jsonl", "bin"]))
+@given(
+    data=st.binary(max_size=3000),
+    fmt=st.sampled_from(["auto", "text", "lines", "csv", "jsonl"]),
+    level=st.sampled_from(["word", "char"]),
+    ext=st.sampled_from(["txt", "csv", "jsonl", "bin"]),
+)
 def test_random_bytes(data, fmt, level, ext):
-    rc, line, _, _ = prepare_file(data, f"random.{ext}", "--format", fmt, "--level", level,
-                                  "--splitter", "trained")
+    rc, line, _, _ = prepare_file(
+        data, f"random.{ext}", "--format", fmt, "--level", level, "--splitter", "trained"
+    )
     if rc == 2:
         assert f"random.{ext}" in line  # every failure here is about the file
 
@@ -107,9 +114,14 @@ _CSV_CELL = st.text(alphabet=st.sampled_from(list('ab ,"\n\r') + ["é", "\x00", 
 
 
 @FUZZ
-@given(header=st.lists(st.sampled_from(["body", "Body", "id", "text", " body ", '"body"', ""]), min_size=1, max_size=3),
-       rows=st.lists(st.lists(_CSV_CELL, min_size=0, max_size=4), max_size=8),
-       quote=st.lists(st.booleans(), min_size=4, max_size=4), cut=st.one_of(st.none(), st.integers(0, 400)))
+@given(
+    header=st.lists(
+        st.sampled_from(["body", "Body", "id", "text", " body ", '"body"', ""]), min_size=1, max_size=3
+    ),
+    rows=st.lists(st.lists(_CSV_CELL, min_size=0, max_size=4), max_size=8),
+    quote=st.lists(st.booleans(), min_size=4, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 400)),
+)
 def test_malformed_csv(header, rows, quote, cut):
     lines = [",".join(header)]
     for row in rows:
@@ -126,12 +138,24 @@ def test_malformed_csv(header, rows, quote, cut):
             assert 1 <= n <= text.count("\n") + text.count("\r") + 1
 
 
-_GOOD = st.builds(lambda w: json.dumps({"text": " ".join(w), "id": 1}),
-                  st.lists(st.sampled_from(WORDS), min_size=1, max_size=5))
-_BAD = st.sampled_from([
-    '{"text": ', "not json", "[1, 2]", '"just a string"', '{"body": "no text field"}', '{"text": 3}',
-    '{"text": ["a"]}', "{'text': 'single quotes'}", '{"text": "a"} trailing', "[" * 5000,
-])
+_GOOD = st.builds(
+    lambda w: json.dumps({"text": " ".join(w), "id": 1}),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=5),
+)
+_BAD = st.sampled_from(
+    [
+        '{"text": ',
+        "not json",
+        "[1, 2]",
+        '"just a string"',
+        '{"body": "no text field"}',
+        '{"text": 3}',
+        '{"text": ["a"]}',
+        "{'text': 'single quotes'}",
+        '{"text": "a"} trailing',
+        "[" * 5000,
+    ]
+)
 _NEUTRAL = st.sampled_from(["", "   ", '{"text": null}', '{"text": "   "}'])
 
 
@@ -139,7 +163,9 @@ _NEUTRAL = st.sampled_from(["", "   ", '{"text": null}', '{"text": "   "}'])
 @given(kinds=st.lists(st.sampled_from(["good", "bad", "neutral"]), min_size=1, max_size=12), data=st.data())
 def test_jsonl_errors_name_the_first_bad_line(kinds, data):
     lines = [data.draw({"good": _GOOD, "bad": _BAD, "neutral": _NEUTRAL}[k]) for k in kinds]
-    rc, line, _, _ = prepare_file(("\n".join(lines) + "\n").encode(), "docs.jsonl", "--tokenizer", "whitespace")
+    rc, line, _, _ = prepare_file(
+        ("\n".join(lines) + "\n").encode(), "docs.jsonl", "--tokenizer", "whitespace"
+    )
     if "bad" in kinds:
         first = kinds.index("bad") + 1
         assert rc == 2 and f"docs.jsonl: line {first}:" in line, (lines, line)
@@ -152,10 +178,14 @@ def test_jsonl_errors_name_the_first_bad_line(kinds, data):
 
 
 @FEW
-@given(text=st.text(alphabet=st.sampled_from(list(string.punctuation) + [" ", "\n", "\t", "…", "¿", "—"]),
-                    max_size=400),
-       how=st.sampled_from([("--format", "text", "--splitter", "trained"), ("--format", "lines"),
-                            ("--level", "char")]))
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list(string.punctuation) + [" ", "\n", "\t", "…", "¿", "—"]), max_size=400
+    ),
+    how=st.sampled_from(
+        [("--format", "text", "--splitter", "trained"), ("--format", "lines"), ("--level", "char")]
+    ),
+)
 def test_only_punctuation(text, how):
     rc, line, stdout, _ = prepare_file(text.encode(), "punct.txt", *how)
     if not text.strip():
@@ -165,10 +195,19 @@ def test_only_punctuation(text, how):
 
 
 @FEW
-@given(parts=st.lists(st.tuples(st.text(alphabet=st.characters(blacklist_categories=("Cs",),
-                                                                blacklist_characters="\ufffd"), max_size=30),
-                                st.sampled_from(["utf-8", "latin-1", "cp1252", "utf-16-le", "shift_jis"])),
-                      min_size=1, max_size=6))
+@given(
+    parts=st.lists(
+        st.tuples(
+            st.text(
+                alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffd"),
+                max_size=30,
+            ),
+            st.sampled_from(["utf-8", "latin-1", "cp1252", "utf-16-le", "shift_jis"]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
 def test_mixed_encodings_are_decoded_with_replacement_and_reported(parts):
     data = b"\n".join(t.encode(enc, errors="replace") for t, enc in parts) + b"\nplain words here\n"
     rc, line, stdout, err = prepare_file(data, "mixed.txt", "--format", "lines")
@@ -181,8 +220,14 @@ def test_mixed_encodings_are_decoded_with_replacement_and_reported(parts):
         assert replaced > 0 and f"mixed.txt: {replaced} undecodable byte sequence(s)" in err
 
 
-@pytest.mark.parametrize("how", [("--format", "lines"), ("--format", "text", "--splitter", "trained"),
-                                 ("--level", "char", "--format", "lines")])
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("--format", "lines"),
+        ("--format", "text", "--splitter", "trained"),
+        ("--level", "char", "--format", "lines"),
+    ],
+)
 def test_huge_single_line(how):
     rng = np.random.default_rng(0)
     words = [WORDS[i] for i in rng.integers(0, len(WORDS), 60_000)]
@@ -257,10 +302,15 @@ def test_prepare_flag_combinations(chosen):
 # rnnlm data info: damaged prepared corpora
 # ==================================================================================================
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False)
-                     | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                     max_leaves=8)
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +342,23 @@ def test_info_on_damaged_corpus_files(prepared, how, data):
             path.write_bytes(bytes(raw))
         else:
             if how == "meta":
-                key = data.draw(st.sampled_from(["format", "version", "level", "vocab", "stats", "settings",
-                                                 "splitter"]))
-                sub = data.draw(st.sampled_from([None, "index_to_word", "counts", "unknown_token", "format",
-                                                 "tokenizer", "sentences", "params"]))
+                key = data.draw(
+                    st.sampled_from(["format", "version", "level", "vocab", "stats", "settings", "splitter"])
+                )
+                sub = data.draw(
+                    st.sampled_from(
+                        [
+                            None,
+                            "index_to_word",
+                            "counts",
+                            "unknown_token",
+                            "format",
+                            "tokenizer",
+                            "sentences",
+                            "params",
+                        ]
+                    )
+                )
                 if sub is not None and isinstance(meta.get(key), dict):
                     meta[key][sub] = data.draw(_JSON)
                 else:
@@ -303,9 +366,18 @@ def test_info_on_damaged_corpus_files(prepared, how, data):
                 arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
             else:
                 key = data.draw(st.sampled_from(["ids", "offsets", "meta"]))
-                arrays[key] = data.draw(st.sampled_from([
-                    arrays[key].astype(np.float32), arrays[key][:-1], arrays[key].reshape(1, -1),
-                    np.array([], np.int32), arrays[key].astype(np.int64) * 1000 + 7, -arrays[key].astype(np.int64)]))
+                arrays[key] = data.draw(
+                    st.sampled_from(
+                        [
+                            arrays[key].astype(np.float32),
+                            arrays[key][:-1],
+                            arrays[key].reshape(1, -1),
+                            np.array([], np.int32),
+                            arrays[key].astype(np.int64) * 1000 + 7,
+                            -arrays[key].astype(np.int64),
+                        ]
+                    )
+                )
             with open(path, "wb") as f:
                 np.savez(f, **arrays)
         rc, out, err = run("data", "info", path, "--json")
@@ -403,8 +475,24 @@ def _train_flags_valid(f: dict) -> bool:
 
 
 def _train(corpus_path: Path, out: Path, *flags):
-    return run("train", corpus_path, "--format", "lines", "--out", out, "--no-progress", "--hidden", "6",
-               "--embedding", "4", "--batch-size", "4", "--test-fraction", "0", *flags)
+    return run(
+        "train",
+        corpus_path,
+        "--format",
+        "lines",
+        "--out",
+        out,
+        "--no-progress",
+        "--hidden",
+        "6",
+        "--embedding",
+        "4",
+        "--batch-size",
+        "4",
+        "--test-fraction",
+        "0",
+        *flags,
+    )
 
 
 @FUZZ
@@ -436,8 +524,23 @@ def test_train_on_random_corpus_files(no_fit, data, fmt):
     with new_dir() as d:
         d = Path(d)
         (d / "junk.dat").write_bytes(data)
-        rc, _, err = run("train", d / "junk.dat", "--format", fmt, "--out", d / "run", "--no-progress",
-                         "--hidden", "4", "--embedding", "0", "--tokenizer", "whitespace", "--test-fraction", "0")
+        rc, _, err = run(
+            "train",
+            d / "junk.dat",
+            "--format",
+            fmt,
+            "--out",
+            d / "run",
+            "--no-progress",
+            "--hidden",
+            "4",
+            "--embedding",
+            "0",
+            "--tokenizer",
+            "whitespace",
+            "--test-fraction",
+            "0",
+        )
         line = check_clean(rc, err)
         if line is not None:
             assert "junk.dat" in line or "sentences" in line  # the file, or "corpus has only N sentences"
@@ -445,8 +548,12 @@ def test_train_on_random_corpus_files(no_fit, data, fmt):
 
 @pytest.mark.parametrize("case", ["directory", "missing", "empty", "unknown-name"])
 def test_train_on_bad_corpus_sources(no_fit, tmp_path, case):
-    src = {"directory": tmp_path, "missing": tmp_path / "nope.txt", "empty": tmp_path / "empty.txt",
-           "unknown-name": "no-such-corpus"}[case]
+    src = {
+        "directory": tmp_path,
+        "missing": tmp_path / "nope.txt",
+        "empty": tmp_path / "empty.txt",
+        "unknown-name": "no-such-corpus",
+    }[case]
     if case == "empty":
         src.write_text("")
     rc, _, err = run("train", src, "--out", tmp_path / "run", "--no-progress")
@@ -468,8 +575,11 @@ def checkpoint(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("ck")
     (d / "c.txt").write_text(CORPUS_TEXT)
     corpus = C.prepare(d / "c.txt", format="lines")
-    model = LanguageModel(ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=4, embedding_dim=3, cell="gru"),
-                          seed=0, linker=engine.default_linker())
+    model = LanguageModel(
+        ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=4, embedding_dim=3, cell="gru"),
+        seed=0,
+        linker=engine.default_linker(),
+    )
     return save_checkpoint(d / "m.npz", model, corpus=corpus)
 
 
@@ -482,8 +592,11 @@ _USES = {  # command -> argv after the checkpoint
 
 
 @FEW  # a damaged file that still loads costs a compile
-@given(command=st.sampled_from(sorted(_USES)), how=st.sampled_from(["truncate", "flip", "meta", "garbage"]),
-       data=st.data())
+@given(
+    command=st.sampled_from(sorted(_USES)),
+    how=st.sampled_from(["truncate", "flip", "meta", "garbage"]),
+    data=st.data(),
+)
 def test_model_commands_on_damaged_checkpoints(checkpoint, command, how, data):
     with new_dir() as d:
         d = Path(d)
@@ -498,7 +611,9 @@ def test_model_commands_on_damaged_checkpoints(checkpoint, command, how, data):
             raw = bytearray(data.draw(st.binary(max_size=200)))
         if how == "meta":
             arrays, meta = _meta_of(checkpoint)
-            key = data.draw(st.sampled_from(["version", "model", "vocab", "corpus", "optimizer", "train_state"]))
+            key = data.draw(
+                st.sampled_from(["version", "model", "vocab", "corpus", "optimizer", "train_state"])
+            )
             meta[key] = data.draw(_JSON)
             arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
             with open(path, "wb") as f:
@@ -525,14 +640,26 @@ def _loads(path) -> bool:
 
 
 _MODEL_FLAGS = [
-    ("generate", ["--temperature", "0"]), ("generate", ["--temperature", "nan"]), ("generate", ["--top-k", "-1"]),
-    ("generate", ["--beam-size", "0"]), ("generate", ["--max-length", "0"]), ("generate", ["--num", "0"]),
-    ("generate", ["--mode", "psychic"]), ("generate", ["--start-id", "999999"]),
-    ("generate", ["--prime-file", "/nonexistent/prime.txt"]), ("generate", ["--prime-file", "/"]),
-    ("generate", ["--prime", "a", "--prime-file", "x"]), ("generate", ["--device", "gpu", "--linker", "c"]),
-    ("score", ["/nonexistent/text.txt"]), ("score", ["/"]), ("score", ["{text}", "--batch-size", "0"]),
-    ("perplexity", ["/nonexistent/text.txt"]), ("perplexity", ["{text}", "--format", "xml"]),
-    ("perplexity", ["{empty}"]), ("fill", ["no blank here"]), ("fill", ["two ___ blanks ___"]),
+    ("generate", ["--temperature", "0"]),
+    ("generate", ["--temperature", "nan"]),
+    ("generate", ["--top-k", "-1"]),
+    ("generate", ["--beam-size", "0"]),
+    ("generate", ["--max-length", "0"]),
+    ("generate", ["--num", "0"]),
+    ("generate", ["--mode", "psychic"]),
+    ("generate", ["--start-id", "999999"]),
+    ("generate", ["--prime-file", "/nonexistent/prime.txt"]),
+    ("generate", ["--prime-file", "/"]),
+    ("generate", ["--prime", "a", "--prime-file", "x"]),
+    ("generate", ["--device", "gpu", "--linker", "c"]),
+    ("score", ["/nonexistent/text.txt"]),
+    ("score", ["/"]),
+    ("score", ["{text}", "--batch-size", "0"]),
+    ("perplexity", ["/nonexistent/text.txt"]),
+    ("perplexity", ["{text}", "--format", "xml"]),
+    ("perplexity", ["{empty}"]),
+    ("fill", ["no blank here"]),
+    ("fill", ["two ___ blanks ___"]),
     ("fill", ["the ___ sat", "--top-k", "0"]),
 ]
 
@@ -541,7 +668,9 @@ _MODEL_FLAGS = [
 def test_model_commands_reject_bad_flags_and_files(checkpoint, tmp_path, command, argv):
     (tmp_path / "text.txt").write_text("the cat sat\n")
     (tmp_path / "empty.txt").write_text("")
-    argv = [a.replace("{text}", str(tmp_path / "text.txt")).replace("{empty}", str(tmp_path / "empty.txt"))
-            for a in argv]
+    argv = [
+        a.replace("{text}", str(tmp_path / "text.txt")).replace("{empty}", str(tmp_path / "empty.txt"))
+        for a in argv
+    ]
     rc, _, err = run(command, checkpoint, *argv)
     check_clean(rc, err, must_fail=True)

@@ -61,8 +61,13 @@ def tiny_corpus(corpus_file) -> Corpus:
 
 
 def _tiny_model(corpus, optimizer="adam", **kw) -> LanguageModel:
-    cfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=kw.pop("hidden_dim", 6), cell=kw.pop("cell", "gru"),
-                      embedding_dim=kw.pop("embedding_dim", 4), **kw)
+    cfg = ModelConfig(
+        vocab_size=len(corpus.vocab),
+        hidden_dim=kw.pop("hidden_dim", 6),
+        cell=kw.pop("cell", "gru"),
+        embedding_dim=kw.pop("embedding_dim", 4),
+        **kw,
+    )
     model = LanguageModel(cfg, seed=0, linker=LINKER)
     model.set_optimizer(make_optimizer(optimizer, 0.01))
     return model
@@ -90,7 +95,9 @@ def _checkpoint_arrays(path: Path) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("case", ["lines", "csv-nltk"])
 def test_parallel_tokenization_gives_the_identical_corpus(case, corpus_file, reddit_csv):
-    src, kw = (corpus_file, dict(format="lines")) if case == "lines" else (reddit_csv, dict(splitter="trained"))
+    src, kw = (
+        (corpus_file, dict(format="lines")) if case == "lines" else (reddit_csv, dict(splitter="trained"))
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", C.CorpusWarning)  # the sample's cut-off last row
         serial = prepare(src, **kw)
@@ -105,8 +112,11 @@ def test_parallel_tokenization_gives_the_identical_corpus(case, corpus_file, red
 
 @FUZZ
 @given(
-    sents=st.lists(st.lists(st.sampled_from(["a", "b", "c", "d", "e", "<unk>", "SENTENCE_END"]), max_size=6),
-                   min_size=1, max_size=12),
+    sents=st.lists(
+        st.lists(st.sampled_from(["a", "b", "c", "d", "e", "<unk>", "SENTENCE_END"]), max_size=6),
+        min_size=1,
+        max_size=12,
+    ),
     vocab_size=st.one_of(st.none(), st.integers(3, 9)),
     unk=st.sampled_from(["UNKNOWN_TOKEN", "<unk>", "a"]),
     wrap=st.booleans(),
@@ -184,8 +194,9 @@ def test_prepare_memory_grows_with_the_encoded_arrays_not_the_text(tmp_path):
         words = rng.integers(0, 2000, (n_lines, 20))
         p = tmp_path / f"c{n_lines}.txt"
         p.write_text("\n".join(" ".join(f"word{w}" for w in row) for row in words.tolist()) + "\n")
-        out = subprocess.run([sys.executable, "-c", _MEASURE, str(p)], capture_output=True, text=True,
-                             timeout=300, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(p)], capture_output=True, text=True, timeout=300, check=True
+        )
         results[n_lines] = json.loads(out.stdout)
     small, big = results[20_000], results[100_000]
     extra_tokens = (100_000 - 20_000) * 22
@@ -237,8 +248,18 @@ def test_pickled_arrays_are_rejected_and_never_run(tiny_corpus, tmp_path):
 # cast to float32 (NumPy's float64 default, float16 exports); anything else -- integers, booleans,
 # complex, strings -- is refused with the array's name and dtype. A float64 value that overflows
 # float32 is refused too (it would load as Inf).
-@pytest.mark.parametrize("dtype,ok", [("float64", True), ("float16", True), ("int32", False), ("int64", False),
-                                      ("bool", False), ("complex64", False), ("U3", False)])
+@pytest.mark.parametrize(
+    "dtype,ok",
+    [
+        ("float64", True),
+        ("float16", True),
+        ("int32", False),
+        ("int64", False),
+        ("bool", False),
+        ("complex64", False),
+        ("U3", False),
+    ],
+)
 def test_parameter_dtypes_are_cast_or_refused(tiny_corpus, tmp_path, dtype, ok):
     model = _tiny_model(tiny_corpus)
     ck = save_checkpoint(tmp_path / "m.npz", model, corpus=tiny_corpus)
@@ -278,7 +299,9 @@ _BAD_META = {
     "dropout_text": lambda m: m["model"].update(dropout="lots"),
     "unknown_setting": lambda m: m["model"].update(heads=8),
     "vocab_not_dict": lambda m: m.update(vocab="the cat"),
-    "vocab_words_not_strings": lambda m: m["vocab"].update(index_to_word=list(range(len(m["vocab"]["index_to_word"])))),
+    "vocab_words_not_strings": lambda m: m["vocab"].update(
+        index_to_word=list(range(len(m["vocab"]["index_to_word"])))
+    ),
     "vocab_counts_text": lambda m: m["vocab"].update(counts="many"),
     "train_state_list": lambda m: m.update(train_state=[1]),
     "corpus_settings_bad": lambda m: m["corpus"].update(settings={"format": 7}),
@@ -331,7 +354,10 @@ def test_damaged_files_never_escape_as_other_errors(tiny_corpus, tmp_path_factor
     succeeds or raises the typed error -- never zlib.error, BadZipFile, KeyError, ..."""
     d = tmp_path_factory.mktemp("damage")
     model = _tiny_model(tiny_corpus)
-    files = {"ck": save_checkpoint(d / "m.npz", model, corpus=tiny_corpus), "corpus": tiny_corpus.save(d / "c.npz")}
+    files = {
+        "ck": save_checkpoint(d / "m.npz", model, corpus=tiny_corpus),
+        "corpus": tiny_corpus.save(d / "c.npz"),
+    }
     which = data.draw(st.sampled_from(sorted(files)))
     path = files[which]
     raw = bytearray(path.read_bytes())
@@ -387,8 +413,10 @@ print(json.dumps({"engine": engine.name, "loss": float(loss), "vocab": len(vocab
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(engine.name != "pytensor" or not _AESARA_PY.exists(),
-                    reason="needs PyTensor here and the Aesara environment (.venv-aesara; make test-aesara)")
+@pytest.mark.skipif(
+    engine.name != "pytensor" or not _AESARA_PY.exists(),
+    reason="needs PyTensor here and the Aesara environment (.venv-aesara; make test-aesara)",
+)
 def test_checkpoint_saved_under_pytensor_loads_under_aesara(tiny_corpus, tmp_path):
     model = _tiny_model(tiny_corpus, cell="gru", layers=2)
     x, y, mask = next(iter(_batches(tiny_corpus)))
@@ -396,8 +424,14 @@ def test_checkpoint_saved_under_pytensor_loads_under_aesara(tiny_corpus, tmp_pat
     ck = save_checkpoint(tmp_path / "m.npz", model, corpus=tiny_corpus)
     np.savez(tmp_path / "batch.npz", x=x, y=y, m=mask)
     env = {**os.environ, "RNNLM_ENGINE": "aesara"}
-    out = subprocess.run([str(_AESARA_PY), "-c", _LOAD_ELSEWHERE, str(ck), str(tmp_path / "batch.npz")],
-                         capture_output=True, text=True, timeout=600, env=env, check=False)
+    out = subprocess.run(
+        [str(_AESARA_PY), "-c", _LOAD_ELSEWHERE, str(ck), str(tmp_path / "batch.npz")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["engine"] == "aesara" and res["vocab"] == len(tiny_corpus.vocab)
@@ -441,8 +475,26 @@ def _one_error_line(rc, err, *fragments):
 
 
 def _train_argv(corpus_file, out, *extra):
-    return ["train", corpus_file, "--format", "lines", "--out", out, "--hidden", "6", "--embedding", "4",
-            "--batch-size", "4", "--max-length", "8", "--no-progress", "--linker", LINKER, *extra]
+    return [
+        "train",
+        corpus_file,
+        "--format",
+        "lines",
+        "--out",
+        out,
+        "--hidden",
+        "6",
+        "--embedding",
+        "4",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "8",
+        "--no-progress",
+        "--linker",
+        LINKER,
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "proc"])
@@ -463,8 +515,9 @@ def _enospc(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_full_disk_is_reported_before_training_without_leftovers(corpus_file, tmp_path, capsys, monkeypatch,
-                                                                  no_training):
+def test_full_disk_is_reported_before_training_without_leftovers(
+    corpus_file, tmp_path, capsys, monkeypatch, no_training
+):
     out = tmp_path / "run"
     monkeypatch.setattr(os, "fsync", _enospc)
     rc, _, err = _cli(capsys, *_train_argv(corpus_file, out))
@@ -472,15 +525,18 @@ def test_full_disk_is_reported_before_training_without_leftovers(corpus_file, tm
     assert list(out.iterdir()) == []  # the write probe is gone too
 
 
-def test_too_little_free_space_for_the_checkpoints_is_reported_before_training(corpus_file, tmp_path, capsys,
-                                                                               monkeypatch, no_training):
+def test_too_little_free_space_for_the_checkpoints_is_reported_before_training(
+    corpus_file, tmp_path, capsys, monkeypatch, no_training
+):
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=10_000))
     rc, _, err = _cli(capsys, *_train_argv(corpus_file, tmp_path / "run", "--hidden", "64"))
     _one_error_line(rc, err, "free", str(tmp_path / "run"))
 
 
-def test_full_disk_while_preparing_names_the_file_and_leaves_nothing(corpus_file, tmp_path, capsys, monkeypatch):
+def test_full_disk_while_preparing_names_the_file_and_leaves_nothing(
+    corpus_file, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(os, "fsync", _enospc)
     rc, _, err = _cli(capsys, "data", "prepare", corpus_file, "--out", tmp_path / "c.npz")
     _one_error_line(rc, err, str(tmp_path / "c.npz"), "No space left on device")
@@ -531,8 +587,18 @@ def test_really_full_disk(tiny_tmpfs, corpus_file, tmp_path, capsys, no_training
     big = tmp_path / "big.txt"
     rng = np.random.default_rng(0)
     big.write_text("\n".join(" ".join(f"w{w}" for w in row) for row in rng.integers(0, 50_000, (20_000, 10))))
-    rc, _, err = _cli(capsys, "data", "prepare", big, "--format", "lines", "--vocab-size", "60000",
-                      "--out", tiny_tmpfs / "c.npz")  # ~200k random ids: far more than 64 KiB compressed
+    rc, _, err = _cli(
+        capsys,
+        "data",
+        "prepare",
+        big,
+        "--format",
+        "lines",
+        "--vocab-size",
+        "60000",
+        "--out",
+        tiny_tmpfs / "c.npz",
+    )  # ~200k random ids: far more than 64 KiB compressed
     _one_error_line(rc, err, str(tiny_tmpfs / "c.npz"), "No space left on device")
     assert list(tiny_tmpfs.iterdir()) == []
     filler = tiny_tmpfs / "filler"
@@ -553,8 +619,24 @@ def test_really_full_disk(tiny_tmpfs, corpus_file, tmp_path, capsys, no_training
 
 
 def _spawn_train(corpus_file, out, *extra):
-    cmd = [sys.executable, "-m", "rnnlm", *_train_argv(corpus_file, out, "--save-every", "1", "--epochs", "100000",
-                                                       "--valid-fraction", "0.1", "--test-fraction", "0", *extra)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlm",
+        *_train_argv(
+            corpus_file,
+            out,
+            "--save-every",
+            "1",
+            "--epochs",
+            "100000",
+            "--valid-fraction",
+            "0.1",
+            "--test-fraction",
+            "0",
+            *extra,
+        ),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
@@ -563,7 +645,9 @@ def _wait_for(path: Path, proc, timeout=240):
     t0 = time.monotonic()
     while not path.exists():
         if proc.poll() is not None:
-            raise AssertionError(f"training exited early ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+            raise AssertionError(
+                f"training exited early ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}"
+            )
         if time.monotonic() - t0 > timeout:
             proc.kill()
             raise AssertionError("no checkpoint appeared")
@@ -591,11 +675,33 @@ def test_sigkill_at_random_points_leaves_a_resumable_checkpoint(corpus_file, tmp
         steps.append(_step(out / "checkpoint.npz"))
         assert (Corpus.load(out / "corpus.npz")).vocab is not None
     assert steps == sorted(steps) and steps[-1] > 0  # resumed runs never lost ground
-    done = subprocess.run([sys.executable, "-m", "rnnlm",
-                           *map(str, _train_argv(corpus_file, out, "--resume", "--max-steps", "2",
-                                                 "--save-every", "1", "--valid-fraction", "0.1",
-                                                 "--test-fraction", "0", "--json"))],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnnlm",
+            *map(
+                str,
+                _train_argv(
+                    corpus_file,
+                    out,
+                    "--resume",
+                    "--max-steps",
+                    "2",
+                    "--save-every",
+                    "1",
+                    "--valid-fraction",
+                    "0.1",
+                    "--test-fraction",
+                    "0",
+                    "--json",
+                ),
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == _step(out / "checkpoint.npz")
     assert _step(out / "checkpoint.npz") >= steps[-1] + 2
@@ -626,8 +732,15 @@ def test_next_run_cleans_stale_temps_and_a_torn_log_line(tiny_corpus, tmp_path):
     for name in ("checkpoint.npz", "best.npz", "loss.png", "corpus.npz"):
         (tmp_path / f".{name}.abc123.tmp").write_bytes(b"partial")
     (tmp_path / "log.jsonl").write_text('{"event": "train", "step": 1}\n{"event": "tra')
-    trainer = Trainer(_tiny_model(tiny_corpus), tiny_corpus, None, TrainConfig(batch_size=4, max_length=8, epochs=1),
-                      out_dir=tmp_path, corpus=tiny_corpus, progress=False)
+    trainer = Trainer(
+        _tiny_model(tiny_corpus),
+        tiny_corpus,
+        None,
+        TrainConfig(batch_size=4, max_length=8, epochs=1),
+        out_dir=tmp_path,
+        corpus=tiny_corpus,
+        progress=False,
+    )
     trainer.fit()
     assert not list(tmp_path.glob(".*.tmp"))
     records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]

@@ -20,9 +20,30 @@ def _one_error_line(capsys):
 @pytest.mark.core
 def test_train_30s_on_the_reddit_sample(reddit_csv, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", str(reddit_csv), "--vocab-size", "500", "--model", "gru", "--hidden", "16",
-               "--embedding", "8", "--time-budget", "30s", "--epochs", "50", "--out", str(out),
-               "--no-progress", "--json", "--lr", "0.01"])
+    rc = main(
+        [
+            "train",
+            str(reddit_csv),
+            "--vocab-size",
+            "500",
+            "--model",
+            "gru",
+            "--hidden",
+            "16",
+            "--embedding",
+            "8",
+            "--time-budget",
+            "30s",
+            "--epochs",
+            "50",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--json",
+            "--lr",
+            "0.01",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     assert res["steps"] > 0 and res["stopped"] in ("time_budget", "epochs", "early_stopping")
@@ -36,17 +57,20 @@ def test_train_30s_on_the_reddit_sample(reddit_csv, tmp_path, capsys):
         assert (out / name).is_file(), name
 
 
-@pytest.mark.parametrize("argv,needle", [
-    (["train", "{csv}", "--device", "gpu", "--linker", "jax"], "gpu"),
-    (["train", "{csv}", "--hidden", "0"], "positive"),
-    (["train", "{csv}", "--vocab-size", "2"], "vocab"),
-    (["train", "{csv}", "--time-budget", "soon"], "duration"),
-    (["train", "{csv}", "--model", "transformer"], "invalid choice"),
-    (["train", "{csv}", "--resume", "{tmp}/missing.npz"], "checkpoint"),
-    (["train", "{csv}", "--out", "{csv}/sub"], "out"),
-    (["train", "{tmp}"], "directory"),
-    (["train", "no-such-corpus-name"], "no-such-corpus-name"),
-])
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "{csv}", "--device", "gpu", "--linker", "jax"], "gpu"),
+        (["train", "{csv}", "--hidden", "0"], "positive"),
+        (["train", "{csv}", "--vocab-size", "2"], "vocab"),
+        (["train", "{csv}", "--time-budget", "soon"], "duration"),
+        (["train", "{csv}", "--model", "transformer"], "invalid choice"),
+        (["train", "{csv}", "--resume", "{tmp}/missing.npz"], "checkpoint"),
+        (["train", "{csv}", "--out", "{csv}/sub"], "out"),
+        (["train", "{tmp}"], "directory"),
+        (["train", "no-such-corpus-name"], "no-such-corpus-name"),
+    ],
+)
 def test_train_bad_flags_and_files_fail_cleanly(reddit_csv, tmp_path, capsys, argv, needle):
     argv = [a.format(csv=reddit_csv, tmp=tmp_path) for a in argv]
     assert main(argv + ["--no-progress", "--out", str(tmp_path / "o")] if "--out" not in argv else argv) == 2
@@ -57,9 +81,28 @@ def test_train_bad_flags_and_files_fail_cleanly(reddit_csv, tmp_path, capsys, ar
 
 def test_resume_continues_from_checkpoint(reddit_csv, tmp_path, capsys):
     out = tmp_path / "run"
-    base = ["train", str(reddit_csv), "--vocab-size", "300", "--model", "rnn", "--hidden", "8",
-            "--embedding", "8", "--epochs", "2", "--out", str(out), "--no-progress", "--json",
-            "--max-length", "16", "--batch-size", "64"]
+    base = [
+        "train",
+        str(reddit_csv),
+        "--vocab-size",
+        "300",
+        "--model",
+        "rnn",
+        "--hidden",
+        "8",
+        "--embedding",
+        "8",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--json",
+        "--max-length",
+        "16",
+        "--batch-size",
+        "64",
+    ]
     assert main(base + ["--max-steps", "3"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["steps"] == 3 and first["stopped"] == "max_steps"

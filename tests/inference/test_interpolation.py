@@ -18,8 +18,9 @@ SENTS = [np.array([0, *RNG.integers(2, V, RNG.integers(1, 8)), 1], np.int32) for
 
 @pytest.fixture(scope="module")
 def pair():
-    model = LanguageModel(ModelConfig(vocab_size=V, hidden_dim=6, cell="gru", embedding_dim=4), seed=2,
-                          linker=LINKER)
+    model = LanguageModel(
+        ModelConfig(vocab_size=V, hidden_dim=6, cell="gru", embedding_dim=4), seed=2, linker=LINKER
+    )
     kn = KneserNey(2).fit(SENTS[:20], V, start_id=0)
     return model, kn
 
@@ -35,7 +36,9 @@ def test_lambda_one_and_zero_give_each_part(pair):
     assert res0["interpolated"] == pytest.approx(kn.perplexity(SENTS[20:]), rel=1e-9)
     # in between: the mixture of the probabilities, token by token
     lam = 0.3
-    np.testing.assert_allclose(np.exp(mix(lp_rnn, lp_kn, lam)), lam * np.exp(lp_rnn) + (1 - lam) * np.exp(lp_kn))
+    np.testing.assert_allclose(
+        np.exp(mix(lp_rnn, lp_kn, lam)), lam * np.exp(lp_rnn) + (1 - lam) * np.exp(lp_kn)
+    )
     with pytest.raises(ConfigError):
         mix(lp_rnn, lp_kn, 1.5)
 

@@ -50,20 +50,20 @@ def test_newbob_keeps_the_rate_then_halves_then_stops():
 
 
 def test_newbob_stops_at_its_floor_when_it_keeps_improving_slowly():
-    s = NewBob(1.0, floor=2.0 ** -3, min_improvement=0.001)
+    s = NewBob(1.0, floor=2.0**-3, min_improvement=0.001)
     s.validated(10.0)
     s.validated(9.995)  # a small gain: halving starts
     assert s.rate(0) == 0.5 and not s.below_floor(0)
     for loss in (9.0, 8.0, 7.0):  # big gains: no convergence, but the rate keeps halving
         assert s.validated(loss) is None
-    assert s.rate(0) == 2.0 ** -4 and s.below_floor(0)
+    assert s.rate(0) == 2.0**-4 and s.below_floor(0)
 
 
 def test_plateau_cuts_only_when_validation_does_not_improve():
     s = Plateau(0.1, floor=0.1, factor=0.5)  # stop below 0.01
     for loss in (3.0, 2.9, 2.95, 2.8, 2.85, 2.85):
         s.validated(loss)
-    assert s.rate(0) == pytest.approx(0.1 * 0.5 ** 3)
+    assert s.rate(0) == pytest.approx(0.1 * 0.5**3)
     assert not s.below_floor(0)
     for _ in range(1):
         s.validated(2.9)
@@ -100,8 +100,11 @@ def test_cosine_decay_is_what_the_optimizer_gets(tmp_path):
     rng = np.random.default_rng(0)
     sents = [np.array([0, *rng.integers(2, 4, rng.integers(2, 6)), 1], np.int32) for _ in range(40)]
     corpus = Corpus(vocab, sents, "word")
-    model = LanguageModel(ModelConfig(vocab_size=5, hidden_dim=4, cell="gru", embedding_dim=3), seed=0,
-                          linker=engine.default_linker())
+    model = LanguageModel(
+        ModelConfig(vocab_size=5, hidden_dim=4, cell="gru", embedding_dim=3),
+        seed=0,
+        linker=engine.default_linker(),
+    )
     seen = []
     cfg = TrainConfig(lr=0.01, epochs=3, batch_size=8, max_length=8, warmup=0.2, lr_floor=0.1, patience=0)
     tr = Trainer(model, corpus, None, cfg, progress=False)

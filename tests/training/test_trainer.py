@@ -44,13 +44,13 @@ def test_sentence_batches_cover_every_pair_once(corpus):
     want = []
     for s in corpus.sentences:
         for start in range(0, len(s) - 1, 6):
-            piece = s[start:start + 7]
+            piece = s[start : start + 7]
             want.append((tuple(piece[:-1]), tuple(piece[1:])))
     assert sorted(seen) == sorted(want)
     again = sentence_batches(corpus.sentences, 8, max_length=6, seed=1, epoch=0)
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(batches, again, strict=True))
     other = sentence_batches(corpus.sentences, 8, max_length=6, seed=1, epoch=1)
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(batches, other))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(batches, other, strict=True))
 
 
 def test_stream_batches_are_contiguous_tracks():
@@ -85,7 +85,7 @@ def test_optimizer_update_matches_hand_computation(name, tiny_batch):
     n = g["ntok"]
     lr = 0.1
     model.set_optimizer(make_optimizer(name, lr, clip=0.0))
-    for step in (1, 2):
+    for _ in (1, 2):
         model.train_step(x, y, m)
     # Hand computation of two steps (the second needs the gradient at the updated point).
     ref = LanguageModel(cfg, params=p0, linker=LINKER)
@@ -99,12 +99,12 @@ def test_optimizer_update_matches_hand_computation(name, tiny_batch):
             if name == "sgd":
                 p[k] = p[k] - lr * gk
             elif name == "rmsprop":
-                state[k]["v"] = 0.9 * state[k]["v"] + 0.1 * gk ** 2
+                state[k]["v"] = 0.9 * state[k]["v"] + 0.1 * gk**2
                 p[k] = p[k] - lr * gk / np.sqrt(state[k]["v"] + 1e-6)
             else:
                 state[k]["m"] = 0.9 * state[k]["m"] + 0.1 * gk
-                state[k]["v"] = 0.999 * state[k]["v"] + 0.001 * gk ** 2
-                corr = np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+                state[k]["v"] = 0.999 * state[k]["v"] + 0.001 * gk**2
+                corr = np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
                 p[k] = p[k] - lr * corr * state[k]["m"] / (np.sqrt(state[k]["v"]) + 1e-8)
     got = model.get_params()
     for k in p:
@@ -132,12 +132,27 @@ def test_global_norm_clipping_bounds_the_step(tiny_batch):
 
 # -- training loop ------------------------------------------------------------------------------------
 def _trainer(corpus, out, **kw):
-    mcfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=8, cell=kw.pop("cell", "gru"),
-                       embedding_dim=6, dropout=kw.pop("dropout", 0.0), layers=kw.pop("layers", 1))
+    mcfg = ModelConfig(
+        vocab_size=len(corpus.vocab),
+        hidden_dim=8,
+        cell=kw.pop("cell", "gru"),
+        embedding_dim=6,
+        dropout=kw.pop("dropout", 0.0),
+        layers=kw.pop("layers", 1),
+    )
     model = LanguageModel(mcfg, seed=0, linker=LINKER)
     splits = corpus.split(valid=0.1, test=0.0, seed=0)
-    cfg = TrainConfig(**{"optimizer": "adam", "lr": 0.01, "batch_size": 8, "max_length": 8, "epochs": 2,
-                         "schedule": "plateau", **kw})  # the loop's mechanics under the first rnnlm's schedule
+    cfg = TrainConfig(
+        **{
+            "optimizer": "adam",
+            "lr": 0.01,
+            "batch_size": 8,
+            "max_length": 8,
+            "epochs": 2,
+            "schedule": "plateau",
+            **kw,
+        }
+    )  # the loop's mechanics under the first rnnlm's schedule
     return Trainer(model, splits["train"], splits["valid"], cfg, out_dir=out, corpus=corpus, progress=False)
 
 
@@ -158,15 +173,29 @@ def test_training_lowers_validation_loss(corpus, tmp_path):
 def test_resume_equals_uninterrupted_run(corpus, tmp_path, batching, dropout):
     full = _trainer(corpus, tmp_path / "full", batching=batching, dropout=dropout, layers=2, bptt=5)
     full.fit()
-    part = _trainer(corpus, tmp_path / "part", batching=batching, dropout=dropout, layers=2, bptt=5,
-                    max_steps=5)  # stop mid-epoch 1
+    part = _trainer(
+        corpus, tmp_path / "part", batching=batching, dropout=dropout, layers=2, bptt=5, max_steps=5
+    )  # stop mid-epoch 1
     st = part.fit()
     assert st["stopped"] == "max_steps" and st["step_in_epoch"] == 5
     model, vocab, meta = load_model(tmp_path / "part" / "checkpoint.npz", linker=LINKER)
-    resumed = Trainer(model, *[corpus.split(valid=0.1, test=0.0, seed=0)[k] for k in ("train", "valid")],
-                      TrainConfig(optimizer="adam", lr=0.01, batch_size=8, max_length=8, epochs=2,
-                                  batching=batching, bptt=5, schedule="plateau"),
-                      out_dir=tmp_path / "part", corpus=corpus, progress=False)
+    resumed = Trainer(
+        model,
+        *[corpus.split(valid=0.1, test=0.0, seed=0)[k] for k in ("train", "valid")],
+        TrainConfig(
+            optimizer="adam",
+            lr=0.01,
+            batch_size=8,
+            max_length=8,
+            epochs=2,
+            batching=batching,
+            bptt=5,
+            schedule="plateau",
+        ),
+        out_dir=tmp_path / "part",
+        corpus=corpus,
+        progress=False,
+    )
     resumed.resume(tmp_path / "part" / "checkpoint.npz")
     st2 = resumed.fit()
     assert st2["global_step"] == full.state["global_step"]
@@ -226,9 +255,14 @@ def test_parse_duration():
 
 # -- checkpoints ----------------------------------------------------------------------------------
 @pytest.mark.core
-@pytest.mark.parametrize("kw", [dict(cell="lstm", layers=2, embedding_dim=5),
-                                dict(cell="gru", bidirectional=True, embedding_dim=5),
-                                dict(cell="rnn", embedding_dim=8, tie_embeddings=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(cell="lstm", layers=2, embedding_dim=5),
+        dict(cell="gru", bidirectional=True, embedding_dim=5),
+        dict(cell="rnn", embedding_dim=8, tie_embeddings=True),
+    ],
+)
 def test_checkpoint_round_trip(corpus, tmp_path, kw):
     cfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=8, **kw)
     model = LanguageModel(cfg, seed=5, linker=LINKER)
@@ -304,7 +338,9 @@ def test_validation_scores_long_sentences_whole(corpus, tmp_path):
 # -- when training stops (the budget semantics) -------------------------------------------------------
 def _constant_validation(tr, monkeypatch, loss=2.0):
     """Make every validation return the same loss (a run that has stopped improving)."""
-    monkeypatch.setattr(tr, "evaluate", lambda corpus: {"loss": loss, "perplexity": np.exp(loss), "tokens": 10})
+    monkeypatch.setattr(
+        tr, "evaluate", lambda corpus: {"loss": loss, "perplexity": np.exp(loss), "tokens": 10}
+    )
 
 
 def test_a_budget_alone_has_no_epoch_cap(corpus, tmp_path):
@@ -329,14 +365,24 @@ def test_patience_ends_a_run_that_stopped_improving(corpus, tmp_path, monkeypatc
 
 
 def test_a_rate_below_its_floor_ends_the_run(corpus, tmp_path, monkeypatch):
-    tr = _trainer(corpus, tmp_path, epochs=None, time_budget=60.0, schedule="plateau", anneal=0.1,
-                  lr_floor=0.005, patience=0)
+    tr = _trainer(
+        corpus,
+        tmp_path,
+        epochs=None,
+        time_budget=60.0,
+        schedule="plateau",
+        anneal=0.1,
+        lr_floor=0.005,
+        patience=0,
+    )
     _constant_validation(tr, monkeypatch)
     st = tr.fit()
     # one validation per epoch, each cutting lr by 10 after the first: 0.01, 1e-3, 1e-4, 1e-5 -- below the
     # floor 0.005 × 0.01 = 5e-5, so training stops there, before any step at that rate
     assert st["stopped"] == "lr_floor" and st["epoch"] == 4
-    assert [h["lr"] for h in st["history"] if h["event"] == "valid"] == pytest.approx([0.01, 1e-3, 1e-4, 1e-5])
+    assert [h["lr"] for h in st["history"] if h["event"] == "valid"] == pytest.approx(
+        [0.01, 1e-3, 1e-4, 1e-5]
+    )
     assert st["global_step"] == 4 * tr._steps_per_epoch
 
 
@@ -359,8 +405,9 @@ def test_validation_runs_on_the_clock_inside_an_epoch(corpus, tmp_path, monkeypa
 def test_newbob_converges_and_says_so(corpus, tmp_path, monkeypatch):
     tr = _trainer(corpus, tmp_path, optimizer="sgd", lr=0.5, epochs=20, schedule="newbob")
     losses = iter([3.0, 2.0, 1.999, 1.5, 1.4995] + [1.0] * 20)
-    monkeypatch.setattr(tr, "evaluate", lambda c: (lambda v: {"loss": v, "perplexity": np.exp(v), "tokens": 5})(
-        next(losses)))
+    monkeypatch.setattr(
+        tr, "evaluate", lambda c: (lambda v: {"loss": v, "perplexity": np.exp(v), "tokens": 5})(next(losses))
+    )
     st = tr.fit()
     lrs = [h["lr"] for h in st["history"] if h["event"] == "valid"]
     assert st["stopped"] == "converged" and lrs == pytest.approx([0.5, 0.5, 0.25, 0.125, 0.125])
@@ -369,7 +416,11 @@ def test_newbob_converges_and_says_so(corpus, tmp_path, monkeypatch):
 def test_words_only_in_held_out_text_become_the_unknown_token():
     from rnnlm.training.api import training_vocabulary
 
-    sents = [["a", "gnu"]] + [["a", "b"], ["b", "c"], ["a", "c"], ["zebra", "a"], ["c", "a", "b"]] * 3 + [["b", "yak"]] * 3
+    sents = (
+        [["a", "gnu"]]
+        + [["a", "b"], ["b", "c"], ["a", "c"], ["zebra", "a"], ["c", "a", "b"]] * 3
+        + [["b", "yak"]] * 3
+    )
     sents += [["only", "held", "out"]]
     corpus = Corpus.from_tokens(sents)
     train = Corpus(corpus.vocab, corpus.sentences[:-4], "word")  # without "yak" and "only held out"
@@ -382,10 +433,16 @@ def test_words_only_in_held_out_text_become_the_unknown_token():
         words = corpus.vocab.decode(old)
         want = [w if w in train_words else "UNKNOWN_TOKEN" for w in words]
         assert out.vocab.decode(new) == want and len(new) == len(old)
-    assert out.stats["rare_in_training"] == len(set(corpus.vocab.index_to_word) - train_words - {"UNKNOWN_TOKEN"})
+    assert out.stats["rare_in_training"] == len(
+        set(corpus.vocab.index_to_word) - train_words - {"UNKNOWN_TOKEN"}
+    )
     assert int((out.stream() == unk).sum()) == out.stats["unknown_tokens"] > 0
-    assert training_vocabulary(out, Corpus(out.vocab, out.sentences[:-4], "word"), 1) is out  # nothing to fold
+    assert (
+        training_vocabulary(out, Corpus(out.vocab, out.sentences[:-4], "word"), 1) is out
+    )  # nothing to fold
     # min_count=2: words seen once in training are read as the unknown token too, so it is learned
-    once = [w for w in train_words if corpus.vocab.count(w) == 1 and w not in ("SENTENCE_START", "SENTENCE_END")]
+    once = [
+        w for w in train_words if corpus.vocab.count(w) == 1 and w not in ("SENTENCE_START", "SENTENCE_END")
+    ]
     two = training_vocabulary(corpus, train, min_count=2)
     assert once and not set(once) & set(two.vocab.index_to_word)

@@ -31,7 +31,9 @@ def _entry(nll: float, tokens: int, **extra) -> dict:
     return {"nll": nll, "perplexity": math.exp(min(nll, 700.0)), "tokens": tokens, **extra}
 
 
-def quality_one(spec: str, budget_s: float, torch: bool = True, seed: int = 0, progress: bool = False) -> dict:
+def quality_one(
+    spec: str, budget_s: float, torch: bool = True, seed: int = 0, progress: bool = False
+) -> dict:
     """One corpus: every candidate's held-out score (see the module docstring)."""
     from rnnlm.data.corpus import prepare
     from rnnlm.inference.interpolation import interpolated, token_logprobs
@@ -42,13 +44,17 @@ def quality_one(spec: str, budget_s: float, torch: bool = True, seed: int = 0, p
     name, level = _spec(spec)
     corpus = prepare(name, level=level, progress=False)
     char = level == "char"
-    fractions = {"valid_fraction": 0.1, "test_fraction": 0.0} if char else {"valid_fraction": 0.05,
-                                                                         "test_fraction": 0.05}
+    fractions = (
+        {"valid_fraction": 0.1, "test_fraction": 0.0}
+        if char
+        else {"valid_fraction": 0.05, "test_fraction": 0.05}
+    )
     held = "valid" if char else "test"
     with tempfile.TemporaryDirectory() as out:
         t0 = time.monotonic()
-        result = train(corpus, out, config=TrainConfig(time_budget=budget_s, seed=seed), progress=progress,
-                       **fractions)
+        result = train(
+            corpus, out, config=TrainConfig(time_budget=budget_s, seed=seed), progress=progress, **fractions
+        )
         wall = time.monotonic() - t0
         splits, model, st = result.splits, result.model, result.state
         heldout = splits[held]
@@ -60,10 +66,20 @@ def quality_one(spec: str, budget_s: float, torch: bool = True, seed: int = 0, p
         lam = st.get("interpolation", {}).get("lambda", 0.5)
     n = len(lp_rnn)
     mix = interpolated(lp_rnn, lp_kn, lam)
-    rows = {"rnnlm": _entry(-lp_rnn.sum() / n, n, stopped=st["stopped"], steps=st["global_step"],
-                            epochs=st["epoch"], train_s=round(st["elapsed"], 1), compile_s=st.get("compile_s"),
-                            wall_s=round(wall, 1), model=model.config.to_dict(),
-                            parameters=model.n_parameters())}
+    rows = {
+        "rnnlm": _entry(
+            -lp_rnn.sum() / n,
+            n,
+            stopped=st["stopped"],
+            steps=st["global_step"],
+            epochs=st["epoch"],
+            train_s=round(st["elapsed"], 1),
+            compile_s=st.get("compile_s"),
+            wall_s=round(wall, 1),
+            model=model.config.to_dict(),
+            parameters=model.n_parameters(),
+        )
+    }
     for order in (2, 3, 4, 5):
         kn = KneserNey(order).fit(train_seqs, V, stream=char, start_id=start)
         lp, k = kn.score(seqs, stream=char)
@@ -79,21 +95,39 @@ def quality_one(spec: str, budget_s: float, torch: bool = True, seed: int = 0, p
             if char:
                 res = torch_peer.train_char(train_seqs, seqs, V, budget_s, seed=seed)
             else:
-                res = torch_peer.train_word(splits["train"].sentences, splits["valid"].sentences, seqs, V,
-                                            budget_s, seed=seed)
+                res = torch_peer.train_word(
+                    splits["train"].sentences, splits["valid"].sentences, seqs, V, budget_s, seed=seed
+                )
             rows["torch"] = _entry(res.pop("nll"), res.pop("tokens"), **res)
         else:
             rows["torch"] = {"skipped": "PyTorch is not installed (pip install -e '.[torch]')"}
-    return {"corpus": spec, "level": level, "held_out": held, "budget_s": budget_s, "vocab_size": V,
-            "train_tokens": splits["train"].n_tokens, "results": rows}
+    return {
+        "corpus": spec,
+        "level": level,
+        "held_out": held,
+        "budget_s": budget_s,
+        "vocab_size": V,
+        "train_tokens": splits["train"].n_tokens,
+        "results": rows,
+    }
 
 
-def bench_quality(corpora=("reddit", "tinyshakespeare:char", "tinyshakespeare:word"), budget_s: float = 300.0,
-                  torch: bool = True, seed: int = 0, progress: bool = False) -> dict:
+def bench_quality(
+    corpora=("reddit", "tinyshakespeare:char", "tinyshakespeare:word"),
+    budget_s: float = 300.0,
+    torch: bool = True,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
     """:func:`quality_one` for every corpus, with the machine it ran on."""
     from rnnlm.bench.machine import finish, load_average
 
     load_before = load_average()
-    out = {"benchmark": "quality", "budget_s": budget_s, "corpora": [
-        quality_one(spec, budget_s, torch=torch, seed=seed, progress=progress) for spec in corpora]}
+    out = {
+        "benchmark": "quality",
+        "budget_s": budget_s,
+        "corpora": [
+            quality_one(spec, budget_s, torch=torch, seed=seed, progress=progress) for spec in corpora
+        ],
+    }
     return finish(out, load_before)

@@ -103,8 +103,11 @@ def main(argv=None) -> int:
             print(f"{PROG}: error: {_one_line(_describe_oserror(e))}", file=sys.stderr)
             return 2
         except MemoryError:
-            print(f"{PROG}: error: out of memory (try a smaller --batch-size, --hidden, --vocab-size "
-                  "or --max-length)", file=sys.stderr)
+            print(
+                f"{PROG}: error: out of memory (try a smaller --batch-size, --hidden, --vocab-size "
+                "or --max-length)",
+                file=sys.stderr,
+            )
             return 2
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)

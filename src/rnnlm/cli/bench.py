@@ -23,11 +23,17 @@ LINKER_NAMES = ("c", "jax", "numba")
 
 def _common(p, repeat_default=10):
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--repeat", type=positive_int, default=None, metavar="N",
-                   help=f"timed runs per candidate, median reported (default: {repeat_default}; --quick: 3)")
+    p.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"timed runs per candidate, median reported (default: {repeat_default}; --quick: 3)",
+    )
     p.add_argument("--quick", action="store_true", help="fewer runs and candidates: a fast smoke run")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the weights and the random batch (default: 0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights and the random batch (default: 0)"
+    )
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -40,39 +46,76 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     sub = add_subcommands(p, "bench_command", SUBCOMMANDS)
 
-    s = sub.add_parser("sgd-step", help="the tutorial's experiment: one SGD step, NumPy vs compiled graph",
-                       description="One SGD step on one sentence (C=8000, H=100, bptt_truncate=4, 45 "
-                       "words): the NumPy reference (float64) against the compiled graph (float32), "
-                       "median of several runs in one process; prints both and the ratio.")
-    s.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
-                   help="word_dim C (default: 8000)")
-    s.add_argument("--hidden", type=positive_int, default=100, metavar="H",
-                   help="hidden_dim H (default: 100)")
+    s = sub.add_parser(
+        "sgd-step",
+        help="the tutorial's experiment: one SGD step, NumPy vs compiled graph",
+        description="One SGD step on one sentence (C=8000, H=100, bptt_truncate=4, 45 "
+        "words): the NumPy reference (float64) against the compiled graph (float32), "
+        "median of several runs in one process; prints both and the ratio.",
+    )
+    s.add_argument(
+        "--vocab-size", type=positive_int, default=8000, metavar="C", help="word_dim C (default: 8000)"
+    )
+    s.add_argument(
+        "--hidden", type=positive_int, default=100, metavar="H", help="hidden_dim H (default: 100)"
+    )
     s.add_argument("--bptt-truncate", type=int, default=4, metavar="K", help="bptt_truncate (default: 4)")
-    s.add_argument("--length", type=positive_int, default=45, metavar="T",
-                   help="sentence length (default: 45)")
-    s.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
-                   help="compiled candidates to run: c,jax (default: both where available)")
-    s.add_argument("--no-hand-jax", dest="hand_jax", action="store_false",
-                   help="skip the hand-written JAX step (the XLA floor)")
+    s.add_argument(
+        "--length", type=positive_int, default=45, metavar="T", help="sentence length (default: 45)"
+    )
+    s.add_argument(
+        "--linkers",
+        type=csv_list(str, LINKER_NAMES),
+        default=None,
+        metavar="LIST",
+        help="compiled candidates to run: c,jax (default: both where available)",
+    )
+    s.add_argument(
+        "--no-hand-jax",
+        dest="hand_jax",
+        action="store_false",
+        help="skip the hand-written JAX step (the XLA floor)",
+    )
     _common(s)
 
-    t = sub.add_parser("train", help="a training step: rnnlm vs PyTorch vs the NumPy GEMM roofline",
-                       description="One training step (full softmax, SGD, float32) for each cell in rnnlm "
-                       "(JAX and C linkers), PyTorch (if installed) and a hand-written JAX version, and "
-                       "the three output-layer GEMMs timed with NumPy (the roofline). Both models use an "
-                       "embedding of size H so they do the same work.")
-    t.add_argument("--cells", type=csv_list(str, CELL_NAMES), default=list(CELL_NAMES), metavar="LIST",
-                   help="cells to run (default: rnn,gru,lstm)")
-    t.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
-                   help="vocabulary (default: 8000)")
+    t = sub.add_parser(
+        "train",
+        help="a training step: rnnlm vs PyTorch vs the NumPy GEMM roofline",
+        description="One training step (full softmax, SGD, float32) for each cell in rnnlm "
+        "(JAX and C linkers), PyTorch (if installed) and a hand-written JAX version, and "
+        "the three output-layer GEMMs timed with NumPy (the roofline). Both models use an "
+        "embedding of size H so they do the same work.",
+    )
+    t.add_argument(
+        "--cells",
+        type=csv_list(str, CELL_NAMES),
+        default=list(CELL_NAMES),
+        metavar="LIST",
+        help="cells to run (default: rnn,gru,lstm)",
+    )
+    t.add_argument(
+        "--vocab-size", type=positive_int, default=8000, metavar="C", help="vocabulary (default: 8000)"
+    )
     t.add_argument("--hidden", type=positive_int, default=128, metavar="H", help="hidden size (default: 128)")
-    t.add_argument("--batch-size", type=positive_int, default=64, metavar="B",
-                   help="batch size (default: 64)")
-    t.add_argument("--steps", "--bptt", type=positive_int, default=32, metavar="L", dest="steps",
-                   help="time steps per batch (default: 32)")
-    t.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
-                   help="rnnlm linkers (default: jax,c where available; --quick: the first)")
+    t.add_argument(
+        "--batch-size", type=positive_int, default=64, metavar="B", help="batch size (default: 64)"
+    )
+    t.add_argument(
+        "--steps",
+        "--bptt",
+        type=positive_int,
+        default=32,
+        metavar="L",
+        dest="steps",
+        help="time steps per batch (default: 32)",
+    )
+    t.add_argument(
+        "--linkers",
+        type=csv_list(str, LINKER_NAMES),
+        default=None,
+        metavar="LIST",
+        help="rnnlm linkers (default: jax,c where available; --quick: the first)",
+    )
     t.add_argument("--device", choices=("cpu", "gpu"), default="cpu", help="where to run (default: cpu)")
     t.add_argument("--lr", type=float, default=0.005, help="SGD learning rate (default: 0.005)")
     t.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
@@ -80,42 +123,79 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--no-roofline", dest="roofline", action="store_false", help="skip the GEMM roofline")
     _common(t)
 
-    g = sub.add_parser("generate", help="tokens/s of incremental generation (step function)",
-                       description="Incremental generation with LanguageModel.step_function: tokens/s at "
-                       "each batch size, and the time per token for the first and the last --window "
-                       "tokens (equal if the cost per token does not grow with the position).")
-    g.add_argument("--vocab-size", type=positive_int, default=8000, metavar="C",
-                   help="vocabulary (default: 8000)")
+    g = sub.add_parser(
+        "generate",
+        help="tokens/s of incremental generation (step function)",
+        description="Incremental generation with LanguageModel.step_function: tokens/s at "
+        "each batch size, and the time per token for the first and the last --window "
+        "tokens (equal if the cost per token does not grow with the position).",
+    )
+    g.add_argument(
+        "--vocab-size", type=positive_int, default=8000, metavar="C", help="vocabulary (default: 8000)"
+    )
     g.add_argument("--hidden", type=positive_int, default=128, metavar="H", help="hidden size (default: 128)")
     g.add_argument("--cell", choices=CELL_NAMES, default="rnn", help="cell (default: rnn)")
     g.add_argument("--layers", type=positive_int, default=1, help="layers (default: 1)")
-    g.add_argument("--batch-sizes", type=csv_list(positive_int), default=[1, 64], metavar="LIST",
-                   help="batch sizes (default: 1,64)")
-    g.add_argument("--tokens", type=positive_int, default=None, metavar="N",
-                   help="tokens per sequence (default: 500; --quick: 100)")
-    g.add_argument("--window", type=positive_int, default=None, metavar="N",
-                   help="tokens in the first/last window (default: 50; --quick: 20)")
-    g.add_argument("--linker", choices=LINKER_NAMES, default=None,
-                   help="linker (default: the engine's default)")
+    g.add_argument(
+        "--batch-sizes",
+        type=csv_list(positive_int),
+        default=[1, 64],
+        metavar="LIST",
+        help="batch sizes (default: 1,64)",
+    )
+    g.add_argument(
+        "--tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tokens per sequence (default: 500; --quick: 100)",
+    )
+    g.add_argument(
+        "--window",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tokens in the first/last window (default: 50; --quick: 20)",
+    )
+    g.add_argument(
+        "--linker", choices=LINKER_NAMES, default=None, help="linker (default: the engine's default)"
+    )
     _common(g)
 
-    q = sub.add_parser("gru-part4", help="training-step time of the tutorial's part-4 GRU model",
-                       description="Part 4's model: GRU, embedding 48, hidden 128, 2 layers, vocabulary "
-                       "2000, hard-sigmoid gates, RMSProp (decay 0.9, eps 1e-6, lr 0.001), full BPTT; "
-                       "one step on one sentence and on a batch of sentences.")
-    q.add_argument("--batch-sizes", type=csv_list(positive_int), default=[1, 64], metavar="LIST",
-                   help="batch sizes (default: 1,64; 1 is one sentence, as the tutorial trained)")
-    q.add_argument("--length", type=positive_int, default=32, metavar="L",
-                   help="sentence length (default: 32)")
-    q.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
-                   help="linkers (default: the engine's default)")
+    q = sub.add_parser(
+        "gru-part4",
+        help="training-step time of the tutorial's part-4 GRU model",
+        description="Part 4's model: GRU, embedding 48, hidden 128, 2 layers, vocabulary "
+        "2000, hard-sigmoid gates, RMSProp (decay 0.9, eps 1e-6, lr 0.001), full BPTT; "
+        "one step on one sentence and on a batch of sentences.",
+    )
+    q.add_argument(
+        "--batch-sizes",
+        type=csv_list(positive_int),
+        default=[1, 64],
+        metavar="LIST",
+        help="batch sizes (default: 1,64; 1 is one sentence, as the tutorial trained)",
+    )
+    q.add_argument(
+        "--length", type=positive_int, default=32, metavar="L", help="sentence length (default: 32)"
+    )
+    q.add_argument(
+        "--linkers",
+        type=csv_list(str, LINKER_NAMES),
+        default=None,
+        metavar="LIST",
+        help="linkers (default: the engine's default)",
+    )
     _common(q)
 
-    a = sub.add_parser("all", help="every benchmark above with its defaults",
-                       description="sgd-step, train, generate and gru-part4 with their defaults, "
-                       "one process.")
-    a.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                   help="device for `train` (default: cpu)")
+    a = sub.add_parser(
+        "all",
+        help="every benchmark above with its defaults",
+        description="sgd-step, train, generate and gru-part4 with their defaults, one process.",
+    )
+    a.add_argument(
+        "--device", choices=("cpu", "gpu"), default="cpu", help="device for `train` (default: cpu)"
+    )
     _common(a)
     for parser in (s, t, g, q, a):
         parser.set_defaults(run=run)
@@ -132,10 +212,16 @@ def _repeat(args):
 def run_sgd_step(args) -> dict:
     from rnnlm import bench
 
-    return bench.bench_sgd_step(word_dim=args.vocab_size, hidden_dim=args.hidden,
-                                bptt_truncate=args.bptt_truncate, length=args.length,
-                                repeat=_repeat(args), linkers=args.linkers, hand_jax=args.hand_jax,
-                                seed=args.seed)
+    return bench.bench_sgd_step(
+        word_dim=args.vocab_size,
+        hidden_dim=args.hidden,
+        bptt_truncate=args.bptt_truncate,
+        length=args.length,
+        repeat=_repeat(args),
+        linkers=args.linkers,
+        hand_jax=args.hand_jax,
+        seed=args.seed,
+    )
 
 
 def run_train(args) -> dict:
@@ -146,11 +232,21 @@ def run_train(args) -> dict:
     linkers = args.linkers
     if args.quick and linkers is None:
         linkers = bench.default_linkers()[:1]
-    return bench.bench_train(cells=args.cells, vocab_size=args.vocab_size, hidden_dim=args.hidden,
-                             batch_size=args.batch_size, steps=args.steps, linkers=linkers,
-                             device=args.device, torch=args.torch, hand_jax=args.hand_jax,
-                             roofline=args.roofline, repeat=_repeat(args), seed=args.seed,
-                             learning_rate=args.lr)
+    return bench.bench_train(
+        cells=args.cells,
+        vocab_size=args.vocab_size,
+        hidden_dim=args.hidden,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        linkers=linkers,
+        device=args.device,
+        torch=args.torch,
+        hand_jax=args.hand_jax,
+        roofline=args.roofline,
+        repeat=_repeat(args),
+        seed=args.seed,
+        learning_rate=args.lr,
+    )
 
 
 def run_generate(args) -> dict:
@@ -158,16 +254,29 @@ def run_generate(args) -> dict:
 
     tokens = args.tokens or (100 if args.quick else 500)
     window = args.window or (20 if args.quick else 50)
-    return bench.bench_generate(vocab_size=args.vocab_size, hidden_dim=args.hidden, cell=args.cell,
-                                layers=args.layers, batch_sizes=args.batch_sizes, tokens=tokens,
-                                window=window, linker=args.linker, seed=args.seed)
+    return bench.bench_generate(
+        vocab_size=args.vocab_size,
+        hidden_dim=args.hidden,
+        cell=args.cell,
+        layers=args.layers,
+        batch_sizes=args.batch_sizes,
+        tokens=tokens,
+        window=window,
+        linker=args.linker,
+        seed=args.seed,
+    )
 
 
 def run_gru_part4(args) -> dict:
     from rnnlm import bench
 
-    return bench.bench_gru_part4(batch_sizes=args.batch_sizes, length=args.length, repeat=_repeat(args),
-                                 linkers=args.linkers, seed=args.seed)
+    return bench.bench_gru_part4(
+        batch_sizes=args.batch_sizes,
+        length=args.length,
+        repeat=_repeat(args),
+        linkers=args.linkers,
+        seed=args.seed,
+    )
 
 
 def run_all(args) -> dict:
@@ -201,12 +310,19 @@ def run_quality(args) -> dict:
     from rnnlm.bench.quality import bench_quality
     from rnnlm.training.config import parse_duration
 
-    return bench_quality(args.corpora, parse_duration(args.budget), torch=args.torch, seed=args.seed,
-                         progress=not args.json)
+    return bench_quality(
+        args.corpora, parse_duration(args.budget), torch=args.torch, seed=args.seed, progress=not args.json
+    )
 
 
-RUNNERS = {"quality": run_quality, "sgd-step": run_sgd_step, "train": run_train, "generate": run_generate,
-           "gru-part4": run_gru_part4, "all": run_all}
+RUNNERS = {
+    "quality": run_quality,
+    "sgd-step": run_sgd_step,
+    "train": run_train,
+    "generate": run_generate,
+    "gru-part4": run_gru_part4,
+    "all": run_all,
+}
 
 
 def run(args) -> int:
@@ -220,8 +336,11 @@ def run(args) -> int:
         print_report(result)
     failed = failures(result)
     if failed:
-        print(f"{PROG}: error: {len(failed)} benchmark candidate(s) failed (see the report): "
-              f"{', '.join(failed)}", file=sys.stderr)
+        print(
+            f"{PROG}: error: {len(failed)} benchmark candidate(s) failed (see the report): "
+            f"{', '.join(failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -132,32 +132,72 @@ def add_corpus_arguments(p: argparse.ArgumentParser, vocab_size: int | None = 80
 
     g = p.add_argument_group("corpus")
     g.add_argument("--level", choices=LEVELS, default="word", help="word or character tokens (default: word)")
-    g.add_argument("--vocab-size", type=int, default=vocab_size, metavar="N",
-                   help="keep the N-1 most frequent tokens plus the unknown token (default: %(default)s)")
-    g.add_argument("--format", choices=FORMATS, default="auto",
-                   help="csv: a column of a CSV with a header; jsonl: a field of JSON lines; text: plain "
-                   "text; lines: one pre-tokenized sentence per line (PTB, WikiText); auto: by extension "
-                   "and content (default)")
-    g.add_argument("--tokenizer", choices=TOKENIZERS, default=None,
-                   help="nltk: Punkt sentences + Treebank words (default at word level); whitespace: split "
-                   "lines on whitespace, never rewrite tokens (default for --format lines); char: characters")
-    g.add_argument("--column", default="body", metavar="NAME", help="CSV column holding the text (default: body)")
-    g.add_argument("--field", default="text", metavar="NAME", help="JSONL field holding the text (default: text)")
-    g.add_argument("--unk-token", default=None, metavar="TOK",
-                   help="unknown-word token (default: <unk> if the corpus has it, else UNKNOWN_TOKEN)")
-    g.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
-                   help="lowercase the text (default: yes with the nltk tokenizer, as in the tutorial; "
-                   "no otherwise)")
-    g.add_argument("--max-sentences", type=int, default=None, metavar="N", help="keep only the first N sentences")
-    g.add_argument("--drop-containing", default=None, metavar="STR",
-                   help="drop sentences containing STR (the tutorial's part 4 drops 'http')")
-    g.add_argument("--min-length", type=int, default=None, metavar="N",
-                   help="drop sentences with fewer than N tokens")
-    g.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="tokenize in N processes (same result as 1; default: 1)")
-    g.add_argument("--splitter", choices=SPLITTERS, default="auto",
-                   help="Punkt sentence model: NLTK's installed punkt_tab data, or one trained on the corpus "
-                   "itself (auto: installed if present, else trained)")
+    g.add_argument(
+        "--vocab-size",
+        type=int,
+        default=vocab_size,
+        metavar="N",
+        help="keep the N-1 most frequent tokens plus the unknown token (default: %(default)s)",
+    )
+    g.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="auto",
+        help="csv: a column of a CSV with a header; jsonl: a field of JSON lines; text: plain "
+        "text; lines: one pre-tokenized sentence per line (PTB, WikiText); auto: by extension "
+        "and content (default)",
+    )
+    g.add_argument(
+        "--tokenizer",
+        choices=TOKENIZERS,
+        default=None,
+        help="nltk: Punkt sentences + Treebank words (default at word level); whitespace: split "
+        "lines on whitespace, never rewrite tokens (default for --format lines); char: characters",
+    )
+    g.add_argument(
+        "--column", default="body", metavar="NAME", help="CSV column holding the text (default: body)"
+    )
+    g.add_argument(
+        "--field", default="text", metavar="NAME", help="JSONL field holding the text (default: text)"
+    )
+    g.add_argument(
+        "--unk-token",
+        default=None,
+        metavar="TOK",
+        help="unknown-word token (default: <unk> if the corpus has it, else UNKNOWN_TOKEN)",
+    )
+    g.add_argument(
+        "--lowercase",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="lowercase the text (default: yes with the nltk tokenizer, as in the tutorial; no otherwise)",
+    )
+    g.add_argument(
+        "--max-sentences", type=int, default=None, metavar="N", help="keep only the first N sentences"
+    )
+    g.add_argument(
+        "--drop-containing",
+        default=None,
+        metavar="STR",
+        help="drop sentences containing STR (the tutorial's part 4 drops 'http')",
+    )
+    g.add_argument(
+        "--min-length", type=int, default=None, metavar="N", help="drop sentences with fewer than N tokens"
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tokenize in N processes (same result as 1; default: 1)",
+    )
+    g.add_argument(
+        "--splitter",
+        choices=SPLITTERS,
+        default="auto",
+        help="Punkt sentence model: NLTK's installed punkt_tab data, or one trained on the corpus "
+        "itself (auto: installed if present, else trained)",
+    )
 
 
 def corpus_options(args: argparse.Namespace) -> dict:
@@ -195,19 +235,29 @@ def print_corpus_stats(stats: dict, file=None) -> None:
         extra = f" (asked for {requested}; the corpus has only {stats['unique_tokens']} distinct tokens)"
     say(f"Using vocabulary size {stats['vocab_size']}{extra}.")
     if stats.get("least_frequent_word") is not None:
-        say(f"The least frequent word in our vocabulary is {stats['least_frequent_word']!r} and appeared "
-            f"{stats['least_frequent_count']} times.")
+        say(
+            f"The least frequent word in our vocabulary is {stats['least_frequent_word']!r} and appeared "
+            f"{stats['least_frequent_count']} times."
+        )
     fmt = stats.get("format")
     if stats.get("format_reason"):
         fmt = f"{fmt} ({stats.get('format_reason')})"
     tokens = stats.get("tokens")
     if stats.get("level") == "word":
         tokens = f"{tokens} ({stats.get('words')} without SENTENCE_START/END)"
-    unknown = (f"{stats.get('unknown_token')!r}: {stats.get('unknown_tokens')} tokens "
-               f"({100 * stats.get('unknown_rate', 0):.2f}%)")
-    details = [("source", stats.get("source")), ("format", fmt), ("tokenizer", stats.get("tokenizer")),
-               ("sentence splitter", stats.get("sentence_splitter")), ("lowercase", stats.get("lowercase")),
-               ("tokens", tokens), ("unknown token", unknown)]
+    unknown = (
+        f"{stats.get('unknown_token')!r}: {stats.get('unknown_tokens')} tokens "
+        f"({100 * stats.get('unknown_rate', 0):.2f}%)"
+    )
+    details = [
+        ("source", stats.get("source")),
+        ("format", fmt),
+        ("tokenizer", stats.get("tokenizer")),
+        ("sentence splitter", stats.get("sentence_splitter")),
+        ("lowercase", stats.get("lowercase")),
+        ("tokens", tokens),
+        ("unknown token", unknown),
+    ]
     if stats.get("dropped_sentences"):
         details.append(("dropped sentences", stats["dropped_sentences"]))
     if stats.get("truncated_rows"):
@@ -230,11 +280,18 @@ def add_runtime_arguments(p: argparse.ArgumentParser, engine: bool = False) -> a
     """``--linker`` and ``--device`` (and ``--engine`` when the command may choose it)."""
     r = p.add_argument_group("runtime")
     if engine:
-        r.add_argument("--engine", choices=("pytensor", "aesara"), default=None,
-                       help="graph engine (default: installed)")
-    r.add_argument("--linker", choices=("c", "jax", "numba"), default=None,
-                   help="compile backend (default: jax with PyTensor, c with Aesara)")
-    r.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="(jax linker) where to run")
+        r.add_argument(
+            "--engine", choices=("pytensor", "aesara"), default=None, help="graph engine (default: installed)"
+        )
+    r.add_argument(
+        "--linker",
+        choices=("c", "jax", "numba"),
+        default=None,
+        help="compile backend (default: jax with PyTensor, c with Aesara)",
+    )
+    r.add_argument(
+        "--device", choices=("cpu", "gpu", "auto"), default="cpu", help="(jax linker) where to run"
+    )
     return r
 
 
@@ -266,8 +323,10 @@ def load_checkpoint(args):
 
 def need_vocab(vocab, path, what: str) -> None:
     if vocab is None:
-        raise ConfigError(f"{path} has no vocabulary (the tutorial's trained-model-theano.npz has only U, V, W); "
-                          f"{what} needs one: use a checkpoint written by rnnlm train")
+        raise ConfigError(
+            f"{path} has no vocabulary (the tutorial's trained-model-theano.npz has only U, V, W); "
+            f"{what} needs one: use a checkpoint written by rnnlm train"
+        )
 
 
 def add_subcommands(p: argparse.ArgumentParser, dest: str, names) -> argparse._SubParsersAction:

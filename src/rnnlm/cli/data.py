@@ -17,31 +17,44 @@ from rnnlm.errors import UsageError
 def add_parser(subparsers):
     from rnnlm.data.datasets import KNOWN
 
-    p = subparsers.add_parser("data", help="download, prepare and inspect corpora",
-                              description="Download known data files, prepare corpora into .npz files, "
-                              "inspect them.")
+    p = subparsers.add_parser(
+        "data",
+        help="download, prepare and inspect corpora",
+        description="Download known data files, prepare corpora into .npz files, inspect them.",
+    )
     sub = add_subcommands(p, "data_command", ("download", "prepare", "info"))
 
-    d = sub.add_parser("download", help="download a known data file into data/ (verified)",
-                       description="Download a known data file from its original public URL, verify it "
-                       "(sha256, or by parsing for the reddit CSV) and move it into place. "
-                       "RNNLM_DATA=DIR makes every command look in DIR first.")
-    d.add_argument("name", choices=list(KNOWN), help="; ".join(f"{k}: {v.description}" for k, v in KNOWN.items()))
+    d = sub.add_parser(
+        "download",
+        help="download a known data file into data/ (verified)",
+        description="Download a known data file from its original public URL, verify it "
+        "(sha256, or by parsing for the reddit CSV) and move it into place. "
+        "RNNLM_DATA=DIR makes every command look in DIR first.",
+    )
+    d.add_argument(
+        "name", choices=list(KNOWN), help="; ".join(f"{k}: {v.description}" for k, v in KNOWN.items())
+    )
     d.add_argument("--force", action="store_true", help="download even if a verified copy exists")
     d.add_argument("--dest", default=None, metavar="DIR", help="folder to download into (default: data/)")
     d.set_defaults(run=run_download)
 
-    pr = sub.add_parser("prepare", help="read, tokenize and encode a corpus into an .npz file",
-                        description="Prepare a corpus (a file or a known name such as reddit or "
-                        "tinyshakespeare): the tutorial's preprocessing, printed with its statistics.")
+    pr = sub.add_parser(
+        "prepare",
+        help="read, tokenize and encode a corpus into an .npz file",
+        description="Prepare a corpus (a file or a known name such as reddit or "
+        "tinyshakespeare): the tutorial's preprocessing, printed with its statistics.",
+    )
     pr.add_argument("source", help="corpus file or known corpus name (reddit, tinyshakespeare)")
     pr.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the prepared corpus")
     add_corpus_arguments(pr)
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     pr.set_defaults(run=run_prepare)
 
-    i = sub.add_parser("info", help="show the statistics of a prepared corpus",
-                       description="Show the statistics and vocabulary head of a prepared .npz corpus.")
+    i = sub.add_parser(
+        "info",
+        help="show the statistics of a prepared corpus",
+        description="Show the statistics and vocabulary head of a prepared .npz corpus.",
+    )
     i.add_argument("file", metavar="FILE.npz")
     i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     i.set_defaults(run=run_info)

@@ -15,7 +15,9 @@ from rnnlm.cli.common import (
     warn,
 )
 
-TEMPERATURE_HELP = "sampling temperature: < 1 sharper (towards greedy), > 1 flatter (towards uniform); default 1"
+TEMPERATURE_HELP = (
+    "sampling temperature: < 1 sharper (towards greedy), > 1 flatter (towards uniform); default 1"
+)
 
 
 def add_parser(subparsers):

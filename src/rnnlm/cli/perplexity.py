@@ -39,12 +39,21 @@ def add_parser(subparsers):
     p.add_argument(
         "--batch-size", type=positive_int, default=32, metavar="B", help="sentences per batch (default: 32)"
     )
-    p.add_argument("--interpolate", default=None, metavar="NGRAM",
-                   help="also score the mixture λ·RNN + (1-λ)·NGRAM token by token (Mikolov et al., 2011); NGRAM "
-                   "is an n-gram model of the same vocabulary: a run's ngram.npz, or `rnnlm ngram train --out`")
-    p.add_argument("--lambda", dest="lam", default="auto", metavar="λ",
-                   help="the RNN's weight in [0, 1]; auto: the λ tuned on the validation split when the checkpoint "
-                   "was trained (stored in it) (default: auto)")
+    p.add_argument(
+        "--interpolate",
+        default=None,
+        metavar="NGRAM",
+        help="also score the mixture λ·RNN + (1-λ)·NGRAM token by token (Mikolov et al., 2011); NGRAM "
+        "is an n-gram model of the same vocabulary: a run's ngram.npz, or `rnnlm ngram train --out`",
+    )
+    p.add_argument(
+        "--lambda",
+        dest="lam",
+        default="auto",
+        metavar="λ",
+        help="the RNN's weight in [0, 1]; auto: the λ tuned on the validation split when the checkpoint "
+        "was trained (stored in it) (default: auto)",
+    )
     add_runtime_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(run=run)
@@ -62,8 +71,10 @@ def _lambda(args, meta) -> float:
         return lam
     stored = ((meta.get("train_state") or {}).get("interpolation") or {}).get("lambda")
     if not isinstance(stored, (int, float)) or not 0.0 <= stored <= 1.0:
-        raise ConfigError(f"--lambda auto: {args.checkpoint} has no tuned λ (it is stored in best.npz by rnnlm "
-                          "train); give --lambda VALUE")
+        raise ConfigError(
+            f"--lambda auto: {args.checkpoint} has no tuned λ (it is stored in best.npz by rnnlm "
+            "train); give --lambda VALUE"
+        )
     return float(stored)
 
 
@@ -114,6 +125,8 @@ def run(args) -> int:
     )
     mix = out.get("interpolation")
     if mix:
-        print(f"  KN-{mix['ngram_order']} alone {mix['ngram']:.3f}; mixture λ={mix['lambda']:.3f}·RNN + "
-              f"{1 - mix['lambda']:.3f}·KN-{mix['ngram_order']}: perplexity {mix['interpolated']:.3f}")
+        print(
+            f"  KN-{mix['ngram_order']} alone {mix['ngram']:.3f}; mixture λ={mix['lambda']:.3f}·RNN + "
+            f"{1 - mix['lambda']:.3f}·KN-{mix['ngram_order']}: perplexity {mix['interpolated']:.3f}"
+        )
     return 0

@@ -24,8 +24,29 @@ from rnnlm.inference.scoring import (
 )
 from rnnlm.inference.tokens import TokenScores, encode_with_tokens, token_scores
 
-__all__ = ["BLANK", "Generation", "GenerationStream", "Hypothesis", "PerplexityResult", "SentenceScores",
-           "SpecialIds", "TokenEvent", "TokenScores", "adjust_distribution", "beam_search", "encode_prime",
-           "encode_with_tokens", "fill", "fill_distribution", "generate", "generate_sentence", "perplexity",
-           "perplexity_of", "prime_state", "sentence_logprob", "special_ids", "stream_logprob",
-           "token_scores"]
+__all__ = [
+    "BLANK",
+    "Generation",
+    "GenerationStream",
+    "Hypothesis",
+    "PerplexityResult",
+    "SentenceScores",
+    "SpecialIds",
+    "TokenEvent",
+    "TokenScores",
+    "adjust_distribution",
+    "beam_search",
+    "encode_prime",
+    "encode_with_tokens",
+    "fill",
+    "fill_distribution",
+    "generate",
+    "generate_sentence",
+    "perplexity",
+    "perplexity_of",
+    "prime_state",
+    "sentence_logprob",
+    "special_ids",
+    "stream_logprob",
+    "token_scores",
+]

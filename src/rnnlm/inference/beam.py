@@ -89,8 +89,9 @@ def beam_search(
     K = int(beam_size)
     n_best = K if n_best is None else int(n_best)
     special = ids or special_ids(model, vocab)
-    word, max_length, prefix, base, logp0, states0 = start_decoding(model, vocab, special, prime, min_length,
-                                                            max_length, prime_chunk)
+    word, max_length, prefix, base, logp0, states0 = start_decoding(
+        model, vocab, special, prime, min_length, max_length, prime_chunk
+    )
     C = model.config.vocab_size
 
     allowed = np.ones(C, bool)

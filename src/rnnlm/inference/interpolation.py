@@ -45,8 +45,10 @@ def token_logprobs(model, ngram, sequences, level: str = "word", batch_size: int
     sentence by sentence from SENTENCE_START, char level as one stream."""
     seqs = [np.asarray(s, np.int32).reshape(-1) for s in sequences]
     if ngram.vocab_size != model.config.vocab_size:
-        raise ConfigError(f"the n-gram model has {ngram.vocab_size} tokens, the RNN {model.config.vocab_size}: "
-                          "they were not trained on the same vocabulary")
+        raise ConfigError(
+            f"the n-gram model has {ngram.vocab_size} tokens, the RNN {model.config.vocab_size}: "
+            "they were not trained on the same vocabulary"
+        )
     if level == "char":
         stream = np.concatenate(seqs) if seqs else np.zeros(0, np.int32)
         return stream_token_logprobs(model, stream), ngram.token_logprobs(stream, stream=True)[0]
@@ -59,6 +61,11 @@ def interpolated(lp_rnn, lp_ngram, lam: float) -> dict:
     """Perplexities of the RNN, the n-gram and their mixture at ``lam`` on the same tokens."""
     n = len(lp_rnn)
     mixed = mix(lp_rnn, lp_ngram, lam)
-    return {"lambda": lam, "tokens": n, "rnn": perplexity_of(-lp_rnn.sum(), n),
-            "ngram": perplexity_of(-lp_ngram.sum(), n), "interpolated": perplexity_of(-mixed.sum(), n),
-            "nll": float(-mixed.sum() / n) if n else float("nan")}
+    return {
+        "lambda": lam,
+        "tokens": n,
+        "rnn": perplexity_of(-lp_rnn.sum(), n),
+        "ngram": perplexity_of(-lp_ngram.sum(), n),
+        "interpolated": perplexity_of(-mixed.sum(), n),
+        "nll": float(-mixed.sum() / n) if n else float("nan"),
+    }

@@ -177,7 +177,8 @@ class GenerationStream:
         self.temperature, self.top_k, self.mode, self.min_length = temperature, top_k, mode, min_length
         self.special = special = ids or special_ids(model, vocab)
         self.word, self.max_length, prefix, self._base, self._logp0, self._states = start_decoding(
-            model, vocab, special, prime, min_length, max_length, prime_chunk)
+            model, vocab, special, prime, min_length, max_length, prime_chunk
+        )
         self.prefix = list(prefix)
         self.prefix_tokens, self.prefix_text = render(self.prefix, vocab, special)
         self._rng = _rng(rng, seed)
@@ -197,8 +198,16 @@ class GenerationStream:
         out = []
         for r in range(self.n):
             tokens, text = render(self.prefix + self._out[r], self.vocab, self.special)
-            out.append(Generation(list(self._out[r]), float(self._lps[r]), bool(self._ended[r]),
-                                  list(self.prefix), tokens, text))
+            out.append(
+                Generation(
+                    list(self._out[r]),
+                    float(self._lps[r]),
+                    bool(self._ended[r]),
+                    list(self.prefix),
+                    tokens,
+                    text,
+                )
+            )
         return out
 
     def _event(self, row, tok, lp, end=False) -> TokenEvent:
@@ -240,8 +249,9 @@ class GenerationStream:
                 lps[stop] += logp[rows[stop], special.end]
                 ended |= stop
                 live &= ~stop
-                events = [self._event(r, special.end, logp[r, special.end], True)
-                          for r in np.flatnonzero(stop)]
+                events = [
+                    self._event(r, special.end, logp[r, special.end], True) for r in np.flatnonzero(stop)
+                ]
             if length >= self.max_length:  # the token after the last allowed word was not END: cut off
                 yield from events
                 break
@@ -297,9 +307,22 @@ def generate(
 
     Returns a list of :class:`Generation`. :class:`GenerationStream` gives the same tokens one by one.
     """
-    stream = GenerationStream(model, vocab, n, rng, seed=seed, temperature=temperature, top_k=top_k,
-                              min_length=min_length, max_length=max_length, mode=mode, prime=prime,
-                              allow_unk=allow_unk, ids=ids, prime_chunk=prime_chunk)
+    stream = GenerationStream(
+        model,
+        vocab,
+        n,
+        rng,
+        seed=seed,
+        temperature=temperature,
+        top_k=top_k,
+        min_length=min_length,
+        max_length=max_length,
+        mode=mode,
+        prime=prime,
+        allow_unk=allow_unk,
+        ids=ids,
+        prime_chunk=prime_chunk,
+    )
     for _ in stream:
         pass
     return stream.results

@@ -86,8 +86,10 @@ def sentence_logprob(model, sentences, batch_size: int = 32) -> SentenceScores:
     """Log-probability of each sentence (see :func:`sentence_token_logprobs`): :class:`SentenceScores`
     in the input order."""
     lps = sentence_token_logprobs(model, sentences, batch_size)
-    return SentenceScores(np.array([lp.sum() for lp in lps], dtype=np.float64),
-                          np.array([len(lp) for lp in lps], dtype=np.int64))
+    return SentenceScores(
+        np.array([lp.sum() for lp in lps], dtype=np.float64),
+        np.array([len(lp) for lp in lps], dtype=np.int64),
+    )
 
 
 def stream_token_logprobs(model, ids, chunk: int = 256, tracks: int = 1, warmup: int = 256) -> np.ndarray:
@@ -209,5 +211,6 @@ def perplexity(
         raise ConfigError(f"unknown level {level!r} (word or char)")
     if n == 0:
         raise ConfigError("nothing to score: no token is predicted (empty text?)")
-    return PerplexityResult(perplexity_of(-logprob, n), -logprob / n, logprob, n, len(sentences),
-                            int(oov or 0), words, level)
+    return PerplexityResult(
+        perplexity_of(-logprob, n), -logprob / n, logprob, n, len(sentences), int(oov or 0), words, level
+    )

@@ -4,9 +4,9 @@ For each predicted token: its log-probability (natural log, the model's own, uns
 all tokens of the vocabulary (1 = the model's first choice) and the model's ``top`` most probable tokens
 at that position. The log-probabilities are the very numbers :func:`~rnnlm.inference.scoring.perplexity`
 sums (they come from the same functions of :mod:`~rnnlm.inference.scoring`), so the total of a
-:class:`TokenScores` *is* the perplexity of the text under the one definition: words and SENTENCE_END predicted, SENTENCE_START
-not; at char level one stream, every character after the first. Ranks and alternatives come from
-``distribution`` on the same batches.
+:class:`TokenScores` *is* the perplexity of the text under the one definition: words and SENTENCE_END
+predicted, SENTENCE_START not; at char level one stream, every character after the first. Ranks and
+alternatives come from ``distribution`` on the same batches.
 
 :func:`encode_with_tokens` encodes new text exactly as a checkpoint's corpus would and also returns
 each token as written (an out-of-vocabulary word keeps its spelling, flagged, while it is scored as the
@@ -82,8 +82,16 @@ class TokenScores:
 
     def result(self) -> PerplexityResult:
         """The same numbers as :func:`~rnnlm.inference.scoring.perplexity` returns for the text."""
-        return PerplexityResult(self.perplexity, self.nll, self.total_logprob, self.predicted, self.sentences,
-                                int(self.oov or 0), self.words, self.level)
+        return PerplexityResult(
+            self.perplexity,
+            self.nll,
+            self.total_logprob,
+            self.predicted,
+            self.sentences,
+            int(self.oov or 0),
+            self.words,
+            self.level,
+        )
 
 
 def _top(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +154,9 @@ def token_scores(
     sent, pos, target, logprob, rank, top_ids, top_lp, total = parts
     if not len(target):
         raise ConfigError("nothing to score: no token is predicted (empty text?)")
-    return TokenScores(sent, pos, target, logprob, rank, top_ids, top_lp, total, len(seqs), level,
-                       int(oov or 0), words)
+    return TokenScores(
+        sent, pos, target, logprob, rank, top_ids, top_lp, total, len(seqs), level, int(oov or 0), words
+    )
 
 
 def _score_sentences(model, seqs, k, batch_size):
@@ -201,7 +210,13 @@ def _score_stream(model, seqs, k, chunk):
     where = np.arange(1, n + 1)
     sent = np.searchsorted(starts, where, side="right") - 1
     pos = where - starts[sent]
-    return (sent.astype(np.int32), pos.astype(np.int32), ids[1:].astype(np.int32), *flat, float(logprob.sum()))
+    return (
+        sent.astype(np.int32),
+        pos.astype(np.int32),
+        ids[1:].astype(np.int32),
+        *flat,
+        float(logprob.sum()),
+    )
 
 
 def _assemble(seqs, per, k, first):
@@ -219,11 +234,25 @@ def _assemble(seqs, per, k, first):
         top_ids.append(ids)
         top_lp.append(lps)
     if not sent:
-        return (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
-                np.zeros(0, np.int64), np.zeros((0, k), np.int32), np.zeros((0, k)), 0.0)
+        return (
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.zeros((0, k), np.int32),
+            np.zeros((0, k)),
+            0.0,
+        )
     logprob = np.concatenate(logprob)
-    return (np.concatenate(sent), np.concatenate(pos), np.concatenate(target).astype(np.int32), logprob,
-            *(np.concatenate(a) for a in (rank, top_ids, top_lp)), float(logprob.sum()))
+    return (
+        np.concatenate(sent),
+        np.concatenate(pos),
+        np.concatenate(target).astype(np.int32),
+        logprob,
+        *(np.concatenate(a) for a in (rank, top_ids, top_lp)),
+        float(logprob.sum()),
+    )
 
 
 def encode_with_tokens(vocab, corpus_meta: dict | None, text: str, format: str | None = None):
@@ -240,8 +269,11 @@ def encode_with_tokens(vocab, corpus_meta: dict | None, text: str, format: str |
     encoder = Corpus.encoder(vocab, corpus_meta, format=format)
     encoded = encoder.encode(text)
     if not encoded.oov_counts:
-        return encoded, [vocab.decode(s) for s in encoded.sentences], [np.zeros(len(s), bool)
-                                                                      for s in encoded.sentences]
+        return (
+            encoded,
+            [vocab.decode(s) for s in encoded.sentences],
+            [np.zeros(len(s), bool) for s in encoded.sentences],
+        )
     # A vocabulary extended by the unknown words gives each its own id, so its spelling survives.
     C = len(vocab)
     extended = Vocabulary([*vocab.index_to_word, *encoded.oov_counts], vocab.unknown_token)

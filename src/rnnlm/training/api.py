@@ -24,9 +24,9 @@ class TrainResult:
     """What :func:`train` returns.
 
     ``model``: the trained :class:`~rnnlm.models.lm.LanguageModel` with its best-validated parameters
-    (``checkpoint.npz`` holds the last ones, for resuming); ``state``: the trainer's state (``history``, ``best_valid``, why it
-    ``stopped``, steps, words, elapsed seconds); ``corpus`` and its ``splits``; ``trainer``; ``test``:
-    the test split's score (``loss``, ``perplexity``, ``tokens``) or None.
+    (``checkpoint.npz`` holds the last ones, for resuming); ``state``: the trainer's state (``history``,
+    ``best_valid``, why it ``stopped``, steps, words, elapsed seconds); ``corpus`` and its ``splits``;
+    ``trainer``; ``test``: the test split's score (``loss``, ``perplexity``, ``tokens``) or None.
     """
 
     model: object
@@ -42,9 +42,15 @@ class TrainResult:
         from rnnlm.inference.scoring import perplexity_of
 
         st = self.state
-        res = {"stopped": st["stopped"], "steps": st["global_step"], "epochs": st["epoch"], "words": st["words"],
-               "elapsed_s": round(st["elapsed"], 2), "best_valid_loss": st["best_valid"],
-               "out": str(self.out) if self.out else None}
+        res = {
+            "stopped": st["stopped"],
+            "steps": st["global_step"],
+            "epochs": st["epoch"],
+            "words": st["words"],
+            "elapsed_s": round(st["elapsed"], 2),
+            "best_valid_loss": st["best_valid"],
+            "out": str(self.out) if self.out else None,
+        }
         if st["best_valid"] is not None:
             res["best_valid_perplexity"] = perplexity_of(st["best_valid"], 1)
         if self.test is not None:
@@ -95,23 +101,28 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
     n = sum(math.prod(s) for s in param_shapes(config).values())
     slots = {"sgd": 0, "rmsprop": 1, "adam": 2}.get(optimizer, 2)
     H = config.hidden_dim * len(config.directions)
-    memory = 4 * n * (2 + slots) + 4 * 3 * max_length * batch_size * (config.vocab_size + 4 * H * config.layers)
+    memory = 4 * n * (2 + slots) + 4 * 3 * max_length * batch_size * (
+        config.vocab_size + 4 * H * config.layers
+    )
     try:
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         physical = None
     if physical and memory > physical:
-        raise ConfigError(f"this model ({n:,} parameters) with --batch-size {batch_size} and --max-length "
-                          f"{max_length} needs about {_gb(memory)} of memory; this machine has {_gb(physical)} "
-                          f"(use a smaller --hidden, --vocab-size, --batch-size or --max-length)")
+        raise ConfigError(
+            f"this model ({n:,} parameters) with --batch-size {batch_size} and --max-length "
+            f"{max_length} needs about {_gb(memory)} of memory; this machine has {_gb(physical)} "
+            f"(use a smaller --hidden, --vocab-size, --batch-size or --max-length)"
+        )
     checkpoint = 4 * n * (1 + slots)
     free = shutil.disk_usage(out).free
     for name in ("checkpoint.npz", "best.npz"):  # a resumed run overwrites these
         if (Path(out) / name).is_file():
             free += (Path(out) / name).stat().st_size
     if 3 * checkpoint > free:
-        raise ConfigError(f"--out {out}: checkpoints need about {_gb(3 * checkpoint)} but only {_gb(free)} "
-                          f"is free")
+        raise ConfigError(
+            f"--out {out}: checkpoints need about {_gb(3 * checkpoint)} but only {_gb(free)} is free"
+        )
 
 
 def training_vocabulary(corpus, train, min_count: int = 2):
@@ -148,12 +159,18 @@ def training_vocabulary(corpus, train, min_count: int = 2):
     ids = table[np.asarray(corpus.stream())]
     offsets = np.concatenate([[0], np.cumsum([len(q) for q in corpus.sentences])])
     meta = corpus.metadata()
-    out = Corpus.from_arrays(new_vocab, ids, offsets, corpus.level, settings=meta["settings"],
-                             splitter=meta["splitter"])
+    out = Corpus.from_arrays(
+        new_vocab, ids, offsets, corpus.level, settings=meta["settings"], splitter=meta["splitter"]
+    )
     unknown = int((ids == len(words)).sum())
-    out.stats = {**corpus.stats, "vocab_size": len(new_vocab), "rare_in_training": int((~keep).sum()),
-                 "min_count": int(min_count),
-                 "unknown_tokens": unknown, "unknown_rate": unknown / max(len(ids), 1)}
+    out.stats = {
+        **corpus.stats,
+        "vocab_size": len(new_vocab),
+        "rare_in_training": int((~keep).sum()),
+        "min_count": int(min_count),
+        "unknown_tokens": unknown,
+        "unknown_rate": unknown / max(len(ids), 1),
+    }
     return out
 
 
@@ -176,8 +193,10 @@ def _model_config(model, train, task: str, size: str):
     vocab_size = len(train.vocab)
     if isinstance(model, ModelConfig):
         if model.vocab_size != vocab_size:
-            raise ConfigError(f"the model has vocab_size {model.vocab_size} but the corpus's vocabulary has "
-                              f"{vocab_size} tokens")
+            raise ConfigError(
+                f"the model has vocab_size {model.vocab_size} but the corpus's vocabulary has "
+                f"{vocab_size} tokens"
+            )
         return model, []
     if size not in ("auto", "default"):
         raise ConfigError(f"size must be auto or default, got {size!r}")
@@ -186,9 +205,24 @@ def _model_config(model, train, task: str, size: str):
     return ModelConfig(vocab_size=vocab_size, **settings), chosen
 
 
-def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, task: str = "lm",
-          size: str = "auto", min_count: int = 2, resume=None, valid_fraction: float = 0.05, test_fraction: float = 0.05, prepare_options=None,
-          linker: str | None = None, progress: bool = True, on_start=None, callback=None) -> TrainResult:
+def train(
+    corpus,
+    out=None,
+    *,
+    model=None,
+    config: TrainConfig | None = None,
+    task: str = "lm",
+    size: str = "auto",
+    min_count: int = 2,
+    resume=None,
+    valid_fraction: float = 0.05,
+    test_fraction: float = 0.05,
+    prepare_options=None,
+    linker: str | None = None,
+    progress: bool = True,
+    on_start=None,
+    callback=None,
+) -> TrainResult:
     """Train a language model as ``rnnlm train`` does; returns a :class:`TrainResult`.
 
     Args:
@@ -247,7 +281,9 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
     if ck is not None:
         lm, vocab, _ = load_model(ck, linker=linker)
         if vocab is not None and vocab != corpus.vocab:
-            raise ConfigError(f"--resume: {ck['path']} was trained with a different vocabulary than this corpus")
+            raise ConfigError(
+                f"--resume: {ck['path']} was trained with a different vocabulary than this corpus"
+            )
     else:
         mcfg, chosen = _model_config(model, splits["train"], task, size)
         lm = None
@@ -256,8 +292,9 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         check_resources(out, mcfg, config.optimizer, config.batch_size, config.max_length)
     if lm is None:
         lm = LanguageModel(mcfg, seed=config.seed, linker=linker)
-    trainer = Trainer(lm, splits["train"], splits["valid"], config, out_dir=out, corpus=corpus,
-                      progress=progress)
+    trainer = Trainer(
+        lm, splits["train"], splits["valid"], config, out_dir=out, corpus=corpus, progress=progress
+    )
     if ck is not None:
         trainer.resume(ck)
     if out is not None and (ck is None or not (out / "corpus.npz").exists()):

@@ -28,8 +28,10 @@ def fit_baselines(train, order: int | None = None) -> dict:
     order = order or DEFAULT_ORDER[train.level]
     seqs, stream = _data(train)
     V, start = len(train.vocab), (None if stream else train.vocab.start_index)
-    models = {"kn": KneserNey(order).fit(seqs, V, stream=stream, start_id=start),
-              "unigram": Unigram().fit(seqs, V, stream=stream, start_id=start)}
+    models = {
+        "kn": KneserNey(order).fit(seqs, V, stream=stream, start_id=start),
+        "unigram": Unigram().fit(seqs, V, stream=stream, start_id=start),
+    }
     meta = {k: v for k, v in train.metadata().items() if k != "stats"}  # vocabulary and tokenization
     for m in models.values():
         m.corpus_meta = meta
@@ -68,7 +70,9 @@ def describe(report: dict | None, split: str = "valid", mixture: dict | None = N
     r = report[split]
     text = f"KN-{report['kn_order']} {r['kn']:.2f}, unigram {r['unigram']:.2f}"
     if mixture and split in mixture:
-        text += f"; RNN+KN-{report['kn_order']} {mixture[split]['interpolated']:.2f} at λ={mixture['lambda']:.2f}"
+        text += (
+            f"; RNN+KN-{report['kn_order']} {mixture[split]['interpolated']:.2f} at λ={mixture['lambda']:.2f}"
+        )
     return text
 
 

@@ -135,18 +135,35 @@ def read_checkpoint(path) -> dict:
         if "allow_pickle" in str(e) and key is None:  # np.load read neither a zip nor an .npy header
             raise CheckpointError(f"{p}: not an .npz file (a checkpoint is an .npz archive)") from None
         if "allow_pickle" in str(e):
-            raise CheckpointError(f"{p}: array {key!r} holds pickled Python objects; refused "
-                                  "(loading it could run code)") from None
+            raise CheckpointError(
+                f"{p}: array {key!r} holds pickled Python objects; refused (loading it could run code)"
+            ) from None
         raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError, RuntimeError,
-            struct.error, OverflowError, MemoryError) as e:  # a damaged zip can raise any of these
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+        KeyError,
+        NotImplementedError,
+        RuntimeError,
+        struct.error,
+        OverflowError,
+        MemoryError,
+    ) as e:  # a damaged zip can raise any of these
         raise CheckpointError(f"{p}: not a readable .npz checkpoint (truncated or corrupt: {e})") from None
     if "meta" not in data:
         if {"U", "V", "W"} <= set(data):
             params = {k: data[k] for k in "UVW"}
             _check_float_arrays(p, params)
-            return {"meta": {"format": "tutorial"}, "params": params, "opt": {}, "states": [],
-                    "tutorial": True, "path": p}
+            return {
+                "meta": {"format": "tutorial"},
+                "params": params,
+                "opt": {},
+                "states": [],
+                "tutorial": True,
+                "path": p,
+            }
         raise CheckpointError(f"{p}: not an rnnlm checkpoint (no meta) nor a tutorial U/V/W model")
     try:
         if data["meta"].dtype != np.uint8 or data["meta"].ndim != 1:
@@ -163,9 +180,14 @@ def read_checkpoint(path) -> dict:
     if any(f"state/{i}" not in data for i in range(n_states)):
         raise CheckpointError(f"{p}: carried states are not numbered 0..{n_states - 1}")
     states = [data[f"state/{i}"] for i in range(n_states)]
-    _check_float_arrays(p, {**{f"param/{k}": v for k, v in params.items()},
-                            **{f"opt/{k}": v for k, v in opt.items()},
-                            **{f"state/{i}": v for i, v in enumerate(states)}})
+    _check_float_arrays(
+        p,
+        {
+            **{f"param/{k}": v for k, v in params.items()},
+            **{f"opt/{k}": v for k, v in opt.items()},
+            **{f"state/{i}": v for i, v in enumerate(states)},
+        },
+    )
     return {"meta": meta, "params": params, "opt": opt, "states": states, "tutorial": False, "path": p}
 
 
@@ -173,8 +195,9 @@ def _check_float_arrays(path, arrays: dict) -> None:
     """Real floating arrays only (see the module docstring); float32 overflow is refused."""
     for name, a in arrays.items():
         if a.dtype.kind != "f":
-            raise CheckpointError(f"{path}: array {name} has dtype {a.dtype}; expected floating point "
-                                  "(float16/32/64)")
+            raise CheckpointError(
+                f"{path}: array {name} has dtype {a.dtype}; expected floating point (float16/32/64)"
+            )
         if a.dtype.itemsize > 4 and a.size and np.all(np.isfinite(a)):
             with np.errstate(over="ignore"):
                 if not np.all(np.isfinite(a.astype(np.float32))):
@@ -182,11 +205,30 @@ def _check_float_arrays(path, arrays: dict) -> None:
 
 
 # Types of ModelConfig's fields as a JSON document gives them.
-_MODEL_FIELD_TYPES = {"vocab_size": int, "hidden_dim": int, "layers": int, "embedding_dim": int,
-                      "bptt_truncate": int, "cell": str, "activation": str, "gate": str,
-                      "bidirectional": bool, "tie_embeddings": bool, "output_bias": bool, "dropout": float}
-_TRAIN_STATE_TYPES = {"epoch": int, "step_in_epoch": int, "global_step": int, "bad_evals": int,
-                      "words": int, "elapsed": float, "best_valid": float, "history": list}
+_MODEL_FIELD_TYPES = {
+    "vocab_size": int,
+    "hidden_dim": int,
+    "layers": int,
+    "embedding_dim": int,
+    "bptt_truncate": int,
+    "cell": str,
+    "activation": str,
+    "gate": str,
+    "bidirectional": bool,
+    "tie_embeddings": bool,
+    "output_bias": bool,
+    "dropout": float,
+}
+_TRAIN_STATE_TYPES = {
+    "epoch": int,
+    "step_in_epoch": int,
+    "global_step": int,
+    "bad_evals": int,
+    "words": int,
+    "elapsed": float,
+    "best_valid": float,
+    "history": list,
+}
 
 
 def _is(value, kind) -> bool:
@@ -212,8 +254,9 @@ def _check_meta(p, meta: dict) -> None:
     for k, v in model.items():
         kind = _MODEL_FIELD_TYPES.get(k)
         if kind is not None and not _is(v, kind):
-            raise CheckpointError(f"{p}: model setting {k}={v!r} is not a{'n' if kind is int else ''} "
-                                  f"{kind.__name__}")
+            raise CheckpointError(
+                f"{p}: model setting {k}={v!r} is not a{'n' if kind is int else ''} {kind.__name__}"
+            )
     for k in ("vocab", "corpus", "optimizer"):
         if meta.get(k) is not None and not isinstance(meta[k], dict):
             raise CheckpointError(f"{p}: bad {k!r} entry in the checkpoint metadata")
@@ -302,8 +345,9 @@ def load_model(path, linker=None) -> LoadedModel:
         except (ConfigError, KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: bad vocabulary ({e})") from None
         if len(vocab) != config.vocab_size:
-            raise CheckpointError(f"{path}: vocabulary has {len(vocab)} words but the model expects "
-                                  f"{config.vocab_size}")
+            raise CheckpointError(
+                f"{path}: vocabulary has {len(vocab)} words but the model expects {config.vocab_size}"
+            )
     try:
         model = LanguageModel(config, params=ck["params"], linker=linker)
     except ConfigError as e:

@@ -73,7 +73,9 @@ class TrainConfig:
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warm-up must be a fraction in [0, 1), got {self.warmup}")
         if self.lr_floor is not None and not 0 <= self.lr_floor < 1:
-            raise ConfigError(f"learning-rate floor must be a fraction in [0, 1) of the peak, got {self.lr_floor}")
+            raise ConfigError(
+                f"learning-rate floor must be a fraction in [0, 1) of the peak, got {self.lr_floor}"
+            )
         if self.patience is not None and self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
         if not self.weight_decay >= 0:
@@ -107,8 +109,9 @@ class TrainConfig:
         """A copy with the level's defaults filled in (batch size and chunk length: char-rnn's and PyTorch's
         64 × 64 for characters, 32 sentences or 32-token chunks for words)."""
         char = level == "char"
-        return dataclasses.replace(self, batch_size=self.batch_size or (64 if char else 32),
-                                   bptt=self.bptt or (64 if char else 32))
+        return dataclasses.replace(
+            self, batch_size=self.batch_size or (64 if char else 32), bptt=self.bptt or (64 if char else 32)
+        )
 
     def to_dict(self):
         return dataclasses.asdict(self)

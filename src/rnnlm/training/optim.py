@@ -99,7 +99,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def _updates(self, params, grads):
-        return [(p, p - self.lr * g) for p, g in zip(params, grads)]
+        return [(p, p - self.lr * g) for p, g in zip(params, grads, strict=True)]
 
 
 class RMSProp(Optimizer):
@@ -114,7 +114,7 @@ class RMSProp(Optimizer):
 
     def _updates(self, params, grads):
         ups = []
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             m = self._slot(p, "ms")
             m_new = _c(self.decay) * m + _c(1 - self.decay) * T.sqr(g)
             ups += [(m, m_new), (p, p - self.lr * g / T.sqrt(m_new + _c(self.eps)))]
@@ -141,14 +141,13 @@ class Adam(Optimizer):
         t = self.state["adam.t"]
         t_new = t + _c(1.0)
         b1, b2 = _c(self.beta1), _c(self.beta2)
-        corr = T.sqrt(_c(1.0) - b2 ** t_new) / (_c(1.0) - b1 ** t_new)
+        corr = T.sqrt(_c(1.0) - b2**t_new) / (_c(1.0) - b1**t_new)
         ups = [(t, t_new)]
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             m, v = self._slot(p, "m"), self._slot(p, "v")
             m_new = b1 * m + (_c(1.0) - b1) * g
             v_new = b2 * v + (_c(1.0) - b2) * T.sqr(g)
-            ups += [(m, m_new), (v, v_new),
-                    (p, p - self.lr * corr * m_new / (T.sqrt(v_new) + _c(self.eps)))]
+            ups += [(m, m_new), (v, v_new), (p, p - self.lr * corr * m_new / (T.sqrt(v_new) + _c(self.eps)))]
         return ups
 
 
@@ -157,7 +156,9 @@ class Adam(Optimizer):
 DEFAULT_LR = {"sgd": 1.0, "rmsprop": 0.001, "adam": 0.002}
 
 
-def make_optimizer(name: str, lr: float | None = None, clip: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
+def make_optimizer(
+    name: str, lr: float | None = None, clip: float = 0.0, weight_decay: float = 0.0
+) -> Optimizer:
     """``sgd``, ``rmsprop`` or ``adam`` with learning rate ``lr`` (default :data:`DEFAULT_LR`)."""
     name = name.lower()
     kinds = {"sgd": SGD, "rmsprop": RMSProp, "adam": Adam}

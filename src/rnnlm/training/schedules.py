@@ -150,8 +150,16 @@ class Plateau(Schedule):
         return super().validated(loss)
 
 
-def make_schedule(name: str, optimizer: str, peak: float, *, floor: float | None = None, warmup: float = 0.02,
-                  min_improvement: float = 0.003, anneal: float = 0.5) -> Schedule:
+def make_schedule(
+    name: str,
+    optimizer: str,
+    peak: float,
+    *,
+    floor: float | None = None,
+    warmup: float = 0.02,
+    min_improvement: float = 0.003,
+    anneal: float = 0.5,
+) -> Schedule:
     """The schedule ``name`` (``auto``: newbob for SGD, cosine for Adam and RMSProp).
 
     ``floor`` (a fraction of ``peak``) defaults to 0.05 for the decays (their final rate) and 1/1024 for
@@ -164,7 +172,7 @@ def make_schedule(name: str, optimizer: str, peak: float, *, floor: float | None
     if name in ("cosine", "linear"):
         return WarmupDecay(peak, 0.05 if floor is None else floor, warmup, name)
     if name == "newbob":
-        return NewBob(peak, 2.0 ** -10 if floor is None else floor, min_improvement)
+        return NewBob(peak, 2.0**-10 if floor is None else floor, min_improvement)
     if name == "plateau":
-        return Plateau(peak, 2.0 ** -10 if floor is None else floor, anneal)
+        return Plateau(peak, 2.0**-10 if floor is None else floor, anneal)
     return Constant(peak, 0.0 if floor is None else floor)

@@ -31,8 +31,15 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm")
     """The rule's settings (``ModelConfig`` fields) for a corpus of ``train_tokens`` at ``level``."""
     if level == "char":
         big = train_tokens >= 3_000_000
-        return {"cell": "lstm", "layers": 2, "hidden_dim": 512 if big else 256, "embedding_dim": 64,
-                "dropout": 0.2 if big else 0.0, "embed_dropout": 0.0, "tie_embeddings": False}
+        return {
+            "cell": "lstm",
+            "layers": 2,
+            "hidden_dim": 512 if big else 256,
+            "embedding_dim": 64,
+            "dropout": 0.2 if big else 0.0,
+            "embed_dropout": 0.0,
+            "tie_embeddings": False,
+        }
     if level != "word":
         raise ConfigError(f"unknown level {level!r}")
     # Parameters of a 2-layer tied LSTM: V·H (embedding = output) + 2 layers · 8·H² (+ biases).
@@ -41,13 +48,20 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm")
     while h < 512 and vocab_size * (h + 64) + 16 * (h + 64) ** 2 <= budget:
         h += 64
     small = train_tokens < 1_000_000
-    return {"cell": "lstm", "layers": 2, "hidden_dim": _round(h), "embedding_dim": _round(h),
-            "dropout": 0.5 if small else 0.3, "embed_dropout": 0.1 if small else 0.05,
-            "tie_embeddings": task != "fill"}
+    return {
+        "cell": "lstm",
+        "layers": 2,
+        "hidden_dim": _round(h),
+        "embedding_dim": _round(h),
+        "dropout": 0.5 if small else 0.3,
+        "embed_dropout": 0.1 if small else 0.05,
+        "tie_embeddings": task != "fill",
+    }
 
 
-def complete(settings: dict | None, level: str, train_tokens: int, vocab_size: int, task: str = "lm",
-             auto: bool = True) -> tuple[dict, list]:
+def complete(
+    settings: dict | None, level: str, train_tokens: int, vocab_size: int, task: str = "lm", auto: bool = True
+) -> tuple[dict, list]:
     """``settings`` (ModelConfig fields the user gave) completed by :func:`auto_model` when ``auto``;
     returns ``(settings, names of the fields the rule chose)``."""
     from rnnlm.models.lm import ModelConfig
@@ -60,7 +74,9 @@ def complete(settings: dict | None, level: str, train_tokens: int, vocab_size: i
     if not auto:
         return settings, []
     rule = auto_model(level, train_tokens, vocab_size, task)
-    if settings.get("embedding_dim") == 0 or task == "fill":  # one-hot input, or the fill model: nothing to tie
+    if (
+        settings.get("embedding_dim") == 0 or task == "fill"
+    ):  # one-hot input, or the fill model: nothing to tie
         rule["tie_embeddings"] = False
         rule["embed_dropout"] = 0.0
     if settings.get("tie_embeddings") and "embedding_dim" not in settings and "hidden_dim" in settings:

@@ -63,8 +63,7 @@ class Trainer:
         progress: show a tqdm bar.
     """
 
-    def __init__(self, model, train, valid=None, config=None, out_dir=None, corpus=None,
-                 progress=True):
+    def __init__(self, model, train, valid=None, config=None, out_dir=None, corpus=None, progress=True):
         self.model, self.train_corpus, self.valid_corpus = model, train, valid
         self.cfg = cfg = (config or TrainConfig()).resolved(getattr(train, "level", "word"))
         self.out = Path(out_dir) if out_dir else None
@@ -72,18 +71,37 @@ class Trainer:
         self.progress = progress
         peak = cfg.lr if cfg.lr is not None else DEFAULT_LR.get(cfg.optimizer, 0.001)
         if model.optimizer is None:
-            model.set_optimizer(make_optimizer(cfg.optimizer, peak, clip=cfg.clip, weight_decay=cfg.weight_decay))
-        self.schedule = make_schedule(cfg.schedule, model.optimizer.name, peak, floor=cfg.lr_floor,
-                                      warmup=cfg.warmup, min_improvement=cfg.min_improvement, anneal=cfg.anneal)
+            model.set_optimizer(
+                make_optimizer(cfg.optimizer, peak, clip=cfg.clip, weight_decay=cfg.weight_decay)
+            )
+        self.schedule = make_schedule(
+            cfg.schedule,
+            model.optimizer.name,
+            peak,
+            floor=cfg.lr_floor,
+            warmup=cfg.warmup,
+            min_improvement=cfg.min_improvement,
+            anneal=cfg.anneal,
+        )
         mode = cfg.batching
         if mode == "auto":
             mode = "stream" if getattr(train, "level", "word") == "char" else "sentences"
         if model.config.bidirectional and mode == "stream":
             raise ConfigError("the bidirectional fill model trains on sentences, not a stream")
         self.batching = mode
-        self.state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
-                      "bad_evals": 0, "words": 0, "elapsed": 0.0, "history": [], "stopped": None,
-                      "schedule": self.schedule.to_json(), "baselines": None}
+        self.state = {
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "global_step": 0,
+            "best_valid": None,
+            "bad_evals": 0,
+            "words": 0,
+            "elapsed": 0.0,
+            "history": [],
+            "stopped": None,
+            "schedule": self.schedule.to_json(),
+            "baselines": None,
+        }
         self.states = None  # carried hidden state (stream batching)
         self._good = None  # last known-good (params, opt state) for NaN recovery
         self._steps_per_epoch = None
@@ -100,8 +118,15 @@ class Trainer:
             longest = max((len(s) for s in corpus.sentences), default=2)
             while max_length < longest:
                 max_length *= 2  # a few extra bucket shapes at most
-        return sentence_batches(corpus.sentences, c.batch_size, max_length, shuffle=shuffle,
-                                seed=c.seed, epoch=epoch, fill=self.model.config.bidirectional)
+        return sentence_batches(
+            corpus.sentences,
+            c.batch_size,
+            max_length,
+            shuffle=shuffle,
+            seed=c.seed,
+            epoch=epoch,
+            fill=self.model.config.bidirectional,
+        )
 
     def _dropout(self, batch_size, epoch, step) -> tuple:
         """The step's locked-dropout masks (see :meth:`LanguageModel.dropout_shapes`): one Bernoulli mask
@@ -114,7 +139,9 @@ class Trainer:
         keeps = [1.0 - cfgm.dropout] * (len(shapes) - (cfgm.embed_dropout > 0))
         if cfgm.embed_dropout > 0:
             keeps.append(1.0 - cfgm.embed_dropout)
-        return tuple((rng.random(s) < k).astype(np.float32) / np.float32(k) for s, k in zip(shapes, keeps, strict=True))
+        return tuple(
+            (rng.random(s) < k).astype(np.float32) / np.float32(k) for s, k in zip(shapes, keeps, strict=True)
+        )
 
     # -- evaluation ---------------------------------------------------------------------------
     def token_logprobs(self, corpus, model=None) -> np.ndarray:
@@ -125,7 +152,9 @@ class Trainer:
         model = model or self.model
         if self.batching == "stream":
             return stream_token_logprobs(model, corpus.stream(), tracks=self.cfg.batch_size, warmup=256)
-        return np.concatenate([np.zeros(0), *sentence_token_logprobs(model, corpus.sentences, self.cfg.batch_size)])
+        return np.concatenate(
+            [np.zeros(0), *sentence_token_logprobs(model, corpus.sentences, self.cfg.batch_size)]
+        )
 
     def evaluate(self, corpus) -> dict:
         """Mean NLL per predicted token and perplexity over a corpus (no dropout)."""
@@ -137,7 +166,11 @@ class Trainer:
         else:
             lp = self.token_logprobs(corpus)
             total, count = -float(lp.sum()), float(len(lp))
-        return {"loss": total / max(count, 1.0), "perplexity": perplexity_of(total, count), "tokens": int(count)}
+        return {
+            "loss": total / max(count, 1.0),
+            "perplexity": perplexity_of(total, count),
+            "tokens": int(count),
+        }
 
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, name):
@@ -147,8 +180,13 @@ class Trainer:
         st["schedule"] = self.schedule.to_json()
         st["train_config"] = self.cfg.to_dict()
         st["batching"] = self.batching
-        return save_checkpoint(self.out / name, self.model, corpus=self.corpus, train_state=st,
-                               states=self.states if self.batching == "stream" else None)
+        return save_checkpoint(
+            self.out / name,
+            self.model,
+            corpus=self.corpus,
+            train_state=st,
+            states=self.states if self.batching == "stream" else None,
+        )
 
     def resume(self, checkpoint):
         """Continue from a checkpoint written by this loop: parameters, optimizer state, position,
@@ -161,22 +199,29 @@ class Trainer:
         opt = self.model.optimizer
         saved = (ck["meta"].get("optimizer") or {}).get("name")
         if saved is not None and saved != opt.name:
-            raise CheckpointError(f"{path}: was trained with the {saved} optimizer, this run uses {opt.name} "
-                                  f"(resume with --optimizer {saved})")
+            raise CheckpointError(
+                f"{path}: was trained with the {saved} optimizer, this run uses {opt.name} "
+                f"(resume with --optimizer {saved})"
+            )
         if ck["opt"]:  # a checkpoint without optimizer state starts a fresh optimizer
             for k, v in opt.get_state().items():
                 if k not in ck["opt"]:
                     raise CheckpointError(f"{path}: optimizer state {k} is missing")
                 if np.shape(ck["opt"][k]) != np.shape(v):
-                    raise CheckpointError(f"{path}: optimizer state {k} has shape {np.shape(ck['opt'][k])}, "
-                                          f"expected {np.shape(v)}")
+                    raise CheckpointError(
+                        f"{path}: optimizer state {k} has shape {np.shape(ck['opt'][k])}, "
+                        f"expected {np.shape(v)}"
+                    )
         states = ck.get("states") or None
         if states is not None and self.batching == "stream":
             want = self.model.initial_state(self.cfg.batch_size)
-            if len(states) != len(want) or any(np.shape(a) != np.shape(b) for a, b in zip(states, want)):
-                raise CheckpointError(f"{path}: carried hidden state has shapes "
-                                      f"{[np.shape(a) for a in states]}, expected {[np.shape(b) for b in want]} "
-                                      f"(same --batch-size and model as the interrupted run?)")
+            shapes_differ = any(np.shape(a) != np.shape(b) for a, b in zip(states, want, strict=False))
+            if len(states) != len(want) or shapes_differ:
+                raise CheckpointError(
+                    f"{path}: carried hidden state has shapes "
+                    f"{[np.shape(a) for a in states]}, expected {[np.shape(b) for b in want]} "
+                    f"(same --batch-size and model as the interrupted run?)"
+                )
         try:
             self.model.set_params(ck["params"])
         except ConfigError as e:
@@ -224,9 +269,9 @@ class Trainer:
         va = [(h["step"], h["valid_loss"]) for h in hist if "valid_loss" in h]
         fig, ax = plt.subplots(figsize=(6, 4))
         if tr:
-            ax.plot(*zip(*tr), label="train")
+            ax.plot(*zip(*tr, strict=True), label="train")
         if va:
-            ax.plot(*zip(*va), "o-", label="valid")
+            ax.plot(*zip(*va, strict=True), "o-", label="valid")
         ax.set_xlabel("step")
         ax.set_ylabel("cross-entropy per token (nats)")
         ax.legend()
@@ -277,9 +322,18 @@ class Trainer:
         st["schedule"] = self.schedule.to_json()
         lr = self.schedule.rate(self.fraction_done())
         self.model.optimizer.learning_rate = lr
-        self.log({"event": "valid", "step": st["global_step"], "epoch": st["epoch"],
-                   "elapsed": round(st["elapsed"], 2), "valid_loss": res["loss"], "valid_ppl": res["perplexity"],
-                   "lr": lr, "improved": improved})
+        self.log(
+            {
+                "event": "valid",
+                "step": st["global_step"],
+                "epoch": st["epoch"],
+                "elapsed": round(st["elapsed"], 2),
+                "valid_loss": res["loss"],
+                "valid_ppl": res["perplexity"],
+                "lr": lr,
+                "improved": improved,
+            }
+        )
         self._plot()
         patience = self.cfg.stop_patience
         if reason is None and patience and st["bad_evals"] >= patience:
@@ -310,7 +364,9 @@ class Trainer:
             if self.batching == "stream":
                 lengths = {256 if model.static else 0}
             else:
-                lengths = {bucket_length(max(len(q) - 1, 1)) for q in valid.sentences} if model.static else set()
+                lengths = (
+                    {bucket_length(max(len(q) - 1, 1)) for q in valid.sentences} if model.static else set()
+                )
             for L in sorted(lengths - {0}):
                 z = np.zeros((L, B), np.int32)
                 model.evaluate(z, z, np.zeros((L, B), np.float32), model.initial_state(B))
@@ -321,12 +377,24 @@ class Trainer:
 
         cfg = self.cfg
         if cfg.time_budget:
-            return tqdm(total=round(cfg.time_budget, 1), initial=round(min(self.state["elapsed"], cfg.time_budget), 1),
-                        unit="s", disable=not self.progress, dynamic_ncols=True, desc="train",
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+            return tqdm(
+                total=round(cfg.time_budget, 1),
+                initial=round(min(self.state["elapsed"], cfg.time_budget), 1),
+                unit="s",
+                disable=not self.progress,
+                dynamic_ncols=True,
+                desc="train",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+            )
         cap = cfg.epoch_cap or 1
-        return tqdm(total=cap * self._steps_per_epoch, initial=self.state["global_step"], unit="step",
-                    disable=not self.progress, dynamic_ncols=True, desc="train")
+        return tqdm(
+            total=cap * self._steps_per_epoch,
+            initial=self.state["global_step"],
+            unit="step",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            desc="train",
+        )
 
     def fit(self, callback=None) -> dict:
         """Train until a stop rule fires (see :class:`TrainConfig`), or Ctrl-C. Returns the training state:
@@ -381,16 +449,32 @@ class Trainer:
                     now = time.monotonic()
                     before, st["elapsed"] = st["elapsed"], elapsed0 + now - t_start
                     mean = loss_acc / max(tok_acc, 1.0)
-                    best = perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else float("nan")
-                    bar.set_postfix_str(f"epoch {st['epoch'] + 1} loss {mean:.3f} ppl {perplexity_of(loss_acc, tok_acc):.1f} "
-                                        f"val {best:.1f} lr {lr:.2g} {words_rate / max(now - t_rate, 1e-9):,.0f} tok/s",
-                                        refresh=False)
-                    bar.update(round(min(st["elapsed"], cfg.time_budget) - min(before, cfg.time_budget), 3)
-                               if cfg.time_budget else 1)
+                    best = (
+                        perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else float("nan")
+                    )
+                    bar.set_postfix_str(
+                        f"epoch {st['epoch'] + 1} loss {mean:.3f} ppl {perplexity_of(loss_acc, tok_acc):.1f} "
+                        f"val {best:.1f} lr {lr:.2g} {words_rate / max(now - t_rate, 1e-9):,.0f} tok/s",
+                        refresh=False,
+                    )
+                    bar.update(
+                        round(min(st["elapsed"], cfg.time_budget) - min(before, cfg.time_budget), 3)
+                        if cfg.time_budget
+                        else 1
+                    )
                     if st["global_step"] % LOG_EVERY == 0 or i == len(batches) - 1:
-                        self.log({"event": "train", "step": st["global_step"], "epoch": st["epoch"],
-                                   "elapsed": round(st["elapsed"], 2), "train_loss": mean, "lr": lr,
-                                   "words_per_s": words_rate / max(now - t_rate, 1e-9), "grad_norm": gnorm})
+                        self.log(
+                            {
+                                "event": "train",
+                                "step": st["global_step"],
+                                "epoch": st["epoch"],
+                                "elapsed": round(st["elapsed"], 2),
+                                "train_loss": mean,
+                                "lr": lr,
+                                "words_per_s": words_rate / max(now - t_rate, 1e-9),
+                                "grad_norm": gnorm,
+                            }
+                        )
                         t_rate, words_rate, loss_acc, tok_acc = now, 0, 0.0, 0.0
                     if callback is not None:
                         callback(self)
@@ -398,8 +482,10 @@ class Trainer:
                         stop = "max_steps"
                     elif cfg.time_budget is not None and st["elapsed"] >= cfg.time_budget:
                         stop = "time_budget"
-                    elif i < len(batches) - 1 and ((cfg.valid_every and st["global_step"] % cfg.valid_every == 0)
-                                                   or now - last_valid >= interval):
+                    elif i < len(batches) - 1 and (
+                        (cfg.valid_every and st["global_step"] % cfg.valid_every == 0)
+                        or now - last_valid >= interval
+                    ):
                         stop = self._validate()
                         last_valid, last_valid_step = time.monotonic(), st["global_step"]
                     if cfg.save_every and st["global_step"] % cfg.save_every == 0:
@@ -426,6 +512,15 @@ class Trainer:
                 bar.close()
         st["elapsed"] = elapsed0 + time.monotonic() - t_start
         st["stopped"] = stop
-        self.log({"event": "stop", "step": st["global_step"], "reason": stop, "elapsed": round(st["elapsed"], 2),
-                   "best_valid_ppl": perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else None})
+        self.log(
+            {
+                "event": "stop",
+                "step": st["global_step"],
+                "reason": stop,
+                "elapsed": round(st["elapsed"], 2),
+                "best_valid_ppl": perplexity_of(st["best_valid"], 1)
+                if st["best_valid"] is not None
+                else None,
+            }
+        )
         return st

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def train_with_sgd(model, X_train, y_train, learning_rate=0.005, nepoch=1, evaluate_loss_after=5,
-                   callback=None):
+def train_with_sgd(
+    model, X_train, y_train, learning_rate=0.005, nepoch=1, evaluate_loss_after=5, callback=None
+):
     """SGD one sentence at a time; every ``evaluate_loss_after`` epochs compute the loss and
     halve the learning rate if it rose.  Works with :class:`~rnnlm.models.tutorial.RNN` and
     :class:`~rnnlm.models.reference.RNNNumpy`.  Returns ``[(examples_seen, loss), ...]``.
@@ -28,7 +29,7 @@ def train_with_sgd(model, X_train, y_train, learning_rate=0.005, nepoch=1, evalu
                 lr *= 0.5
             if callback is not None:
                 callback(epoch=epoch, examples_seen=seen, loss=loss, learning_rate=lr)
-        for x, y in zip(X_train, y_train):
+        for x, y in zip(X_train, y_train, strict=True):
             model.sgd_step(np.asarray(x, "int32"), np.asarray(y, "int32"), np.float32(lr))
             seen += 1
     return losses
