@@ -105,6 +105,8 @@ class Trainer:
         self.states = None  # carried hidden state (stream batching)
         self._good = None  # last known-good (params, opt state) for NaN recovery
         self._steps_per_epoch = None
+        self._epoch_cache = None  # (epoch, its batches)
+        self._interrupted = False  # set by the first Ctrl-C during fit
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(self, corpus, epoch, shuffle=True, whole=False):
@@ -396,111 +398,140 @@ class Trainer:
             desc="train",
         )
 
-    def fit(self, callback=None) -> dict:
-        """Train until a stop rule fires (see :class:`TrainConfig`), or Ctrl-C. Returns the training state:
-        ``history``, ``best_valid``, ``stopped`` (``time_budget``, ``epochs``, ``early_stopping``,
-        ``converged``, ``lr_floor``, ``max_steps`` or ``interrupted``), steps, words, elapsed seconds.
-        ``callback(trainer)`` is called after every step."""
-        cfg, st, model = self.cfg, self.state, self.model
+    def _catch_ctrl_c(self):
+        """Turn the first Ctrl-C into a flag the loop checks after every step (a KeyboardInterrupt raised
+        inside a compiled call or a garbage-collection callback can be swallowed there); a second Ctrl-C
+        interrupts at once. Returns the function that restores the previous handler."""
+        import signal
+        import threading
+
+        self._interrupted = False
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_sigint(signum, frame):
+            if self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    def _epoch_batches(self) -> list:
+        """The current epoch's batches (made once per epoch: their order is a function of seed and epoch)."""
+        epoch = self.state["epoch"]
+        if self._epoch_cache is None or self._epoch_cache[0] != epoch:
+            self._epoch_cache = (epoch, self._batches(self.train_corpus, epoch))
+            self._steps_per_epoch = len(self._epoch_cache[1])
+        return self._epoch_cache[1]
+
+    def step(self) -> dict:
+        """One optimizer step on the next training batch, at the schedule's rate; the epoch advances after
+        its last batch. A NaN/Inf loss is handled as ``on_nan`` says (the step then counts for nothing).
+
+        Returns ``{"loss_sum", "ntok", "grad_norm", "lr", "seconds", "finite", "epoch_done"}``; ``seconds``
+        is the step alone (synchronised: the loss is read back).
+        """
+        st, model = self.state, self.model
+        batches = self._epoch_batches()
+        i = st["step_in_epoch"]
+        if i == 0 and self.batching == "stream":
+            self.states = None
+        lr = self.schedule.rate(self.fraction_done())
+        model.optimizer.learning_rate = lr
+        x, y, mask = batches[i]
+        drops = self._dropout(x.shape[1], st["epoch"], i)
+        states = self.states if self.batching == "stream" else None
+        t0 = time.perf_counter()
+        loss_sum, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
+        loss_sum, ntok, gnorm = float(loss_sum), float(ntok), float(gnorm)
+        seconds = time.perf_counter() - t0
+        finite = math.isfinite(loss_sum) and math.isfinite(gnorm)
+        if finite:
+            if self.batching == "stream":
+                self.states = new_states
+            st["global_step"] += 1
+            st["words"] += int(ntok)
+        else:
+            self._recover()
+        st["step_in_epoch"] = i + 1
+        done = st["step_in_epoch"] >= len(batches)
+        if done:
+            st["epoch"] += 1
+            st["step_in_epoch"] = 0
+        return {"loss_sum": loss_sum, "ntok": ntok, "grad_norm": gnorm, "lr": lr, "seconds": seconds,
+                "finite": finite, "epoch_done": done}
+
+    def _begin(self):
+        """Before the first step of a :meth:`fit`: folders, stale temporaries, compilation (not timed)."""
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             for name in ("checkpoint.npz", "best.npz", "loss.png", "corpus.npz"):
                 remove_stale_temps(self.out, name)  # left by a run killed mid-write
             self._repair_log()
+        batches = self._epoch_batches()
+        if self.model.static:  # one compiled function per shape: all compiled before the clock starts
+            self.state["compile_s"] = round(self.compile(batches), 2)
+            self.log({"event": "compile", "seconds": self.state["compile_s"], "step": self.state["global_step"]})
+        if self._interrupted:
+            raise KeyboardInterrupt
+
+    def fit(self, callback=None) -> dict:
+        """Train until a stop rule fires (see :class:`TrainConfig`), or Ctrl-C. Returns the training state:
+        ``history``, ``best_valid``, ``stopped`` (``time_budget``, ``epochs``, ``early_stopping``,
+        ``converged``, ``lr_floor``, ``max_steps`` or ``interrupted``), steps, words, elapsed seconds.
+        ``callback(trainer)`` is called after every step."""
+        cfg, st = self.cfg, self.state
         elapsed0, steps_this_run, stop, bar = st["elapsed"], 0, None, None
         last_valid_step = st["global_step"]
-        cap, interval = cfg.epoch_cap, cfg.validation_interval
-        batches = self._batches(self.train_corpus, st["epoch"])
-        self._steps_per_epoch = len(batches)
+        cap, budget = cfg.epoch_cap, cfg.time_budget
         t_start = time.monotonic()
+        restore = self._catch_ctrl_c()
         try:
-            if self.model.static:  # one compiled function per shape: all compiled before the clock starts
-                st["compile_s"] = round(self.compile(batches), 2)
-                self.log({"event": "compile", "seconds": st["compile_s"], "step": st["global_step"]})
+            self._begin()
             t_start = last_valid = time.monotonic()
             self._remember_good()
             bar = self._bar()
-            t_rate, words_rate, loss_acc, tok_acc = time.monotonic(), 0, 0.0, 0.0
+            meter = _Meter()
             while stop is None:
                 if cap is not None and st["epoch"] >= cap:
                     stop = "epochs"
                     break
-                first = st["step_in_epoch"]
-                if first == 0 and self.batching == "stream":
-                    self.states = None
-                for i in range(first, len(batches)):
-                    lr = self.schedule.rate(self.fraction_done())
-                    model.optimizer.learning_rate = lr
-                    x, y, mask = batches[i]
-                    drops = self._dropout(x.shape[1], st["epoch"], i)
-                    states = self.states if self.batching == "stream" else None
-                    loss_sum, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
-                    loss_sum, ntok, gnorm = float(loss_sum), float(ntok), float(gnorm)
-                    if not (math.isfinite(loss_sum) and math.isfinite(gnorm)):
-                        self._recover()
-                        continue
-                    if self.batching == "stream":
-                        self.states = new_states
-                    st["step_in_epoch"] = i + 1
-                    st["global_step"] += 1
-                    st["words"] += int(ntok)
+                epoch = st["epoch"]
+                r = self.step()
+                if self._interrupted:
+                    raise KeyboardInterrupt
+                if r["finite"]:
                     steps_this_run += 1
-                    loss_acc, tok_acc, words_rate = loss_acc + loss_sum, tok_acc + ntok, words_rate + ntok
                     now = time.monotonic()
                     before, st["elapsed"] = st["elapsed"], elapsed0 + now - t_start
-                    mean = loss_acc / max(tok_acc, 1.0)
-                    best = (
-                        perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else float("nan")
-                    )
-                    bar.set_postfix_str(
-                        f"epoch {st['epoch'] + 1} loss {mean:.3f} ppl {perplexity_of(loss_acc, tok_acc):.1f} "
-                        f"val {best:.1f} lr {lr:.2g} {words_rate / max(now - t_rate, 1e-9):,.0f} tok/s",
-                        refresh=False,
-                    )
-                    bar.update(
-                        round(min(st["elapsed"], cfg.time_budget) - min(before, cfg.time_budget), 3)
-                        if cfg.time_budget
-                        else 1
-                    )
-                    if st["global_step"] % LOG_EVERY == 0 or i == len(batches) - 1:
-                        self.log(
-                            {
-                                "event": "train",
-                                "step": st["global_step"],
-                                "epoch": st["epoch"],
-                                "elapsed": round(st["elapsed"], 2),
-                                "train_loss": mean,
-                                "lr": lr,
-                                "words_per_s": words_rate / max(now - t_rate, 1e-9),
-                                "grad_norm": gnorm,
-                            }
-                        )
-                        t_rate, words_rate, loss_acc, tok_acc = now, 0, 0.0, 0.0
+                    meter.add(r)
+                    bar.set_postfix_str(meter.describe(epoch, st["best_valid"], r["lr"], now), refresh=False)
+                    bar.update(round(min(st["elapsed"], budget) - min(before, budget), 3) if budget else 1)
+                    if st["global_step"] % LOG_EVERY == 0 or r["epoch_done"]:
+                        self.log({"event": "train", "step": st["global_step"], "epoch": epoch,
+                                  "elapsed": round(st["elapsed"], 2), **meter.record(now, r)})
                     if callback is not None:
                         callback(self)
-                    if cfg.max_steps is not None and steps_this_run >= cfg.max_steps:
-                        stop = "max_steps"
-                    elif cfg.time_budget is not None and st["elapsed"] >= cfg.time_budget:
-                        stop = "time_budget"
-                    elif i < len(batches) - 1 and (
-                        (cfg.valid_every and st["global_step"] % cfg.valid_every == 0)
-                        or now - last_valid >= interval
-                    ):
-                        stop = self._validate()
-                        last_valid, last_valid_step = time.monotonic(), st["global_step"]
-                    if cfg.save_every and st["global_step"] % cfg.save_every == 0:
-                        self._remember_good()
-                        self._save("checkpoint.npz")
-                    if stop is not None:
-                        break
-                else:  # the epoch finished
-                    st["epoch"] += 1
-                    st["step_in_epoch"] = 0
+                if r["epoch_done"]:  # validate every finished epoch
                     stop = self._validate()
                     last_valid, last_valid_step = time.monotonic(), st["global_step"]
                     self._remember_good()
-                    batches = self._batches(self.train_corpus, st["epoch"])
-                self._save("checkpoint.npz")
+                if not r["finite"] or stop is not None:
+                    pass
+                elif cfg.max_steps is not None and steps_this_run >= cfg.max_steps:
+                    stop = "max_steps"
+                elif budget is not None and st["elapsed"] >= budget:
+                    stop = "time_budget"
+                elif (cfg.valid_every and st["global_step"] % cfg.valid_every == 0) or (
+                    time.monotonic() - last_valid >= cfg.validation_interval
+                ):
+                    stop = self._validate()
+                    last_valid, last_valid_step = time.monotonic(), st["global_step"]
+                if r["epoch_done"] or stop is not None or (cfg.save_every and st["global_step"] % cfg.save_every == 0):
+                    if cfg.save_every and st["global_step"] % cfg.save_every == 0:
+                        self._remember_good()
+                    self._save("checkpoint.npz")
             if stop == "time_budget" and last_valid_step != st["global_step"]:
                 self._validate()  # what the budget bought gets a validation score and best.npz
                 self._save("checkpoint.npz")
@@ -508,19 +539,37 @@ class Trainer:
             stop = "interrupted"
             self._save("checkpoint.npz")
         finally:
+            restore()
             if bar is not None:
                 bar.close()
         st["elapsed"] = elapsed0 + time.monotonic() - t_start
         st["stopped"] = stop
-        self.log(
-            {
-                "event": "stop",
-                "step": st["global_step"],
-                "reason": stop,
-                "elapsed": round(st["elapsed"], 2),
-                "best_valid_ppl": perplexity_of(st["best_valid"], 1)
-                if st["best_valid"] is not None
-                else None,
-            }
-        )
+        best = perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else None
+        self.log({"event": "stop", "step": st["global_step"], "reason": stop, "elapsed": round(st["elapsed"], 2),
+                  "best_valid_ppl": best})
         return st
+
+
+class _Meter:
+    """Running training loss and tokens/s between log records (what the bar and log.jsonl show)."""
+
+    def __init__(self):
+        self.t0, self.words, self.loss, self.tokens = time.monotonic(), 0.0, 0.0, 0.0
+
+    def add(self, r: dict) -> None:
+        self.words += r["ntok"]
+        self.loss += r["loss_sum"]
+        self.tokens += r["ntok"]
+
+    def describe(self, epoch: int, best_valid, lr: float, now: float) -> str:
+        mean = self.loss / max(self.tokens, 1.0)
+        best = perplexity_of(best_valid, 1) if best_valid is not None else float("nan")
+        return (f"epoch {epoch + 1} loss {mean:.3f} ppl {perplexity_of(self.loss, self.tokens):.1f} val {best:.1f} "
+                f"lr {lr:.2g} {self.words / max(now - self.t0, 1e-9):,.0f} tok/s")
+
+    def record(self, now: float, r: dict) -> dict:
+        """The log fields, then a fresh start for the next interval."""
+        out = {"train_loss": self.loss / max(self.tokens, 1.0), "lr": r["lr"],
+               "words_per_s": self.words / max(now - self.t0, 1e-9), "grad_norm": r["grad_norm"]}
+        self.t0, self.words, self.loss, self.tokens = now, 0.0, 0.0, 0.0
+        return out
