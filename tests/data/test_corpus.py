@@ -452,3 +452,39 @@ def test_tinyshakespeare_word_counts(shakespeare_txt):
     s = c.stats
     assert (s["sentences"], s["tokens"], s["unique_tokens"], s["vocab_size"]) == (12747, 280728, 12195, 8000)
     assert (s["least_frequent_word"], s["least_frequent_count"], s["unknown_tokens"]) == ("scroll", 1, 4196)
+
+
+# --------------------------------------------------------------------------------------------------
+# file compatibility: a prepared corpus written before the data package was split still loads
+# --------------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_corpus_file_written_by_the_old_single_module_still_loads():
+    """corpus-v1.npz was written by ``prepare(comments.csv, vocab_size=12, splitter="trained").save``
+    with the single-module ``rnnlm/data/corpus.py`` (commit 26a7c72): a CSV corpus, nltk tokenizer,
+    trained Punkt parameters stored in the file."""
+    c = Corpus.load(FIXTURES / "corpus-v1.npz")
+    assert c.level == "word" and len(c) == 5 and c.n_tokens == 35
+    assert c.vocab.index_to_word == [
+        S, E, ".", "is", "hello", "world", "this", "a", "test", ",", "mr.", UNKNOWN_TOKEN
+    ]
+    assert decoded(c)[:2] == [
+        [S, "hello", "world", ".", E],
+        [S, "this", "is", "a", "test", ",", "mr.", UNKNOWN_TOKEN, UNKNOWN_TOKEN, E],
+    ]
+    assert c.settings == {
+        "format": "csv", "level": "word", "tokenizer": "nltk", "lowercase": True, "column": "body",
+        "field": "text", "drop_containing": None, "min_length": None,
+    }
+    s = c.stats
+    assert (s["source"], s["sentences"], s["words"], s["unknown_tokens"], s["unique_tokens"]) == (
+        "comments.csv", 5, 25, 13, 24
+    )
+    # the stored Punkt parameters split new text as they did ("mr." is an abbreviation it learned)
+    assert [s.tolist() for s in c.encode("Mr. Smith is here. Hello again.").sentences] == [
+        [0, 10, 11, 3, 11, 2, 1],
+        [0, 4, 11, 2, 1],
+    ]
+    assert c.metadata()["splitter"]["kind"] == "trained"
