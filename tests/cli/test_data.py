@@ -14,8 +14,8 @@ import pytest
 
 from rnnlm.cli import app as cli
 from rnnlm.cli.app import main
+from rnnlm.data import Corpus
 from rnnlm.data import datasets as datasets
-from rnnlm.data.corpus import Corpus
 
 
 def run(capsys, *argv):

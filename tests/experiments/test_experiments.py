@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-from rnnlm.data.corpus import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Corpus
+from rnnlm.data import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Corpus
 from rnnlm.errors import ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig, init_params
 from rnnlm.models.reference import GatedRNNNumpy, log_softmax
@@ -354,7 +354,7 @@ def test_bidirectional_dropout_gradient_matches_finite_differences(bidir_dropout
 # --------------------------------------------------------------------------------------------------
 # part 4 and fill-vs-LM
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore::rnnlm.data.corpus.CorpusWarning")  # the sample's cut last row
+@pytest.mark.filterwarnings("ignore::rnnlm.data.CorpusWarning")  # the sample's cut last row
 def test_reproduce_part4_short_run(reddit_csv):
     from rnnlm.experiments.runs import reproduce_part4
 

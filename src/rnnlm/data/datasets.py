@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlm.data.readers import stream_csv
 from rnnlm.errors import CorpusError, DataUnavailableError
 
 __all__ = [
@@ -207,25 +208,23 @@ def verify(name: str, path) -> None:
         got = sha256_file(path)
         if got != item.sha256:
             raise DataUnavailableError(
-                f"{name}: checksum mismatch for {path} (sha256 {got[:16]}..., expected {item.sha256[:16]}...); "
+                f"{name}: checksum mismatch for {path} "
+                f"(sha256 {got[:16]}..., expected {item.sha256[:16]}...); "
                 f"download {item.url} manually and set RNNLM_DATA to its folder"
             )
         return
-    from rnnlm.data.corpus import CorpusWarning, _read_csv
-
+    info: dict = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CorpusWarning)  # a cut row is reported below
-            docs, info = _read_csv(path, "body")
+        comments = sum(1 for _ in stream_csv(path, "body", info))
     except CorpusError as e:
         raise DataUnavailableError(
             f"{name}: the downloaded file does not parse as the tutorial's CSV ({e})"
         ) from None
     if info.get("truncated_rows"):
         raise DataUnavailableError(f"{name}: {path} is cut off (its last row is incomplete)")
-    if len(docs) < REDDIT_MIN_ROWS:
+    if comments < REDDIT_MIN_ROWS:
         raise DataUnavailableError(
-            f"{name}: {path} holds only {len(docs)} comments (expected at least {REDDIT_MIN_ROWS})"
+            f"{name}: {path} holds only {comments} comments (expected at least {REDDIT_MIN_ROWS})"
         )
 
 

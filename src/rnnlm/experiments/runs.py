@@ -77,7 +77,7 @@ def _buckets(buckets, max_length) -> tuple:
 
 
 def _load_corpus(corpus, **prepare_kwargs):
-    from rnnlm.data.corpus import Corpus, prepare
+    from rnnlm.data import Corpus, prepare
 
     if isinstance(corpus, Corpus):
         return corpus
@@ -207,7 +207,7 @@ def reproduce_part4(time_budget=120.0, corpus="reddit", *, max_steps=None, vocab
     Args:
         time_budget: seconds of training steps (compilation and evaluation not counted); None to
             stop by ``max_steps`` only.
-        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.corpus.prepare`
+        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.prepare`
             (read with ``vocab_size`` and ``drop_containing="http"``).
         max_steps: stop after this many steps (whichever of the two limits comes first).
         vocab_size, hidden, embedding, layers, gate, lr: part 4's values by default (smaller ones
@@ -399,7 +399,7 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     training time, then compare their top-1 masked-word accuracy on held-out sentences.
 
     Args:
-        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.corpus.prepare`
+        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.prepare`
             (word level, ``vocab_size``).
         time_budget: seconds of training steps *per model* (compilation excluded); the two models
             take steps in turn, the one with less training time so far first, so a change in
@@ -423,7 +423,7 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     its last 50 step losses) and its ``timing``.
     """
     from rnnlm import engine
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.optim import make_optimizer
 

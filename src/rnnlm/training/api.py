@@ -129,7 +129,7 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
     Args:
         corpus: a :class:`~rnnlm.data.corpus.Corpus`, a corpus file, or a known name (``reddit``,
             ``tinyshakespeare``), prepared with ``prepare_options`` (the keyword arguments of
-            :func:`rnnlm.data.corpus.prepare`).
+            :func:`rnnlm.data.prepare`).
         out: the run folder (``checkpoint.npz``, ``best.npz``, ``log.jsonl``, ``loss.png``,
             ``corpus.npz``); None keeps nothing on disk.
         model: a :class:`~rnnlm.models.lm.ModelConfig`, or a dict of its fields without
@@ -145,7 +145,7 @@ def train(corpus, out=None, *, model=None, config: TrainConfig | None = None, ta
         callback: called after every training step with the trainer.
     """
     from rnnlm import engine
-    from rnnlm.data.corpus import Corpus, prepare
+    from rnnlm.data import Corpus, prepare
     from rnnlm.models.lm import LanguageModel
     from rnnlm.training.checkpoint import load_model, read_checkpoint
     from rnnlm.training.trainer import Trainer
