@@ -167,3 +167,46 @@ def test_corpus_file_written_by_the_old_single_module_still_loads():
         [0, 4, 11, 2, 1],
     ]
     assert c.metadata()["splitter"]["kind"] == "trained"
+
+
+# --------------------------------------------------------------------------------------------------
+# one read path: encode_file reads a file exactly as prepare did
+# --------------------------------------------------------------------------------------------------
+
+TEXT = "Hello world. This is a test.\r\n \nSecond paragraph here! Don't stop.\n\n\nLast one <unk> here.\n"
+
+
+@pytest.mark.parametrize(
+    "name, content, kwargs",
+    [
+        ("a.txt", TEXT, dict(splitter="trained")),
+        ("a.txt", TEXT, dict(tokenizer="whitespace")),
+        ("ptb.txt", TEXT, dict(format="lines")),
+        ("a.txt", TEXT, dict(level="char")),
+        ("a.txt", TEXT, dict(level="char", format="lines", lowercase=True)),
+        ("c.csv", 'body\n"One. Two,\nthree."\nfour five\n', dict(splitter="trained")),
+        ("c.csv", 'body\n"One. Two,\nthree."\nfour five\n', dict(level="char")),
+        ("d.jsonl", '{"text": "One. Two."}\n{"text": "Three four."}\n', dict(tokenizer="whitespace")),
+    ],
+)
+def test_encode_file_reads_the_training_file_as_prepare_did(tmp_path, name, content, kwargs):
+    p = write(tmp_path / name, content)
+    c = prepare(p, vocab_size=None, **kwargs)
+    for corpus in (c, Corpus.load(c.save(tmp_path / "c.npz"))):
+        enc = corpus.encode_file(p)
+        assert [s.tolist() for s in enc.sentences] == [s.tolist() for s in c.sentences]
+        assert enc.n_oov == 0 and enc.n_words == c.stats["words"]
+
+
+def test_encode_file_streams_and_reports_like_prepare(tmp_path):
+    c = Corpus.from_tokens([["one", "two"]])
+    lines = [json.dumps({"text": f"one two {i}"}) for i in range(5)] + ["{not json"]
+    bad = write(tmp_path / "bad.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(CorpusError, match="bad.jsonl: line 6: invalid JSON"):
+        c.encode_file(bad, format="jsonl")
+    cut = write(tmp_path / "cut.csv", b'body\none \xff two\n"three, cut')
+    with pytest.warns(CorpusWarning) as caught:
+        enc = c.encode_file(cut, format="csv")
+    assert enc.replacement_chars == 1 and len(enc.sentences) == 1 and enc.oov_counts == {"\ufffd": 1}
+    messages = " | ".join(str(r.message) for r in caught)
+    assert "cut.csv: 1 undecodable" in messages and "cut off" in messages

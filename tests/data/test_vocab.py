@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rnnlm.data import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Vocabulary
+from rnnlm.data.vocab import TokenIds, rank_tokens
 from rnnlm.errors import ConfigError
 
 S, E = SENTENCE_START, SENTENCE_END
@@ -69,3 +70,57 @@ def test_vocabulary_rejects_bad_ids_and_duplicates():
         Vocabulary(["a", "a", UNKNOWN_TOKEN])
     with pytest.raises(ConfigError):
         Vocabulary(["a"], unknown_token=UNKNOWN_TOKEN)
+
+
+# --------------------------------------------------------------------------------------------------
+# one ranker: token lists (Vocabulary.build) and encoded ids (TokenIds, prepare) agree
+# --------------------------------------------------------------------------------------------------
+
+SENTS = [["b", "a", "<unk>", "b", "c"], ["a", "b", "d", E], [], ["e", "c", "a", "<unk>", "f"], ["f", "g"]]
+
+
+@pytest.mark.parametrize("vocab_size", [None, 3, 4, 6, 50])
+@pytest.mark.parametrize("unk", [UNKNOWN_TOKEN, "<unk>", "a"])
+@pytest.mark.parametrize("wrap", [True, False])
+def test_one_ranker_gives_the_same_vocabulary_from_token_lists_and_from_encoded_ids(vocab_size, unk, wrap):
+    lists = [[S, *s, E] for s in SENTS] if wrap else SENTS
+    reserved = (S, E) if wrap else ()
+    flat = [t for s in lists for t in s]
+    want = Vocabulary.build(lists, vocab_size, unk, reserved=reserved)
+    # encoded while read (what prepare does), then renumbered in place
+    tokens = TokenIds(wrap=False)
+    for s in lists:
+        tokens.add(s)
+    got, ids, offsets, n_distinct = tokens.vocabulary(vocab_size, unk, reserved)
+    assert got == want and got.counts == want.counts and n_distinct == len(set(flat))
+    assert ids.dtype == np.int32 and ids.tolist() == want.encode(flat).tolist()
+    assert offsets.dtype == np.int64 and offsets.tolist() == np.cumsum([0] + [len(s) for s in lists]).tolist()
+    # from counts of ids numbered by first occurrence
+    index: dict = {}
+    pids = np.array([index.setdefault(t, len(index)) for t in flat])
+    ranked, lookup = rank_tokens(index, np.bincount(pids, minlength=len(index)), vocab_size, unk, reserved)
+    assert ranked == want and ranked.counts == want.counts
+    assert lookup.dtype == np.int32 and lookup[pids].tolist() == ids.tolist()
+
+
+def test_wrapping_while_encoding_equals_wrapping_the_lists():
+    """TokenIds(wrap=True) numbers SENTENCE_END after the first sentence's tokens, as the wrapped lists do."""
+    tokens = TokenIds(wrap=True)
+    for s in SENTS:
+        tokens.add(s)
+    got, ids, _, _ = tokens.vocabulary(5, UNKNOWN_TOKEN, (S, E))
+    want = Vocabulary.build([[S, *s, E] for s in SENTS], 5)
+    assert got == want and got.counts == want.counts
+    assert ids.tolist() == want.encode([t for s in SENTS for t in (S, *s, E)]).tolist()
+
+
+def test_unknown_marker_is_the_one_of_the_first_sentence_holding_one():
+    for sents, want in [
+        ([["a"], ["<UNK>", "<unk>"], ["<unk>"]], "<unk>"),  # same sentence: KNOWN_UNK_MARKERS order
+        ([["a", "<UNK>"], ["<unk>"]], "<UNK>"),
+        ([["a"], ["b"]], UNKNOWN_TOKEN),
+    ]:
+        tokens = TokenIds()
+        for s in sents:
+            tokens.add(s)
+        assert tokens.detect_unk() == want
