@@ -6,7 +6,7 @@ Modules, from the file to the batch:
 - :mod:`~rnnlm.data.datasets` -- known data files (reddit, tinyshakespeare, the tutorial's model):
   where they are, verified downloads.
 - :mod:`~rnnlm.data.readers` -- formats (csv, jsonl, text, lines), format detection, the streaming
-  readers, :class:`CorpusWarning`.
+  readers, :class:`CorpusWarning`; binary files are refused.
 - :mod:`~rnnlm.data.tokenize` -- sentence splitting (NLTK Punkt), word tokenization, the settings
   saved with a corpus.
 - :mod:`~rnnlm.data.vocab` -- :class:`Vocabulary` and the one ranking of tokens; the special tokens.

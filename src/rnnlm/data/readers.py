@@ -21,6 +21,11 @@ is filled in while they run: ``replacement_chars`` (undecodable byte sequences r
 :class:`CorpusWarning`\\ s. :func:`stream_units` picks the reader for a format and tokenizer; the
 convenience readers (:func:`read_reddit_csv`, :func:`read_text`, :func:`read_lines`, :func:`read_jsonl`)
 collect a stream into a list and report it.
+
+Binary files are refused (:class:`~rnnlm.errors.CorpusError` naming the file): a file of at least
+:data:`BINARY_MIN_BYTES` whose first :data:`BINARY_SAMPLE_BYTES` hold a NUL byte, or more than
+:data:`BINARY_INVALID_FRACTION` of bytes that are not valid UTF-8. Text with a few bad bytes loads, and
+the replaced sequences are counted and reported.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = [
     "KNOWN_UNK_MARKERS",
     "CorpusWarning",
     "TextLines",
+    "check_not_binary",
     "detect_format",
     "join_blank_lines",
     "read_jsonl",
@@ -62,6 +68,14 @@ FORMATS = ("auto", "text", "lines", "csv", "jsonl")
 #: Unknown-word markers that pre-tokenized corpora (PTB, WikiText) already contain; when ``unk_token`` is
 #: not given and the corpus contains one of these, it becomes the vocabulary's unknown token.
 KNOWN_UNK_MARKERS = ("<unk>", "<UNK>")
+
+#: Binary-file check: the first this many bytes are examined ...
+BINARY_SAMPLE_BYTES = 1 << 16
+#: ... of files at least this long (a shorter sample cannot tell binary data from a short mis-encoded
+#: text) ...
+BINARY_MIN_BYTES = 1024
+#: ... which are binary when they hold a NUL byte or more than this fraction of invalid UTF-8 bytes.
+BINARY_INVALID_FRACTION = 0.10
 
 _EXTENSION_FORMATS = {
     ".csv": "csv",
@@ -110,6 +124,31 @@ def _open(p: Path):
         raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
 
 
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # an undecodable byte, as the surrogateescape handler gives it
+
+
+def check_not_binary(path) -> None:
+    """Raise :class:`CorpusError` when the file looks binary (see the module docstring)."""
+    p = _check_path(path)
+    with _open(p) as f:
+        try:
+            head = f.read(BINARY_SAMPLE_BYTES)
+        except OSError as e:
+            raise CorpusError(f"{p}: cannot read ({e.strerror or e})") from None
+    if len(head) < BINARY_MIN_BYTES:
+        return
+    if b"\x00" in head:
+        why = f"NUL bytes in its first {len(head):,} bytes"
+    else:
+        # final=False: a character cut at the end of the sample is not counted as invalid
+        text = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode(head, final=False)
+        invalid = len(_ESCAPED_BYTE.findall(text))
+        if invalid <= BINARY_INVALID_FRACTION * len(head):
+            return
+        why = f"{invalid / len(head):.0%} of its first {len(head):,} bytes are not valid UTF-8"
+    raise CorpusError(f"{p}: looks binary, not a text corpus ({why}); a corpus must be UTF-8 text")
+
+
 class TextLines:
     """The decoded lines of a UTF-8 file (BOM stripped), each with its ``"\\n"`` (the last may lack it).
 
@@ -145,8 +184,9 @@ class TextLines:
 
 
 def require_content(path) -> None:
-    """Raise :class:`CorpusError` for a file that is empty (no non-whitespace character; reads up to
-    the first one)."""
+    """Raise :class:`CorpusError` for a file that is binary or empty (no non-whitespace character;
+    reads up to the first one)."""
+    check_not_binary(path)
     for line in TextLines(path):
         if line.strip():
             return
@@ -474,7 +514,7 @@ def detect_format(path) -> tuple[str, str]:
         return _EXTENSION_FORMATS[ext], f"extension {ext}"
     try:
         with open(p, "rb") as f:
-            head = f.read(65536).decode("utf-8", errors="replace")
+            head = f.read(BINARY_SAMPLE_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return "text", "default"  # the reader reports the real problem
     first = next((ln.strip() for ln in head.split("\n") if ln.strip()), "")
