@@ -210,3 +210,15 @@ def test_encode_file_streams_and_reports_like_prepare(tmp_path):
     assert enc.replacement_chars == 1 and len(enc.sentences) == 1 and enc.oov_counts == {"\ufffd": 1}
     messages = " | ".join(str(r.message) for r in caught)
     assert "cut.csv: 1 undecodable" in messages and "cut off" in messages
+
+
+def test_encoder_with_format_auto_detects_the_format_of_each_file(tmp_path):
+    c = Corpus.from_tokens([["one", "two"], ["three"]])
+    encoder = Corpus.encoder(c.vocab, c.metadata(), format="auto")
+    jsonl = write(tmp_path / "d.jsonl", '{"text": "one two"}\n{"text": "three four"}\n')
+    lines = write(tmp_path / "d.txt", "one two\nthree four\n")
+    for p in (jsonl, lines):
+        enc = encoder.encode_file(p)
+        assert [c.vocab.decode(s) for s in enc.sentences] == [
+            [S, "one", "two", E], [S, "three", UNKNOWN_TOKEN, E]
+        ]

@@ -393,7 +393,9 @@ class Corpus:
         if format is not None:
             if format not in FORMATS:
                 raise ConfigError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
-            s.format = detect_format(path)[0] if format == "auto" else format
+            s.format = format
+        if s.format == "auto":
+            s.format = detect_format(path)[0]
         require_content(path)
         with closing(s.punkt_sample(path)) as sample:
             splitter = self._splitter_for(s, sample)

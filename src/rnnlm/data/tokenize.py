@@ -248,9 +248,16 @@ class Settings:
     def stream(self, path, info: dict, checked: bool = False) -> tuple[Iterator[str], bool]:
         """:func:`~rnnlm.data.readers.stream_units` of a file read with these settings."""
         return stream_units(
-            path, self.format, info, level=self.level, tokenizer=self.tokenizer, lowercase=self.lowercase,
-            column=self.column, field=self.field, checked=checked,
-        )  # fmt: skip
+            path,
+            self.format,
+            info,
+            level=self.level,
+            tokenizer=self.tokenizer,
+            lowercase=self.lowercase,
+            column=self.column,
+            field=self.field,
+            checked=checked,
+        )
 
     def punkt_sample(self, path) -> Iterator[str]:
         """The (lowercased) documents Punkt trains on, lazily: :meth:`SentenceSplitter.train` reads only
