@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time and peak memory of ``rnnlm.data.corpus.prepare`` on generated corpora of several sizes.
+"""Time and peak memory of ``rnnlm.data.prepare`` on generated corpora of several sizes.
 
 Run with the project environment::
 
@@ -116,7 +116,7 @@ def child(args) -> None:
         spec.loader.exec_module(corpus)
         rnnlm.data.corpus = corpus
     else:
-        from rnnlm import corpus
+        import rnnlm.data as corpus  # prepare and word_tokenize
     import warnings
 
     warnings.simplefilter("ignore")
@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     d.mkdir(parents=True, exist_ok=True)
     if not args.json:
         print(machine())
-        print(f"implementation: {args.corpus_module or 'rnnlm.data.corpus'}")
+        print(f"implementation: {args.corpus_module or 'rnnlm.data'}")
         print(f"{'corpus':<14}{'workers':>8}{'MB file':>9}{'tokens':>12}{'sentences':>11}{'distinct':>10}"
               f"{'prepare s':>10}{'Mtok/s':>8}{'save s':>8}{'base MB':>9}{'peak MB':>9}{'growth':>8}{'encoded':>9}")
     jobs = [("lines", int(n), 1) for n in args.sizes] + [("text", int(n), w) for n in args.nltk_sizes

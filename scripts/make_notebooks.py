@@ -342,9 +342,8 @@ NB02 = [
     """),
     code(SETUP + """
 from rnnlm import bench
-from rnnlm.data import datasets
+from rnnlm.data import datasets, prepare
 from rnnlm.training.checkpoint import load_model
-from rnnlm.data.corpus import prepare
 from rnnlm.models.tutorial import RNN
 from rnnlm.models.reference import RNNNumpy
 from rnnlm.inference import generate, perplexity
@@ -592,7 +591,7 @@ NB03 = [
     """),
     code(SETUP + """
 from rnnlm import analysis as A
-from rnnlm.data.corpus import prepare
+from rnnlm.data import prepare
 from rnnlm.data.datasets import DataWarning
 
 warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit file is the 212-comment sample
@@ -772,7 +771,7 @@ NB04 = [
     are rough.  About two minutes on two CPU cores.
     """),
     code(SETUP + """
-from rnnlm.data.corpus import prepare
+from rnnlm.data import prepare
 from rnnlm.data.datasets import DataWarning
 from rnnlm.experiments import PART4, masked_word_accuracy, reproduce_part4
 from rnnlm.models.lm import LanguageModel, ModelConfig, param_shapes

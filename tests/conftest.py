@@ -68,6 +68,30 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _random_bytes(n: int, nul: bool) -> bytes:
+    """``n`` random bytes (seeded); without ``nul`` the zero bytes are replaced (mostly invalid UTF-8)."""
+    import random
+
+    data = random.Random(0).randbytes(n)
+    return data if nul else data.replace(b"\x00", b"\x01")
+
+
+def _npz_bytes() -> bytes:
+    """A NumPy .npz file (a zip: NUL bytes in its headers) -- what a learner may pass by mistake."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, U=np.linspace(0, 1, 400).reshape(20, 20))
+    return buf.getvalue()
+
+
 def _bad_cases(d: Path) -> dict:
     """name -> (prepare() kwargs, exception type, fragment of its one-line message)."""
     from rnnlm.errors import ConfigError, CorpusError
@@ -108,6 +132,16 @@ def _bad_cases(d: Path) -> dict:
             "at least 3",
         ),
         "unknown_corpus_name": lambda: ({"source": "no-such-corpus"}, CorpusError, "known corpus name"),
+        "binary_random_bytes": lambda: (
+            {"source": _write_bytes(d / "random.txt", _random_bytes(4096, nul=False))},
+            CorpusError,
+            "random.txt: looks binary",
+        ),
+        "binary_npz": lambda: (
+            {"source": _write_bytes(d / "model.npz", _npz_bytes())},
+            CorpusError,
+            "model.npz: looks binary",
+        ),
         "char_tokenizer_at_word_level": lambda: (
             {"source": _write(d / "ok2.txt", "a b\n"), "tokenizer": "char"},
             ConfigError,

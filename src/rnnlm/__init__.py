@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 # public name -> (module, attribute): imported on first access, so `import rnnlm` stays light.
 _API = {
-    "prepare": ("rnnlm.data.corpus", "prepare"),
+    "prepare": ("rnnlm.data.pipeline", "prepare"),
     "Corpus": ("rnnlm.data.corpus", "Corpus"),
     "LanguageModel": ("rnnlm.models.lm", "LanguageModel"),
     "ModelConfig": ("rnnlm.models.lm", "ModelConfig"),

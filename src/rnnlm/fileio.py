@@ -13,8 +13,12 @@ from pathlib import Path
 import numpy as np
 
 
-def atomic_write(path, write, mode="wb") -> Path:
-    """Call ``write(fileobj)`` on a temporary file and move it to ``path`` when complete."""
+def atomic_write(path, write, mode="wb", check=None) -> Path:
+    """Call ``write(fileobj)`` on a temporary file and move it to ``path`` when complete.
+
+    ``check``, if given, is called with the temporary file's path once it is written and closed, before
+    it is moved into place: an exception from it (a failed verification) leaves ``path`` as it was.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -26,6 +30,8 @@ def atomic_write(path, write, mode="wb") -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -5,6 +5,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def reddit_small(reddit_csv):
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
 
     return prepare(reddit_csv, vocab_size=300)

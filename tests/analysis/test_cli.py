@@ -65,7 +65,7 @@ def test_cli_gradients_json_and_plots(cli, capsys, tmp_path, reddit_csv):
     assert not list(out.glob(".*.tmp"))
 
     # The CLI reports what the Python API computes on the same sentences.
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
 
     corpus = prepare(reddit_csv, vocab_size=200)
     pairs = A.select_sentences(corpus.sentences, n=4, min_len=6, max_len=10, seed=3)
@@ -75,7 +75,7 @@ def test_cli_gradients_json_and_plots(cli, capsys, tmp_path, reddit_csv):
 
 
 def test_cli_gradients_reads_a_checkpoint_with_its_vocabulary(cli, capsys, tmp_path, reddit_csv):
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.checkpoint import save_checkpoint
 

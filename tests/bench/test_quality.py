@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnlm.bench.quality import quality_one
-from rnnlm.data.corpus import prepare
+from rnnlm.data import prepare
 from rnnlm.models.ngram import KneserNey, Unigram
 
 

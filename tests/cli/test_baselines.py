@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rnnlm.cli.app import main
-from rnnlm.data.corpus import Corpus
+from rnnlm.data import Corpus
 from rnnlm.training.baselines import fit_baselines, score_baselines
 from rnnlm.training.checkpoint import read_checkpoint
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import urllib.error
@@ -14,8 +15,8 @@ import pytest
 
 from rnnlm.cli import app as cli
 from rnnlm.cli.app import main
+from rnnlm.data import Corpus
 from rnnlm.data import datasets as datasets
-from rnnlm.data.corpus import Corpus
 
 
 def run(capsys, *argv):
@@ -211,6 +212,15 @@ def test_info_on_a_file_that_is_not_a_corpus(tmp_path, capsys):
     (tmp_path / "x.npz").write_bytes(b"junk")
     rc, _, err = run(capsys, "data", "info", tmp_path / "x.npz")
     assert_one_line_error(rc, err, "x.npz")
+
+
+def test_prepare_refuses_a_binary_file_with_one_line_and_no_output(tmp_path, capsys):
+    src = tmp_path / "noise.bin"
+    src.write_bytes(random.Random(1).randbytes(4096))  # today this "prepared" with ~1,700 U+FFFD
+    rc, out, err = run(capsys, "data", "prepare", src, "--out", tmp_path / "x.npz")
+    assert_one_line_error(rc, err, f"{src}: looks binary, not a text corpus")
+    assert len(err.splitlines()) == 1 and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.bin"]
 
 
 def test_undecodable_bytes_are_a_warning_not_an_error(tmp_path, capsys):

@@ -25,8 +25,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rnnlm.cli.app import main
-from rnnlm.data import corpus as C
-from rnnlm.data.corpus import Corpus
+from rnnlm.data import Corpus, SentenceSplitter, prepare
 
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 FEW = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
@@ -245,7 +244,7 @@ def test_huge_single_line(how):
 # rnnlm data prepare: flags
 # ==================================================================================================
 
-PUNKT_INSTALLED = C._installed_punkt() is not None
+PUNKT_INSTALLED = SentenceSplitter.installed() is not None
 # flag -> strategy of (values, valid?) given the other choices; validity that depends on other flags is
 # decided in _prepare_flags_valid.
 _PREPARE_FLAGS = {
@@ -318,7 +317,7 @@ def prepared(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("prepared")
     src = d / "c.txt"
     src.write_text("Hello there. How are you?\n\nFine, thanks. Hello again!\n")
-    return C.prepare(src, splitter="trained").save(d / "c.npz")
+    return prepare(src, splitter="trained").save(d / "c.npz")
 
 
 def _meta_of(path: Path) -> tuple[dict, dict]:
@@ -574,7 +573,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("ck")
     (d / "c.txt").write_text(CORPUS_TEXT)
-    corpus = C.prepare(d / "c.txt", format="lines")
+    corpus = prepare(d / "c.txt", format="lines")
     model = LanguageModel(
         ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=4, embedding_dim=3, cell="gru"),
         seed=0,

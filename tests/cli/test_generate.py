@@ -8,7 +8,7 @@ import pytest
 
 from rnnlm import engine
 from rnnlm.cli.app import main
-from rnnlm.data.corpus import Corpus, Vocabulary, prepare
+from rnnlm.data import Corpus, Vocabulary, prepare
 from rnnlm.models.lm import LanguageModel, ModelConfig
 from rnnlm.training.checkpoint import save_checkpoint
 from tests.inference.test_inference import WORDS, _bigram_params

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from rnnlm import engine
 from rnnlm.cli.app import main
-from rnnlm.data import corpus as C
-from rnnlm.data.corpus import Corpus, Vocabulary, prepare
+from rnnlm.data import SENTENCE_END, SENTENCE_START, Corpus, CorpusWarning, Vocabulary, prepare
+from rnnlm.data.vocab import TokenIds, rank_tokens
 from rnnlm.errors import CheckpointError, ConfigError, CorpusError
 from rnnlm.models.lm import LanguageModel, ModelConfig
 from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -99,7 +99,7 @@ def test_parallel_tokenization_gives_the_identical_corpus(case, corpus_file, red
         (corpus_file, dict(format="lines")) if case == "lines" else (reddit_csv, dict(splitter="trained"))
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", C.CorpusWarning)  # the sample's cut-off last row
+        warnings.simplefilter("ignore", CorpusWarning)  # the sample's cut-off last row
         serial = prepare(src, **kw)
         parallel = prepare(src, workers=2, **kw)
     assert parallel.vocab == serial.vocab and parallel.vocab.counts == serial.vocab.counts
@@ -122,25 +122,34 @@ def test_parallel_tokenization_gives_the_identical_corpus(case, corpus_file, red
     wrap=st.booleans(),
 )
 def test_numpy_vocabulary_equals_the_reference_build(sents, vocab_size, unk, wrap):
-    """prepare ranks tokens with NumPy (only kept tokens become Python objects); it must equal
-    Vocabulary.build (the tutorial's semantics: frequency, ties by first occurrence) exactly."""
-    lists = [[C.SENTENCE_START, *s, C.SENTENCE_END] for s in sents] if wrap else sents
-    reserved = (C.SENTENCE_START, C.SENTENCE_END) if wrap else ()
+    """prepare ranks tokens numbered by first occurrence with NumPy (only kept tokens become Python
+    objects); it must equal Vocabulary.build (the tutorial's semantics: frequency, ties by first
+    occurrence) exactly."""
+    lists = [[SENTENCE_START, *s, SENTENCE_END] for s in sents] if wrap else sents
+    reserved = (SENTENCE_START, SENTENCE_END) if wrap else ()
     if not any(lists):
         return
-    index = C._TokenIndex()
-    ids = np.array([index[t] for s in lists for t in s], np.int64)
+    index: dict = {}
+    ids = np.array([index.setdefault(t, len(index)) for s in lists for t in s], np.int64)
     counts = np.bincount(ids, minlength=len(index))
     try:
         want = Vocabulary.build(lists, vocab_size, unk, reserved=reserved)
     except ConfigError:
         with pytest.raises(ConfigError):
-            C._vocab_from_ids(index, counts, vocab_size, unk, reserved)
+            rank_tokens(index, counts, vocab_size, unk, reserved)
         return
-    got, lookup = C._vocab_from_ids(index, counts, vocab_size, unk, reserved)
+    got, lookup = rank_tokens(index, counts, vocab_size, unk, reserved)
     assert got.index_to_word == want.index_to_word and got.counts == want.counts
     for token, pid in index.items():
         assert lookup[pid] == want.word_to_index.get(token, want.unk_index)
+    # what prepare runs: sentences encoded as they are read, then renumbered in place
+    tokens = TokenIds(wrap=False)
+    for s in lists:
+        tokens.add(s)
+    vocab, flat, offsets, n_distinct = tokens.vocabulary(vocab_size, unk, reserved)
+    assert vocab == want and vocab.counts == want.counts and n_distinct == len(index)
+    assert flat.tolist() == want.encode([t for s in lists for t in s]).tolist()
+    assert offsets.tolist() == np.cumsum([0] + [len(s) for s in lists]).tolist()
 
 
 def test_prepare_stops_reading_at_max_sentences(tmp_path):
@@ -171,7 +180,7 @@ def test_flat_storage_shares_one_read_only_array(tiny_corpus, tmp_path):
 
 _MEASURE = r"""
 import json, sys, warnings
-from rnnlm.data.corpus import prepare
+from rnnlm.data import prepare
 def rss(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlm.cli.app import main
-from rnnlm.data.corpus import Corpus
+from rnnlm.data import Corpus
 from rnnlm.training.checkpoint import load_model
 
 

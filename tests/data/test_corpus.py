@@ -1,4 +1,4 @@
-"""Corpus pipeline: readers, tokenization, Vocabulary, Corpus (encode, split, save/load), prepare()."""
+"""Corpus: xy pairs, split, save/load (no pickle; old files still load), encoding new text."""
 
 from __future__ import annotations
 
@@ -9,134 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlm.data import corpus as C
-from rnnlm.data.corpus import (
-    CHAR_UNKNOWN_TOKEN,
-    SENTENCE_END,
-    SENTENCE_START,
-    UNKNOWN_TOKEN,
-    Corpus,
-    CorpusWarning,
-    SentenceSplitter,
-    Vocabulary,
-    prepare,
-)
-from rnnlm.errors import ConfigError, CorpusError, RnnlmError
+from rnnlm.data import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN, Corpus, CorpusWarning, prepare
+from rnnlm.errors import ConfigError, CorpusError
+from tests.data.helpers import decoded, write
 
 S, E = SENTENCE_START, SENTENCE_END
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def decoded(corpus: Corpus) -> list[list[str]]:
-    return [corpus.vocab.decode(s) for s in corpus.sentences]
-
-
-# --------------------------------------------------------------------------------------------------
-# tokenization
-# --------------------------------------------------------------------------------------------------
-
-
-def test_word_tokenize_is_treebank_style_and_needs_no_data():
-    assert C.word_tokenize("Don't stop, it's fine.") == ["Do", "n't", "stop", ",", "it", "'s", "fine", "."]
-
-
-def test_trained_punkt_splits_sentences_and_round_trips_through_json():
-    text = "Hello world. This is a test. Is it? Yes! The end."
-    splitter = SentenceSplitter.train([text])
-    assert splitter.kind == "trained"
-    assert splitter.split(text) == ["Hello world.", "This is a test.", "Is it?", "Yes!", "The end."]
-    again = SentenceSplitter.from_json(json.loads(json.dumps(splitter.to_json())))
-    assert again.split(text) == splitter.split(text)
-
-
-def test_installed_punkt_is_preferred_when_present(monkeypatch):
-    class Fake:
-        def tokenize(self, text):
-            return [text]
-
-    monkeypatch.setattr(C, "_installed_punkt", lambda: Fake())
-    got = SentenceSplitter.get(["A. B."], "auto")
-    assert got.kind == "installed" and got.split("A. B.") == ["A. B."]
-    assert SentenceSplitter.get(["A. B."], "trained").kind == "trained"
-    monkeypatch.setattr(C, "_installed_punkt", lambda: None)
-    assert SentenceSplitter.get(["A. B."], "auto").kind == "trained"
-    with pytest.raises(ConfigError, match="punkt_tab"):
-        SentenceSplitter.get(["A. B."], "installed")
-
-
-# --------------------------------------------------------------------------------------------------
-# Vocabulary
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.core
-def test_vocabulary_tutorial_semantics_and_unknown_mapping():
-    sents = [[S, "b", "a", "b", "c", E], [S, "a", "b", "d", E]]
-    v = Vocabulary.build(sents, vocab_size=5)
-    # 4 most frequent (count desc, ties by first occurrence) + UNKNOWN_TOKEN last
-    assert v.index_to_word == ["b", S, "a", E, UNKNOWN_TOKEN]
-    assert v.counts == [3, 2, 2, 2, 2]  # unknown: c and d
-    assert len(v) == 5 and "a" in v and "c" not in v
-    assert (v.unk_index, v.start_index, v.end_index) == (4, 1, 3)
-    ids = v.encode([S, "a", "c", "zzz", E])
-    assert ids.dtype == np.int32 and ids.tolist() == [1, 2, 4, 4, 3]
-    assert v.decode(ids) == [S, "a", UNKNOWN_TOKEN, UNKNOWN_TOKEN, E]
-    assert v.least_frequent == (E, 2)
-    assert Vocabulary.from_json(json.loads(json.dumps(v.to_json()))) == v
-
-
-def test_vocabulary_ties_are_deterministic_by_first_occurrence():
-    sents = [["z", "y", "x", "w"], ["w", "x", "y", "z"]]
-    v = Vocabulary.build(sents, vocab_size=None, reserved=())
-    assert v.index_to_word == ["z", "y", "x", "w", UNKNOWN_TOKEN]
-    v2 = Vocabulary.build(list(reversed(sents)), vocab_size=None, reserved=())
-    assert v2.index_to_word == ["w", "x", "y", "z", UNKNOWN_TOKEN]
-
-
-def test_vocabulary_keeps_reserved_tokens_even_when_rare():
-    sents = [["a"] * 5 + ["b"] * 4, [S, E]]
-    v = Vocabulary.build(sents, vocab_size=3)
-    assert v.index_to_word == [S, E, UNKNOWN_TOKEN]
-    v = Vocabulary.build([["a", "a"]], vocab_size=4)
-    assert v.index_to_word == ["a", S, E, UNKNOWN_TOKEN] and v.count(S) == 0
-
-
-def test_vocabulary_reuses_unk_marker_in_corpus():
-    sents = [[S, "the", "<unk>", "cat", E], [S, "<unk>", "sat", E]]
-    v = Vocabulary.build(sents, vocab_size=4, unknown_token="<unk>")
-    assert v.index_to_word.count("<unk>") == 1 and v.unknown_token == "<unk>"
-    assert v.index_to_word == [S, E, "the", "<unk>"] and UNKNOWN_TOKEN not in v
-    assert v.count("<unk>") == 2 + 2  # two literal <unk> + cat, sat
-
-
-@pytest.mark.parametrize("bad", [2, 0, -1, 2.5, "8000", True])
-def test_vocab_size_must_be_an_integer_of_at_least_3(bad):
-    with pytest.raises(ConfigError):
-        Vocabulary.build([["a"]], vocab_size=bad)
-
-
-def test_vocabulary_rejects_bad_ids_and_duplicates():
-    v = Vocabulary(["a", UNKNOWN_TOKEN])
-    with pytest.raises(ConfigError, match="out of range"):
-        v.decode([2])
-    with pytest.raises(ConfigError, match="out of range"):
-        v.decode([-1])
-    with pytest.raises(ConfigError, match="duplicate"):
-        Vocabulary(["a", "a", UNKNOWN_TOKEN])
-    with pytest.raises(ConfigError):
-        Vocabulary(["a"], unknown_token=UNKNOWN_TOKEN)
-
-
-# --------------------------------------------------------------------------------------------------
-# Corpus: xy, split, save/load
-# --------------------------------------------------------------------------------------------------
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def small_corpus(n=40) -> Corpus:
@@ -149,7 +27,7 @@ def small_corpus(n=40) -> Corpus:
 def test_xy_are_the_tutorials_shifted_int32_pairs():
     c = Corpus.from_tokens([["a", "b"], ["c"]])
     X, Y = c.xy()
-    for s, x, y in zip(c.sentences, X, Y):
+    for s, x, y in zip(c.sentences, X, Y, strict=True):
         assert x.dtype == np.int32 and y.dtype == np.int32
         assert x.tolist() == s[:-1].tolist() and y.tolist() == s[1:].tolist()
     assert c.vocab.decode(X[0]) == [S, "a", "b"] and c.vocab.decode(Y[0]) == ["a", "b", E]
@@ -220,108 +98,6 @@ def test_load_rejects_files_that_are_not_prepared_corpora(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# formats (each round trip through prepare -> save -> load -> decode)
-# --------------------------------------------------------------------------------------------------
-
-
-def roundtrip(tmp_path, corpus: Corpus) -> Corpus:
-    back = Corpus.load(corpus.save(tmp_path / "out.npz"))
-    assert decoded(back) == decoded(corpus)
-    return back
-
-
-def test_text_format_nltk(tmp_path):
-    p = write(tmp_path / "a.txt", "Hello world. This is a test.\n\nSecond paragraph here! Don't stop.\n")
-    c = prepare(p, splitter="trained")
-    assert (c.stats["format"], c.stats["tokenizer"], c.stats["lowercase"]) == ("text", "nltk", True)
-    assert decoded(roundtrip(tmp_path, c)) == [
-        [S, "hello", "world", ".", E],
-        [S, "this", "is", "a", "test", ".", E],
-        [S, "second", "paragraph", "here", "!", E],
-        [S, "do", "n't", "stop", ".", E],
-    ]
-    assert c.stats["documents"] == 1 and c.stats["sentences"] == 4
-
-
-@pytest.mark.core
-def test_lines_format_keeps_tokens_and_unk_marker(tmp_path):
-    p = write(tmp_path / "ptb.train.txt", " the <unk> sat on the mat \n\n a cat's N-word <unk> \n")
-    c = prepare(p, vocab_size=5)
-    assert (c.stats["format"], c.stats["tokenizer"], c.stats["lowercase"]) == ("lines", "whitespace", False)
-    assert c.vocab.unknown_token == "<unk>" and c.vocab.index_to_word.count("<unk>") == 1
-    assert UNKNOWN_TOKEN not in c.vocab
-    back = roundtrip(tmp_path, c)
-    assert back.vocab.unknown_token == "<unk>"
-    full = prepare(p, vocab_size=None)
-    assert decoded(full) == [
-        [S, "the", "<unk>", "sat", "on", "the", "mat", E],
-        [S, "a", "cat's", "N-word", "<unk>", E],
-    ]
-    assert prepare(p, lowercase=True, vocab_size=None).vocab.word_to_index.get("n-word") is not None
-
-
-def test_csv_format_with_column_and_multiline_fields(tmp_path):
-    p = write(tmp_path / "c.csv", 'id,comment\n1,"First line.\nSecond, with ""quotes""."\n2,Plain one.\n3,\n')
-    with pytest.raises(CorpusError, match="no column 'body'"):
-        prepare(p)
-    c = prepare(p, column="comment", splitter="trained", vocab_size=None)
-    assert c.stats["format"] == "csv" and c.stats["documents"] == 2
-    assert decoded(roundtrip(tmp_path, c)) == [
-        [S, "first", "line", ".", E],
-        [S, "second", ",", "with", "``", "quotes", "''", ".", E],
-        [S, "plain", "one", ".", E],
-    ]
-    assert C.read_reddit_csv(p, column="comment") == ['First line.\nSecond, with "quotes".', "Plain one."]
-
-
-def test_jsonl_format_with_field(tmp_path):
-    p = write(
-        tmp_path / "d.jsonl", '{"text": "ignored", "t": "One two."}\n\n{"t": null}\n{"t": "Three four."}\n'
-    )
-    c = prepare(p, field="t", splitter="trained", tokenizer="whitespace")
-    assert (c.stats["format"], c.stats["documents"]) == ("jsonl", 2)
-    assert decoded(roundtrip(tmp_path, c)) == [[S, "One", "two.", E], [S, "Three", "four.", E]]
-    assert C.read_jsonl(p, field="t") == ["One two.", "Three four."]
-
-
-def test_auto_format_detection(tmp_path):
-    cases = {
-        "a.csv": ("body\nhi\n", "csv"),
-        "a.jsonl": ('{"text": "hi"}\n', "jsonl"),
-        "a.json": ('{"text": "hi"}\n', "jsonl"),
-        "wiki.train.tokens": (" = Title = \n", "lines"),
-        "objs.txt": ('{"text": "hi"}\n{"text": "ho"}\n', "jsonl"),
-        "ptb.txt": ("the <unk> sat\n", "lines"),
-        "plain.txt": ("Just some text.\n", "text"),
-        "noext": ("Just some text.\n", "text"),
-    }
-    for name, (content, fmt) in cases.items():
-        got, reason = C.detect_format(write(tmp_path / name, content))
-        assert got == fmt, (name, reason)
-
-
-def test_char_level_stream_reproduces_the_text(tmp_path):
-    text = "\nFirst line\n\n\nSecond é line\nlast"
-    c = prepare(write(tmp_path / "t.txt", text), level="char")
-    assert c.vocab.unknown_token == CHAR_UNKNOWN_TOKEN and c.vocab.start_index is None
-    assert c.decode(c.stream()) == text
-    assert [c.decode(s) for s in c.sentences] == ["\nFirst line\n\n\n", "Second é line\n", "last"]
-    assert c.stats["lowercase"] is False and c.stats["tokenizer"] == "char"
-    assert c.decode(np.concatenate(c.encode_text("Fé?"))) == "Fé" + CHAR_UNKNOWN_TOKEN
-    back = roundtrip(tmp_path, c)
-    assert back.level == "char" and back.decode(back.stream()) == text
-    lines = prepare(write(tmp_path / "l.txt", "ab\n\ncd\n"), level="char", format="lines")
-    assert [lines.decode(s) for s in lines.sentences] == ["ab\n", "cd\n"]
-
-
-def test_filters_drop_containing_min_length_max_sentences(tmp_path):
-    p = write(tmp_path / "l.txt", "see http://x\na b c\nshort\nd e f g\nh i j\n")
-    c = prepare(p, format="lines", drop_containing="http", min_length=2, max_sentences=2, vocab_size=None)
-    assert decoded(c) == [[S, "a", "b", "c", E], [S, "d", "e", "f", "g", E]]
-    assert c.stats["dropped_sentences"] == 2
-
-
-# --------------------------------------------------------------------------------------------------
 # encoding new text, OOV counting
 # --------------------------------------------------------------------------------------------------
 
@@ -360,95 +136,89 @@ def test_encode_file_of_loaded_corpus_splits_like_the_original(tmp_path, reddit_
 
 
 # --------------------------------------------------------------------------------------------------
-# bad input: typed exceptions with one clear line
+# file compatibility: a prepared corpus written before the data package was split still loads
 # --------------------------------------------------------------------------------------------------
 
 
-def test_bad_input_raises_typed_error_with_one_line(bad_input):
-    """Every case of the ``bad_input`` fixture (conftest.py; the CLI tests reuse it)."""
-    kwargs, exc, fragment = bad_input
-    with pytest.raises(exc) as info:
-        prepare(**kwargs)
-    assert isinstance(info.value, RnnlmError)
-    message = str(info.value)
-    assert fragment in message and "\n" not in message
-
-
-def test_undecodable_bytes_are_replaced_counted_and_reported(tmp_path):
-    p = write(tmp_path / "bad.txt", b"caf\xe9 ok\nzz \xff\xfe end \xef\xbf\xbd\n")
-    with pytest.warns(CorpusWarning, match="3 undecodable"):
-        c = prepare(p, format="lines")
-    assert c.stats["replacement_chars"] == 3
-    assert "caf\ufffd" in c.vocab and "\ufffd" in c.vocab
-
-
-def test_cut_off_last_csv_row_is_dropped_with_a_warning(tmp_path):
-    p = write(tmp_path / "cut.csv", 'body\n"Complete one."\n"Also, ""done""."\n"This one is cut mid')
-    with pytest.warns(CorpusWarning, match="cut off"):
-        docs = C.read_reddit_csv(p)
-    assert docs == ["Complete one.", 'Also, "done".']
-    whole = write(tmp_path / "whole.csv", 'body\n"Complete one."\nlast row\n')
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert C.read_reddit_csv(whole) == ["Complete one.", "last row"]
-
-
-# --------------------------------------------------------------------------------------------------
-# the shared data: stable, asserted counts
-# --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def reddit_corpus(reddit_csv):
-    with pytest.warns(CorpusWarning, match="cut off"):
-        return prepare(reddit_csv, splitter="trained")
-
-
-@pytest.mark.core
-def test_reddit_sample_counts(reddit_corpus):
-    s = reddit_corpus.stats
-    assert (s["format"], s["tokenizer"], s["lowercase"]) == ("csv", "nltk", True)
-    assert (s["rows"], s["truncated_rows"], s["documents"]) == (211, 1, 211)
-    assert s["sentences"] == 1089
-    assert (s["tokens"], s["words"]) == (24037, 21859)
-    assert s["unique_tokens"] == 4389
-    assert s["vocab_size"] == 4390 == len(reddit_corpus.vocab)  # fewer distinct tokens than 7999
-    assert (s["least_frequent_word"], s["least_frequent_count"]) == ("gw^2", 1)
-    assert s["unknown_tokens"] == 0
-    v = reddit_corpus.vocab
-    assert v.index_to_word[:6] == [S, E, ".", "the", ",", "to"] and v.unk_index == len(v) - 1
-
-
-def test_reddit_sample_part4_settings(reddit_csv):
-    with pytest.warns(CorpusWarning):
-        c = prepare(reddit_csv, vocab_size=2000, drop_containing="http", splitter="trained")
+def test_corpus_file_written_by_the_old_single_module_still_loads():
+    """corpus-v1.npz was written by ``prepare(comments.csv, vocab_size=12, splitter="trained").save``
+    with the single-module ``rnnlm/data/corpus.py`` (commit 26a7c72): a CSV corpus, nltk tokenizer,
+    trained Punkt parameters stored in the file."""
+    c = Corpus.load(FIXTURES / "corpus-v1.npz")
+    assert c.level == "word" and len(c) == 5 and c.n_tokens == 35
+    assert c.vocab.index_to_word == [
+        S, E, ".", "is", "hello", "world", "this", "a", "test", ",", "mr.", UNKNOWN_TOKEN
+    ]
+    assert decoded(c)[:2] == [
+        [S, "hello", "world", ".", E],
+        [S, "this", "is", "a", "test", ",", "mr.", UNKNOWN_TOKEN, UNKNOWN_TOKEN, E],
+    ]
+    assert c.settings == {
+        "format": "csv", "level": "word", "tokenizer": "nltk", "lowercase": True, "column": "body",
+        "field": "text", "drop_containing": None, "min_length": None,
+    }
     s = c.stats
-    assert (s["sentences"], s["dropped_sentences"], s["tokens"], s["unique_tokens"]) == (
-        1043,
-        46,
-        21748,
-        4002,
+    assert (s["source"], s["sentences"], s["words"], s["unknown_tokens"], s["unique_tokens"]) == (
+        "comments.csv", 5, 25, 13, 24
     )
-    assert s["vocab_size"] == 2000 and (s["least_frequent_word"], s["least_frequent_count"]) == ("attempt", 1)
-    assert s["unknown_tokens"] == 2003
-    parts = c.split(valid=0.05, test=0.05, seed=0)
-    assert [len(parts[k]) for k in ("train", "valid", "test")] == [939, 52, 52]
-    assert parts["valid"].stats["tokens"] == 992
+    # the stored Punkt parameters split new text as they did ("mr." is an abbreviation it learned)
+    assert [s.tolist() for s in c.encode("Mr. Smith is here. Hello again.").sentences] == [
+        [0, 10, 11, 3, 11, 2, 1],
+        [0, 4, 11, 2, 1],
+    ]
+    assert c.metadata()["splitter"]["kind"] == "trained"
 
 
-def test_tinyshakespeare_char_counts(shakespeare_txt):
-    c = prepare(shakespeare_txt, level="char")
-    s = c.stats
-    assert (s["format"], s["tokenizer"]) == ("text", "char")
-    assert (s["sentences"], s["tokens"], s["unique_tokens"], s["vocab_size"]) == (32777, 1115394, 65, 66)
-    assert (s["least_frequent_word"], s["least_frequent_count"]) == ("$", 1)
-    assert c.vocab.index_to_word[:4] == [" ", "e", "t", "o"]
-    assert c.decode(c.stream()[:14]) == "First Citizen:"
+# --------------------------------------------------------------------------------------------------
+# one read path: encode_file reads a file exactly as prepare did
+# --------------------------------------------------------------------------------------------------
+
+TEXT = "Hello world. This is a test.\r\n \nSecond paragraph here! Don't stop.\n\n\nLast one <unk> here.\n"
 
 
-@pytest.mark.slow
-def test_tinyshakespeare_word_counts(shakespeare_txt):
-    c = prepare(shakespeare_txt, splitter="trained")
-    s = c.stats
-    assert (s["sentences"], s["tokens"], s["unique_tokens"], s["vocab_size"]) == (12747, 280728, 12195, 8000)
-    assert (s["least_frequent_word"], s["least_frequent_count"], s["unknown_tokens"]) == ("scroll", 1, 4196)
+@pytest.mark.parametrize(
+    "name, content, kwargs",
+    [
+        ("a.txt", TEXT, dict(splitter="trained")),
+        ("a.txt", TEXT, dict(tokenizer="whitespace")),
+        ("ptb.txt", TEXT, dict(format="lines")),
+        ("a.txt", TEXT, dict(level="char")),
+        ("a.txt", TEXT, dict(level="char", format="lines", lowercase=True)),
+        ("c.csv", 'body\n"One. Two,\nthree."\nfour five\n', dict(splitter="trained")),
+        ("c.csv", 'body\n"One. Two,\nthree."\nfour five\n', dict(level="char")),
+        ("d.jsonl", '{"text": "One. Two."}\n{"text": "Three four."}\n', dict(tokenizer="whitespace")),
+    ],
+)
+def test_encode_file_reads_the_training_file_as_prepare_did(tmp_path, name, content, kwargs):
+    p = write(tmp_path / name, content)
+    c = prepare(p, vocab_size=None, **kwargs)
+    for corpus in (c, Corpus.load(c.save(tmp_path / "c.npz"))):
+        enc = corpus.encode_file(p)
+        assert [s.tolist() for s in enc.sentences] == [s.tolist() for s in c.sentences]
+        assert enc.n_oov == 0 and enc.n_words == c.stats["words"]
+
+
+def test_encode_file_streams_and_reports_like_prepare(tmp_path):
+    c = Corpus.from_tokens([["one", "two"]])
+    lines = [json.dumps({"text": f"one two {i}"}) for i in range(5)] + ["{not json"]
+    bad = write(tmp_path / "bad.jsonl", "\n".join(lines) + "\n")
+    with pytest.raises(CorpusError, match="bad.jsonl: line 6: invalid JSON"):
+        c.encode_file(bad, format="jsonl")
+    cut = write(tmp_path / "cut.csv", b'body\none \xff two\n"three, cut')
+    with pytest.warns(CorpusWarning) as caught:
+        enc = c.encode_file(cut, format="csv")
+    assert enc.replacement_chars == 1 and len(enc.sentences) == 1 and enc.oov_counts == {"\ufffd": 1}
+    messages = " | ".join(str(r.message) for r in caught)
+    assert "cut.csv: 1 undecodable" in messages and "cut off" in messages
+
+
+def test_encoder_with_format_auto_detects_the_format_of_each_file(tmp_path):
+    c = Corpus.from_tokens([["one", "two"], ["three"]])
+    encoder = Corpus.encoder(c.vocab, c.metadata(), format="auto")
+    jsonl = write(tmp_path / "d.jsonl", '{"text": "one two"}\n{"text": "three four"}\n')
+    lines = write(tmp_path / "d.txt", "one two\nthree four\n")
+    for p in (jsonl, lines):
+        enc = encoder.encode_file(p)
+        assert [c.vocab.decode(s) for s in enc.sentences] == [
+            [S, "one", "two", E], [S, "three", UNKNOWN_TOKEN, E]
+        ]

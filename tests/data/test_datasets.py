@@ -174,3 +174,20 @@ def test_shared_files_match_their_known_checksums(data_dir):
         if not path.is_file():
             pytest.skip(f"{path} absent")
         datasets.verify(name, path)
+
+
+def test_failed_download_leaves_the_existing_file_untouched(isolated, monkeypatch, tmp_path):
+    """Written with rnnlm.fileio.atomic_write: verified before it replaces anything."""
+    payload = b"the real content\n"
+    fake_known(monkeypatch, payload)
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / "toy.txt").write_bytes(b"an older copy\n")
+    serve(monkeypatch, b"something else\n")
+    with pytest.raises(DataUnavailableError, match="checksum mismatch"):
+        datasets.download("toy", dest=dest, force=True, progress=False)
+    assert [p.name for p in dest.iterdir()] == ["toy.txt"]
+    assert (dest / "toy.txt").read_bytes() == b"an older copy\n"
+    serve(monkeypatch, payload)
+    assert datasets.download("toy", dest=dest, force=True, progress=False).read_bytes() == payload
+    assert [p.name for p in dest.iterdir()] == ["toy.txt"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rnnlm.data.corpus import Corpus
+from rnnlm.data import Corpus
 from rnnlm.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-from rnnlm.data.corpus import SENTENCE_END, SENTENCE_START, Corpus
+from rnnlm.data import SENTENCE_END, SENTENCE_START, Corpus
 from rnnlm.errors import ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnlm.data.corpus import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN
+from rnnlm.data import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN
 
 
 @pytest.mark.filterwarnings("ignore::rnnlm.data.corpus.CorpusWarning")  # the sample's cut last row

@@ -13,7 +13,7 @@ import pytest
 
 from rnnlm import engine
 from rnnlm import inference as sample
-from rnnlm.data.corpus import Corpus, Vocabulary
+from rnnlm.data import Corpus, Vocabulary
 from rnnlm.errors import ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig, init_params
 

@@ -244,7 +244,7 @@ def test_locked_dropout_is_one_mask_per_sequence_and_none_at_evaluation():
 
 
 def test_trainer_draws_locked_masks_from_seed_epoch_and_step(tmp_path):
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
     from rnnlm.training.config import TrainConfig
     from rnnlm.training.trainer import Trainer
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnnlm.data.corpus import prepare
+from rnnlm.data import prepare
 from rnnlm.models.reference import RNNNumpy
 from rnnlm.models.tutorial import RNN
 from rnnlm.training.tutorial import train_with_sgd

@@ -113,7 +113,7 @@ def word_run(tmp_path_factory, corpus_file) -> Path:
 @pytest.fixture(scope="session")
 def char_ckpt(tmp_path_factory) -> Path:
     """A char-level LSTM (random weights) with a recorded history and baselines (a list of objects)."""
-    from rnnlm.data.corpus import Vocabulary
+    from rnnlm.data import Vocabulary
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.checkpoint import save_checkpoint
 

@@ -91,7 +91,7 @@ def test_bad_settings_are_refused(bad):
 def test_cosine_decay_is_what_the_optimizer_gets(tmp_path):
     """The loop sets the optimizer's rate from the schedule before every step (progress by steps)."""
     from rnnlm import engine
-    from rnnlm.data.corpus import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.config import TrainConfig
     from rnnlm.training.trainer import Trainer

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
+from rnnlm.data import Corpus
 from rnnlm.data.batching import sentence_batches, stream_batches
-from rnnlm.data.corpus import Corpus
 from rnnlm.errors import CheckpointError, ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig
 from rnnlm.training.checkpoint import load_model, read_checkpoint, save_checkpoint

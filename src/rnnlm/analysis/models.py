@@ -152,7 +152,7 @@ def load_reference(path):
         raise CheckpointError(f"{path}: {e}") from None
     vocab = None
     if meta.get("vocab") is not None:
-        from rnnlm.data.corpus import Vocabulary
+        from rnnlm.data import Vocabulary
 
         vocab = Vocabulary.from_json(meta["vocab"])
     return ref, vocab, meta

@@ -35,7 +35,7 @@ def quality_one(
     spec: str, budget_s: float, torch: bool = True, seed: int = 0, progress: bool = False
 ) -> dict:
     """One corpus: every candidate's held-out score (see the module docstring)."""
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
     from rnnlm.inference.interpolation import interpolated, token_logprobs
     from rnnlm.models.ngram import KneserNey, Unigram
     from rnnlm.training.api import train

@@ -297,7 +297,7 @@ def _out_dir(args) -> Path | None:
 
 
 def _prepare(args, vocab_size=None):
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
 
     opts = corpus_options(args)
     if vocab_size is not None:
@@ -307,7 +307,7 @@ def _prepare(args, vocab_size=None):
 
 def _encode_for(path, vocab, meta, args):
     """The corpus's sentences in a checkpoint's own vocabulary and tokenization."""
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
 
     return Corpus.encoder(vocab, meta.get("corpus")).encode_file(args.corpus).sentences
 

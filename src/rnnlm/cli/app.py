@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     """Run ``rnnlm`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
-        from rnnlm.data.corpus import CorpusWarning
+        from rnnlm.data import CorpusWarning
         from rnnlm.data.datasets import DataWarning
 
         # "default": each distinct warning once per command, however often the library raises it.

@@ -128,7 +128,7 @@ def read_input(path) -> str:
 
 def add_corpus_arguments(p: argparse.ArgumentParser, vocab_size: int | None = 8000) -> None:
     """The flags of :func:`rnnlm.data.prepare` (``--format``, ``--tokenizer``, ``--column``, ...)."""
-    from rnnlm.data.corpus import FORMATS, LEVELS, SPLITTERS, TOKENIZERS
+    from rnnlm.data import FORMATS, LEVELS, SPLITTERS, TOKENIZERS
 
     g = p.add_argument_group("corpus")
     g.add_argument("--level", choices=LEVELS, default="word", help="word or character tokens (default: word)")

@@ -78,7 +78,7 @@ def _check_out_path(out: str) -> None:
 
 
 def run_prepare(args) -> int:
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
 
     _check_out_path(args.out)
     corpus = prepare(args.source, progress=not args.json, **corpus_options(args))
@@ -92,7 +92,7 @@ def run_prepare(args) -> int:
 
 
 def run_info(args) -> int:
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
 
     corpus = Corpus.load(args.file)
     head = corpus.vocab.index_to_word[:20]

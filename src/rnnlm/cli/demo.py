@@ -31,8 +31,7 @@ def run(args) -> int:
     import numpy as np
 
     from rnnlm.cli import train
-    from rnnlm.data import datasets
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import datasets, prepare
     from rnnlm.inference.sampling import generate_sentence
     from rnnlm.training.checkpoint import load_model
 

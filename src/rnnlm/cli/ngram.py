@@ -76,7 +76,7 @@ def add_parser(subparsers):
 
 
 def run_train(args) -> int:
-    from rnnlm.data.corpus import prepare
+    from rnnlm.data import prepare
     from rnnlm.models.ngram import KneserNey
     from rnnlm.training.api import split_for_training
     from rnnlm.training.baselines import DEFAULT_ORDER, fit_baselines, score_baselines
@@ -123,7 +123,7 @@ def run_train(args) -> int:
 def run_perplexity(args) -> int:
     import numpy as np
 
-    from rnnlm.data.corpus import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary
     from rnnlm.inference.scoring import perplexity_of
     from rnnlm.models.ngram import KneserNey
 

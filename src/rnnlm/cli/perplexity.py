@@ -14,7 +14,7 @@ PERPLEXITY_DEFINITION = (
 
 
 def add_parser(subparsers):
-    from rnnlm.data.corpus import FORMATS
+    from rnnlm.data import FORMATS
 
     p = subparsers.add_parser(
         "perplexity",
@@ -93,7 +93,7 @@ def _interpolate(args, model, vocab, meta, encoded, level) -> dict:
 
 def run(args) -> int:
     from rnnlm import inference
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
 
     model, vocab, meta = load_checkpoint(args)
     need_vocab(vocab, args.checkpoint, "perplexity")

@@ -44,7 +44,7 @@ def add_parser(subparsers):
 
 def run(args) -> int:
     from rnnlm import inference
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
 
     text = read_input(args.file)
     model, vocab, meta = load_checkpoint(args)

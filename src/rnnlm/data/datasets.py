@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlm.data.readers import stream_csv
 from rnnlm.errors import CorpusError, DataUnavailableError
+from rnnlm.fileio import atomic_write
 
 __all__ = [
     "DEFAULT_CORPUS",
@@ -207,25 +208,23 @@ def verify(name: str, path) -> None:
         got = sha256_file(path)
         if got != item.sha256:
             raise DataUnavailableError(
-                f"{name}: checksum mismatch for {path} (sha256 {got[:16]}..., expected {item.sha256[:16]}...); "
+                f"{name}: checksum mismatch for {path} "
+                f"(sha256 {got[:16]}..., expected {item.sha256[:16]}...); "
                 f"download {item.url} manually and set RNNLM_DATA to its folder"
             )
         return
-    from rnnlm.data.corpus import CorpusWarning, _read_csv
-
+    info: dict = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CorpusWarning)  # a cut row is reported below
-            docs, info = _read_csv(path, "body")
+        comments = sum(1 for _ in stream_csv(path, "body", info))
     except CorpusError as e:
         raise DataUnavailableError(
             f"{name}: the downloaded file does not parse as the tutorial's CSV ({e})"
         ) from None
     if info.get("truncated_rows"):
         raise DataUnavailableError(f"{name}: {path} is cut off (its last row is incomplete)")
-    if len(docs) < REDDIT_MIN_ROWS:
+    if comments < REDDIT_MIN_ROWS:
         raise DataUnavailableError(
-            f"{name}: {path} holds only {len(docs)} comments (expected at least {REDDIT_MIN_ROWS})"
+            f"{name}: {path} holds only {comments} comments (expected at least {REDDIT_MIN_ROWS})"
         )
 
 
@@ -233,9 +232,10 @@ def download(name: str, dest=None, force: bool = False, progress: bool = True) -
     """Download a known file into ``dest`` (a folder; default :func:`default_download_dir`).
 
     Without ``force`` an existing verified copy (in ``dest`` or any data folder) is returned as is.
-    The file is written to a temporary name in ``dest``, verified, then renamed into place: a failed or
-    interrupted download never leaves a partial or unverified file. Network failures and checksum
-    mismatches raise :class:`DataUnavailableError` with one line saying what to do.
+    The file is written to a temporary name in ``dest``, verified, then renamed into place
+    (:func:`rnnlm.fileio.atomic_write`): a failed or interrupted download never leaves a partial or
+    unverified file. Network failures and checksum mismatches raise :class:`DataUnavailableError` with
+    one line saying what to do.
     """
     item = _known(name)
     folder = Path(dest) if dest is not None else default_download_dir()
@@ -250,41 +250,29 @@ def download(name: str, dest=None, force: bool = False, progress: bool = True) -
                 except DataUnavailableError as e:
                     if p == target:
                         warnings.warn(f"{e}; downloading it again", DataWarning, stacklevel=2)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{item.filename}.", suffix=".part", dir=folder)
-    except OSError as e:
-        raise DataUnavailableError(
-            f"{name}: cannot write to {folder} ({e.strerror or e}); "
-            f"choose another folder with --dest or set RNNLM_DATA"
-        ) from None
-    try:
+
+    def fetch(out) -> None:
         try:
-            with os.fdopen(fd, "wb") as out:
-                response = urllib.request.urlopen(item.url, timeout=DOWNLOAD_TIMEOUT_S)
-                with response:
-                    total = (
-                        response.headers.get("Content-Length") if getattr(response, "headers", None) else None
-                    )
-                    _copy(
-                        response,
-                        out,
-                        int(total) if total and str(total).isdigit() else None,
-                        item.filename,
-                        progress,
-                    )
+            with urllib.request.urlopen(item.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                headers = getattr(response, "headers", None)
+                total = headers.get("Content-Length") if headers else None
+                size = int(total) if total and str(total).isdigit() else None
+                _copy(response, out, size, item.filename, progress)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
             raise DataUnavailableError(
                 f"{name}: could not download {item.url} ({reason}); download it manually into a folder "
                 f"and set RNNLM_DATA to that folder"
             ) from None
-        verify(name, tmp)
-        os.replace(tmp, target)
-        return target
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return atomic_write(target, fetch, check=lambda tmp: verify(name, tmp))
+    except OSError as e:  # creating the folder or the temporary file, or moving it into place
+        raise DataUnavailableError(
+            f"{name}: cannot write to {folder} ({e.strerror or e}); "
+            f"choose another folder with --dest or set RNNLM_DATA"
+        ) from None
 
 
 def _copy(src, dst, total: int | None, label: str, progress: bool) -> None:

@@ -49,7 +49,7 @@ def bucket_lengths(buckets, max_length) -> tuple:
 
 def load_corpus(corpus, **prepare_kwargs):
     """A Corpus as it is, or a name/path prepared at word level with ``prepare_kwargs``."""
-    from rnnlm.data.corpus import Corpus, prepare
+    from rnnlm.data import Corpus, prepare
 
     if isinstance(corpus, Corpus):
         return corpus

@@ -57,7 +57,7 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     its last 50 step losses) and its ``timing``.
     """
     from rnnlm import engine
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
     from rnnlm.models.lm import LanguageModel, ModelConfig
     from rnnlm.training.optim import make_optimizer
 

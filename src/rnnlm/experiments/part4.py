@@ -60,7 +60,7 @@ def reproduce_part4(time_budget=120.0, corpus="reddit", *, max_steps=None, vocab
     Args:
         time_budget: seconds of training steps (compilation and evaluation not counted); None to
             stop by ``max_steps`` only.
-        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.corpus.prepare`
+        corpus: a :class:`~rnnlm.data.corpus.Corpus` or a name/path for :func:`rnnlm.data.prepare`
             (read with ``vocab_size`` and ``drop_containing="http"``).
         max_steps: stop after this many steps (whichever of the two limits comes first).
         vocab_size, hidden, embedding, layers, gate, lr: part 4's values by default (smaller ones

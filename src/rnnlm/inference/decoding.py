@@ -88,7 +88,7 @@ def encode_prime(text: str, vocab, settings: dict | None = None, splitter=None) 
     ``settings``/``splitter`` are the corpus settings and Punkt parameters saved with a corpus or a
     checkpoint (see :class:`rnnlm.data.corpus.Corpus`); without them words are split on whitespace.
     """
-    from rnnlm.data.corpus import Corpus
+    from rnnlm.data import Corpus
 
     settings = dict(settings or {})
     if vocab.start_index is None:  # char level

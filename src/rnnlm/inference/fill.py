@@ -45,7 +45,7 @@ def fill(
     must be one token of ``text``. Probabilities are the model's, unscaled and not renormalised;
     SENTENCE_START/SENTENCE_END are never proposed, the unknown token only with ``allow_unk``.
     """
-    from rnnlm.data.corpus import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary
 
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")

@@ -291,7 +291,7 @@ def generate(
 
     Args:
         model: a unidirectional :class:`~rnnlm.models.lm.LanguageModel`.
-        vocab: its :class:`~rnnlm.data.corpus.Vocabulary` (None: the tutorial's id layout, see
+        vocab: its :class:`~rnnlm.data.vocab.Vocabulary` (None: the tutorial's id layout, see
             :data:`TUTORIAL_START_ID`; texts are then ids).
         rng / seed: a ``numpy.random.Generator`` or a seed (same seed, same n: same output).
         temperature, top_k: see the module docstring (sampling only).

@@ -264,7 +264,7 @@ def encode_with_tokens(vocab, corpus_meta: dict | None, text: str, format: str |
     the token strings (lowercased if the corpus was; SENTENCE_START/END included at word level) and
     a bool array marking out-of-vocabulary tokens.
     """
-    from rnnlm.data.corpus import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary
 
     encoder = Corpus.encoder(vocab, corpus_meta, format=format)
     encoded = encoder.encode(text)

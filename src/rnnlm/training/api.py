@@ -137,7 +137,7 @@ def training_vocabulary(corpus, train, min_count: int = 2):
     The model and its baselines share the result. The reserved tokens (SENTENCE_START, SENTENCE_END, the
     unknown token) are always kept; ``min_count=1`` keeps every training word.
     """
-    from rnnlm.data.corpus import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary
 
     vocab = corpus.vocab
     counts = np.bincount(np.asarray(train.stream(), np.int64), minlength=len(vocab))
@@ -228,7 +228,7 @@ def train(
     Args:
         corpus: a :class:`~rnnlm.data.corpus.Corpus`, a corpus file, or a known name (``reddit``,
             ``tinyshakespeare``), prepared with ``prepare_options`` (the keyword arguments of
-            :func:`rnnlm.data.corpus.prepare`).
+            :func:`rnnlm.data.prepare`).
         out: the run folder (``checkpoint.npz``, ``best.npz``, ``log.jsonl``, ``loss.png``,
             ``corpus.npz``); None keeps nothing on disk.
         model: a :class:`~rnnlm.models.lm.ModelConfig`, or a dict of its fields without
@@ -248,7 +248,7 @@ def train(
         callback: called after every training step with the trainer.
     """
     from rnnlm import engine
-    from rnnlm.data.corpus import Corpus, prepare
+    from rnnlm.data import Corpus, prepare
     from rnnlm.models.lm import LanguageModel
     from rnnlm.training.baselines import baselines
     from rnnlm.training.checkpoint import load_model, read_checkpoint

@@ -241,7 +241,7 @@ def _is(value, kind) -> bool:
 
 def _check_meta(p, meta: dict) -> None:
     """Type-check the JSON metadata before anything is built from it (clear errors, no tracebacks)."""
-    from rnnlm.data.corpus import validate_settings
+    from rnnlm.data import validate_settings
 
     version = meta.get("version", 0)
     if not _is(version, int):
@@ -309,7 +309,7 @@ class LoadedModel(NamedTuple):
 
     def encoder(self, format: str | None = None):
         """An empty corpus that tokenizes new text exactly as the training corpus was."""
-        from rnnlm.data.corpus import Corpus
+        from rnnlm.data import Corpus
 
         if self.vocab is None:
             raise CheckpointError("this model has no vocabulary (the tutorial's file): it cannot read text")
@@ -325,7 +325,7 @@ def load_model(path, linker=None) -> LoadedModel:
     loaded here (:meth:`rnnlm.training.trainer.Trainer.resume` restores them).
     """
     from rnnlm import engine
-    from rnnlm.data.corpus import Vocabulary
+    from rnnlm.data import Vocabulary
     from rnnlm.models.lm import LanguageModel, ModelConfig
 
     ck = path if isinstance(path, dict) else read_checkpoint(path)
