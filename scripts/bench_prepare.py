@@ -16,7 +16,8 @@ the in-memory one this was compared against). Generated files are cached in ``--
 Corpora (deterministic, seed 0):
 - ``lines``: pre-tokenized, one sentence per line (5-35 tokens), words ``w<rank>`` drawn from a
   Zipf distribution over 1M word types (exponent 1.05), so the number of distinct words keeps
-  growing with size, as in real text. Prepared with ``format="lines"`` (whitespace tokenizer), vocabulary 10,000.
+  growing with size, as in real text. Prepared with ``format="lines"`` (whitespace tokenizer), vocabulary
+  10,000.
 - ``text``: plain-text paragraphs of capitalised sentences with punctuation, for the NLTK path
   (Punkt trained on the corpus + Treebank word tokenizer), vocabulary 8,000.
 """
@@ -141,22 +142,47 @@ def child(args) -> None:
     c.save(out)
     save_s = time.perf_counter() - t1
     out.unlink()
-    print(json.dumps({
-        "tokens": int(c.stats["tokens"]), "words": int(c.stats["words"]), "sentences": len(c),
-        "unique_tokens": int(c.stats["unique_tokens"]), "prepare_s": round(elapsed, 2),
-        "save_s": round(save_s, 2), "baseline_mb": round(base, 1), "peak_mb": round(peak, 1),
-        "growth_mb": round(peak - base, 1), "encoded_mb": round(encoded_mb, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "tokens": int(c.stats["tokens"]),
+                "words": int(c.stats["words"]),
+                "sentences": len(c),
+                "unique_tokens": int(c.stats["unique_tokens"]),
+                "prepare_s": round(elapsed, 2),
+                "save_s": round(save_s, 2),
+                "baseline_mb": round(base, 1),
+                "peak_mb": round(peak, 1),
+                "growth_mb": round(peak - base, 1),
+                "encoded_mb": round(encoded_mb, 1),
+            }
+        )
+    )
 
 
 def measure(args, file: Path, kind: str, workers: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--file", str(file), "--kind", kind,
-           "--workers", str(workers), "--vocab-size", str(10000 if kind == "lines" else 8000)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--file",
+        str(file),
+        "--kind",
+        kind,
+        "--workers",
+        str(workers),
+        "--vocab-size",
+        str(10000 if kind == "lines" else 8000),
+    ]
     if args.corpus_module:
         cmd += ["--corpus-module", args.corpus_module]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+        return {
+            "error": proc.stderr.strip().splitlines()[-1]
+            if proc.stderr.strip()
+            else f"exit {proc.returncode}"
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -171,8 +197,10 @@ def machine() -> str:
         pass
     import nltk
 
-    return (f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
-            f"Python {platform.python_version()}, NumPy {np.__version__}, NLTK {nltk.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, NLTK {nltk.__version__}"
+    )
 
 
 def main(argv=None) -> int:
@@ -198,22 +226,30 @@ def main(argv=None) -> int:
     if not args.json:
         print(machine())
         print(f"implementation: {args.corpus_module or 'rnnlm.data'}")
-        print(f"{'corpus':<14}{'workers':>8}{'MB file':>9}{'tokens':>12}{'sentences':>11}{'distinct':>10}"
-              f"{'prepare s':>10}{'Mtok/s':>8}{'save s':>8}{'base MB':>9}{'peak MB':>9}{'growth':>8}{'encoded':>9}")
-    jobs = [("lines", int(n), 1) for n in args.sizes] + [("text", int(n), w) for n in args.nltk_sizes
-                                                        for w in args.workers]
+        print(
+            f"{'corpus':<14}{'workers':>8}{'MB file':>9}{'tokens':>12}{'sentences':>11}{'distinct':>10}"
+            f"{'prepare s':>10}{'Mtok/s':>8}{'save s':>8}{'base MB':>9}{'peak MB':>9}"
+            f"{'growth':>8}{'encoded':>9}"
+        )
+    jobs = [("lines", int(n), 1) for n in args.sizes] + [
+        ("text", int(n), w) for n in args.nltk_sizes for w in args.workers
+    ]
     for kind, n, workers in jobs:
         file = generate(d / f"{kind}-{n}.txt", n, kind)
         r = measure(args, file, kind, workers)
-        r.update(corpus=f"{kind} {n / 1e6:g}M", workers=workers, file_mb=round(file.stat().st_size / 2**20, 1))
+        r.update(
+            corpus=f"{kind} {n / 1e6:g}M", workers=workers, file_mb=round(file.stat().st_size / 2**20, 1)
+        )
         if args.json:
             print(json.dumps(r))
         elif "error" in r:
             print(f"{r['corpus']:<14}{workers:>8}  error: {r['error']}")
         else:
-            print(f"{r['corpus']:<14}{workers:>8}{r['file_mb']:>9}{r['tokens']:>12,}{r['sentences']:>11,}"
-                  f"{r['unique_tokens']:>10,}{r['prepare_s']:>10}{r['tokens'] / r['prepare_s'] / 1e6:>8.2f}"
-                  f"{r['save_s']:>8}{r['baseline_mb']:>9}{r['peak_mb']:>9}{r['growth_mb']:>8}{r['encoded_mb']:>9}")
+            print(
+                f"{r['corpus']:<14}{workers:>8}{r['file_mb']:>9}{r['tokens']:>12,}{r['sentences']:>11,}"
+                f"{r['unique_tokens']:>10,}{r['prepare_s']:>10}{r['tokens'] / r['prepare_s'] / 1e6:>8.2f}"
+                f"{r['save_s']:>8}{r['baseline_mb']:>9}{r['peak_mb']:>9}{r['growth_mb']:>8}{r['encoded_mb']:>9}"
+            )
         sys.stdout.flush()
     return 0
 

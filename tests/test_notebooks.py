@@ -18,8 +18,8 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from rnnlm import notebooks as runner
-from rnnlm.errors import RnnlmError
+from rnnlm import notebooks as runner  # noqa: E402  (after the importorskips: skip without the extras)
+from rnnlm.errors import RnnlmError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -41,19 +41,27 @@ def _write(path: Path, *sources: str) -> Path:
 
 
 def _outputs(nb, kind):
-    return [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == kind]
+    return [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == kind
+    ]
 
 
 def _images(nb) -> int:
-    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code"
-               for o in c.get("outputs", []))
+    return sum(
+        "image/png" in o.get("data", {})
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
 
 
 def _text(nb) -> str:
     parts = []
     for c in nb.cells:
         for o in c.get("outputs", []) if c.cell_type == "code" else []:
-            parts.append(o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", ""))
+            parts.append(
+                o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+            )
     return "".join(parts)
 
 
@@ -86,11 +94,13 @@ def test_committed_notebook_is_executed_in_order_with_outputs_and_no_errors(name
 def test_kernel_is_this_interpreter_in_the_notebook_folder_with_the_data_path(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLM_DATA", str(tmp_path / "data-here"))
     monkeypatch.setenv("MPLBACKEND", "Agg")  # must not leak into the kernel: plots would not show inline
-    nb_path = _write(tmp_path / "probe.ipynb",
-                     "import json, os, sys\n"
-                     "print(json.dumps([sys.executable, os.getcwd(), os.environ.get('RNNLM_DATA'),"
-                     " os.environ.get('MPLBACKEND')]))",
-                     "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()")
+    nb_path = _write(
+        tmp_path / "probe.ipynb",
+        "import json, os, sys\n"
+        "print(json.dumps([sys.executable, os.getcwd(), os.environ.get('RNNLM_DATA'),"
+        " os.environ.get('MPLBACKEND')]))",
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()",
+    )
     nb, seconds = runner.execute_notebook(nb_path, timeout=120)
     executable, cwd, data, backend = json.loads(_outputs(nb, "stream")[0]["text"])
     assert Path(executable).resolve() == Path(sys.executable).resolve()
@@ -105,8 +115,12 @@ def test_kernel_is_this_interpreter_in_the_notebook_folder_with_the_data_path(tm
 
 @pytest.mark.notebooks
 def test_a_failing_cell_is_one_error_naming_the_cell_and_the_file_is_left_alone(tmp_path, capsys):
-    nb_path = _write(tmp_path / "bad.ipynb", "x = 41", "# the culprit\nraise ValueError(f'boom {x + 1}')",
-                     "print('never reached')")
+    nb_path = _write(
+        tmp_path / "bad.ipynb",
+        "x = 41",
+        "# the culprit\nraise ValueError(f'boom {x + 1}')",
+        "print('never reached')",
+    )
     before = nb_path.read_bytes()
     with pytest.raises(runner.NotebookError) as info:
         runner.execute_notebook(nb_path, timeout=120)

@@ -31,7 +31,8 @@ INSTALL_HINT = {
 # engine (:func:`quiet`), never process-wide: the C linker of a pip-installed engine usually finds no
 # BLAS (benchmarks report it: blas_info); float64 index arithmetic inside graphs is intended; PyTensor's
 # JAX backend drops shape Asserts (rnnlm validates shapes in Python before every call).
-_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*", r"Skipping Assert",
+_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*",
+                   r"Skipping Assert",
                    r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
 _QUIET_LOGGERS = ("aesara.tensor.blas", "pytensor.tensor.blas")
 
@@ -262,9 +263,9 @@ def scan_loops(fn) -> list:
     loops = []
     for node in fn.maker.fgraph.toposort():
         if type(node.op).__name__ == "Scan":
-            n = node.op.info.n_non_seqs
-            loops.append({"name": node.op.name,
-                          "non_sequence_shapes": [tuple(v.type.shape) for v in node.inputs[len(node.inputs) - n:]]})
+            weights = node.inputs[len(node.inputs) - node.op.info.n_non_seqs:]
+            shapes = [tuple(v.type.shape) for v in weights]
+            loops.append({"name": node.op.name, "non_sequence_shapes": shapes})
     return loops
 
 

@@ -34,8 +34,16 @@ def _net(cfg, p, direction):
         stack["E"] = p["E"]
     H = cfg.hidden_dim
     stack.update(V=np.zeros((cfg.vocab_size, H)), c=np.zeros(cfg.vocab_size))  # unused: output is ours
-    return GatedRNNNumpy(cfg.cell, cfg.vocab_size, H, embedding_dim=cfg.embedding_dim, layers=cfg.layers,
-                         gate=cfg.gate, activation=cfg.activation, params=stack)
+    return GatedRNNNumpy(
+        cfg.cell,
+        cfg.vocab_size,
+        H,
+        embedding_dim=cfg.embedding_dim,
+        layers=cfg.layers,
+        gate=cfg.gate,
+        activation=cfg.activation,
+        params=stack,
+    )
 
 
 def _top_states(net, x, drops=None):
@@ -116,8 +124,9 @@ def check_gradients(got, p64, loss, rng, per_param=4):
 def _params(cfg, seed):
     """Initial parameters plus noise, so biases are nonzero and every path carries gradient."""
     rng = np.random.default_rng(seed)
-    return {k: (v + rng.normal(0, 0.15, v.shape)).astype("float32")
-            for k, v in init_params(cfg, seed).items()}
+    return {
+        k: (v + rng.normal(0, 0.15, v.shape)).astype("float32") for k, v in init_params(cfg, seed).items()
+    }
 
 
 def _fill_batch(seed=0):
@@ -241,7 +250,7 @@ def test_bidirectional_evaluate_rows_are_words(bidir_models):
     assert nll.shape == (L - 2, B)
     for b, n in enumerate(LENGTHS):
         np.testing.assert_allclose(nll[: n - 2, b], fill_nll(cfg, p64, x[:n, b]), rtol=1e-4, atol=1e-6)
-        assert np.all(nll[n - 2:, b] == 0)
+        assert np.all(nll[n - 2 :, b] == 0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,8 +304,14 @@ def test_lm_dropout_masks_of_ones_equal_no_dropout(lm_dropout_model):
     loss, grad = _sgd_gradient(model, x, y, mask, ones)
     no_dropout = model.evaluate(x, y, mask)[0]  # evaluate never drops
     np.testing.assert_allclose(loss, no_dropout, rtol=1e-6)
-    ref = GatedRNNNumpy(cfg.cell, C, cfg.hidden_dim, embedding_dim=cfg.embedding_dim, layers=cfg.layers,
-                        params={k: v.astype("float64") for k, v in params.items()})
+    ref = GatedRNNNumpy(
+        cfg.cell,
+        C,
+        cfg.hidden_dim,
+        embedding_dim=cfg.embedding_dim,
+        layers=cfg.layers,
+        params={k: v.astype("float64") for k, v in params.items()},
+    )
     want = {k: np.zeros(v.shape) for k, v in params.items()}
     for b, n in enumerate(LENGTHS):
         for k, g in ref.bptt(x[:n, b], y[:n, b]).items():
@@ -313,7 +328,9 @@ def test_lm_dropout_gradient_matches_finite_differences(lm_dropout_model):
     p64 = {k: v.astype("float64") for k, v in params.items()}
 
     def ref_loss(p):
-        return sum(lm_nll(cfg, p, x[:n, b], y[:n, b], _in_time(drops, b, n)).sum() for b, n in enumerate(LENGTHS))
+        return sum(
+            lm_nll(cfg, p, x[:n, b], y[:n, b], _in_time(drops, b, n)).sum() for b, n in enumerate(LENGTHS)
+        )
 
     np.testing.assert_allclose(loss, ref_loss(p64), rtol=1e-5)
     assert abs(loss - model.evaluate(x, y, mask)[0]) > 1e-3  # the masks did change the loss

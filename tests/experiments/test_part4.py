@@ -6,7 +6,7 @@ import pytest
 from rnnlm.data import SENTENCE_END, SENTENCE_START, UNKNOWN_TOKEN
 
 
-@pytest.mark.filterwarnings("ignore::rnnlm.data.corpus.CorpusWarning")  # the sample's cut last row
+@pytest.mark.filterwarnings("ignore::rnnlm.data.CorpusWarning")  # the sample's cut last row
 def test_reproduce_part4_short_run(reddit_csv):
     from rnnlm.experiments import reproduce_part4
 

@@ -41,7 +41,7 @@ def test_tutorial_rnn_matches_reference(tutorial_pair):
     o_ref, _ = ref.forward_propagation(X)
     np.testing.assert_allclose(graph.forward_propagation(X), o_ref, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(graph.ce_error(X, Y), ref.calculate_total_loss([X], [Y]), rtol=1e-5)
-    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y)):
+    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y), strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-5)
 
 
@@ -49,7 +49,7 @@ def test_tutorial_rnn_matches_reference(tutorial_pair):
 def test_tutorial_rnn_gradient_check_finite_differences():
     """Graph gradients (float32) against central differences of the graph's own loss."""
     graph = RNN(C, H, bptt_truncate=-1, seed=4, linker="c")
-    grads = dict(zip("UVW", graph.bptt(X, Y)))
+    grads = dict(zip("UVW", graph.bptt(X, Y), strict=True))
     p64 = {k: v.astype("float64") for k, v in graph.get_params().items()}
     ref = RNNNumpy(C, H, bptt_truncate=-1, params=p64)
     h = 1e-3
@@ -75,7 +75,7 @@ def test_fast_and_faithful_forms_agree():
     fast = RNN(C, H, bptt_truncate=-1, seed=5, fast=True)
     faithful = RNN(C, H, bptt_truncate=-1, seed=5, fast=False)
     np.testing.assert_allclose(fast.ce_error(X, Y), faithful.ce_error(X, Y), rtol=1e-5)
-    for a, b in zip(fast.bptt(X, Y), faithful.bptt(X, Y)):
+    for a, b in zip(fast.bptt(X, Y), faithful.bptt(X, Y), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -83,8 +83,10 @@ def test_truncated_graph_follows_scan_definition():
     """scan(truncate_gradient=k) is Theano's truncation, not the blog's loop."""
     k = 3
     graph = RNN(C, H, bptt_truncate=k, seed=6)
-    ref = RNNNumpy(C, H, bptt_truncate=k, params={n: v.astype("float64") for n, v in graph.get_params().items()})
-    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y, truncation="scan")):
+    ref = RNNNumpy(
+        C, H, bptt_truncate=k, params={n: v.astype("float64") for n, v in graph.get_params().items()}
+    )
+    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y, truncation="scan"), strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-5)
     tut = ref.bptt(X, Y, truncation="tutorial")
     assert not np.allclose(graph.bptt(X, Y)[0], tut[0], atol=1e-4)
@@ -92,7 +94,9 @@ def test_truncated_graph_follows_scan_definition():
 
 def test_sgd_step_matches_reference(tutorial_pair):
     ref, graph = tutorial_pair
-    ref = RNNNumpy(C, H, bptt_truncate=-1, params={k: v.astype("float64") for k, v in graph.get_params().items()})
+    ref = RNNNumpy(
+        C, H, bptt_truncate=-1, params={k: v.astype("float64") for k, v in graph.get_params().items()}
+    )
     graph.sgd_step(X, Y, np.float32(0.01))
     ref.sgd_step(X, Y, 0.01, truncation="tutorial")
     for k, v in graph.get_params().items():
@@ -134,10 +138,20 @@ def test_language_model_gradients_equal_reference(kw):
     cfg = ModelConfig(vocab_size=C, hidden_dim=H, output_bias=True, **kw)
     params = init_params(cfg, seed=7)
     rng = np.random.default_rng(2)
-    params = {k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()}  # nonzero biases
+    params = {
+        k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()
+    }  # nonzero biases
     model = LanguageModel(cfg, params=params, linker=LINKER)
-    ref = GatedRNNNumpy(cfg.cell, C, H, embedding_dim=cfg.embedding_dim, layers=cfg.layers, gate=cfg.gate,
-                        activation=cfg.activation, params={k: v.astype("float64") for k, v in params.items()})
+    ref = GatedRNNNumpy(
+        cfg.cell,
+        C,
+        H,
+        embedding_dim=cfg.embedding_dim,
+        layers=cfg.layers,
+        gate=cfg.gate,
+        activation=cfg.activation,
+        params={k: v.astype("float64") for k, v in params.items()},
+    )
     x, y, mask, lengths = _batch()
     got = model.gradients(x, y, mask)
     want = {k: np.zeros_like(v, dtype="float64") for k, v in params.items()}
@@ -172,9 +186,11 @@ def test_dtypes_stay_float32_after_training():
 
 
 def test_param_shapes_cover_init():
-    for kw in CONFIGS + [dict(cell="lstm", embedding_dim=H, tie_embeddings=True),
-                         dict(cell="gru", embedding_dim=4, tie_embeddings=True),
-                         dict(cell="gru", bidirectional=True, layers=2)]:
+    for kw in CONFIGS + [
+        dict(cell="lstm", embedding_dim=H, tie_embeddings=True),
+        dict(cell="gru", embedding_dim=4, tie_embeddings=True),
+        dict(cell="gru", bidirectional=True, layers=2),
+    ]:
         cfg = ModelConfig(vocab_size=C, hidden_dim=H, **kw)
         p = init_params(cfg, seed=0)
         assert {k: v.shape for k, v in p.items()} == param_shapes(cfg)
@@ -214,8 +230,9 @@ def test_locked_dropout_is_one_mask_per_sequence_and_none_at_evaluation():
     from rnnlm.training.optim import make_optimizer
 
     D, L, B = 6, 7, 3
-    cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="lstm", layers=2, embedding_dim=D, dropout=0.4,
-                      embed_dropout=0.3)
+    cfg = ModelConfig(
+        vocab_size=C, hidden_dim=H, cell="lstm", layers=2, embedding_dim=D, dropout=0.4, embed_dropout=0.3
+    )
     plain = ModelConfig(**{**cfg.to_dict(), "dropout": 0.0, "embed_dropout": 0.0})
     params = init_params(cfg, seed=11)
     model = LanguageModel(cfg, params=params, linker=LINKER)
@@ -226,7 +243,10 @@ def test_locked_dropout_is_one_mask_per_sequence_and_none_at_evaluation():
     mask = np.ones((L, B), "float32")
     shapes = model.dropout_shapes(B)
     assert shapes == [(B, H), (B, H), (B, D)]
-    drops = [((rng.random(s) > p) / (1 - p)).astype("float32") for s, p in zip(shapes, (0.4, 0.4, 0.3), strict=True)]
+    drops = [
+        ((rng.random(s) > p) / (1 - p)).astype("float32")
+        for s, p in zip(shapes, (0.4, 0.4, 0.3), strict=True)
+    ]
     between, before_output, embedding = drops
     want = 0.0
     for b in range(B):
@@ -235,12 +255,15 @@ def test_locked_dropout_is_one_mask_per_sequence_and_none_at_evaluation():
         folded["U1"] = params["U1"] * between[b][None, None, :]
         folded["V"] = params["V"] * before_output[b][None, :]
         one = LanguageModel(plain, params=folded, linker=LINKER)
-        want += one.evaluate(x[:, b:b + 1], y[:, b:b + 1], mask[:, b:b + 1])[0]
+        want += one.evaluate(x[:, b : b + 1], y[:, b : b + 1], mask[:, b : b + 1])[0]
     got = float(model.train_step(x, y, mask, None, drops)[0])
     np.testing.assert_allclose(got, want, rtol=1e-4)
     # at evaluation there is no dropout: the same numbers as the model without it
-    np.testing.assert_allclose(LanguageModel(cfg, params=params, linker=LINKER).evaluate(x, y, mask)[0],
-                               LanguageModel(plain, params=params, linker=LINKER).evaluate(x, y, mask)[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        LanguageModel(cfg, params=params, linker=LINKER).evaluate(x, y, mask)[0],
+        LanguageModel(plain, params=params, linker=LINKER).evaluate(x, y, mask)[0],
+        rtol=1e-6,
+    )
 
 
 def test_trainer_draws_locked_masks_from_seed_epoch_and_step(tmp_path):
@@ -249,8 +272,15 @@ def test_trainer_draws_locked_masks_from_seed_epoch_and_step(tmp_path):
     from rnnlm.training.trainer import Trainer
 
     corpus = Corpus.from_tokens([["a", "b", "c"], ["b", "c", "a", "a"]] * 4)
-    cfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=H, cell="gru", layers=2, embedding_dim=4,
-                      dropout=0.5, embed_dropout=0.25)
+    cfg = ModelConfig(
+        vocab_size=len(corpus.vocab),
+        hidden_dim=H,
+        cell="gru",
+        layers=2,
+        embedding_dim=4,
+        dropout=0.5,
+        embed_dropout=0.25,
+    )
     tr = Trainer(LanguageModel(cfg, seed=0, linker=LINKER), corpus, None, TrainConfig(seed=3), progress=False)
     masks = tr._dropout(8, epoch=2, step=5)
     assert [m.shape for m in masks] == [(8, H), (8, H), (8, 4)]

@@ -25,13 +25,15 @@ def _sents(rows):
 
 def _random_corpus(seed, vocab_size=9, n_sents=25, max_len=8):
     rng = np.random.default_rng(seed)
-    return [np.array([S, *rng.integers(2, vocab_size, rng.integers(0, max_len)), E], np.int32)
-            for _ in range(n_sents)]
+    return [
+        np.array([S, *rng.integers(2, vocab_size, rng.integers(0, max_len)), E], np.int32)
+        for _ in range(n_sents)
+    ]
 
 
 def _histories(sents, order, vocab_size):
     """Every history the model can meet in ``sents``, plus unseen, empty and over-long ones."""
-    hs = {tuple(s[max(0, i - order + 1):i]) for s in sents for i in range(1, len(s))}
+    hs = {tuple(s[max(0, i - order + 1) : i]) for s in sents for i in range(1, len(s))}
     top = vocab_size - 1
     hs |= {(), (S,), (E,), (S, top), (top,) * 6, (S, *(min(w, top) for w in range(2, 8)))}
     return [np.array(h, np.int64) for h in sorted(hs)]
@@ -60,8 +62,10 @@ def _hand_lowest_order(seqs, vocab_size, discount, start_id):
     total = len(bigram_types)
     n_predictable = vocab_size - (start_id is not None)
     gamma = discount * len(cont) / total
-    return {w: max(cont[w] - discount, 0) / total + (0.0 if w == start_id else gamma / n_predictable)
-            for w in range(vocab_size)}
+    return {
+        w: max(cont[w] - discount, 0) / total + (0.0 if w == start_id else gamma / n_predictable)
+        for w in range(vocab_size)
+    }
 
 
 def _nltk_model(seqs, order, discount, vocab_size, start_id):
@@ -74,8 +78,9 @@ def _nltk_model(seqs, order, discount, vocab_size, start_id):
     lm.fit([list(everygrams(p, max_len=order)) for p in padded], names + [t for p in padded for t in p])
     low = _hand_lowest_order(seqs, vocab_size, discount, start_id)
     lm.estimator.unigram_score = lambda word: low[int(word[1:])]  # known difference 1 (see above)
-    return lambda word, history: lm.unmasked_score(names[word],
-                                                   tuple(names[t] for t in history[-(order - 1):]))
+    return lambda word, history: lm.unmasked_score(
+        names[word], tuple(names[t] for t in history[-(order - 1) :])
+    )
 
 
 @pytest.mark.parametrize("order", [2, 3])
@@ -100,7 +105,7 @@ def test_matches_nltk_stream(order):
     stream = np.random.default_rng(7).integers(0, 5, 80).astype(np.int32)
     ours = KneserNey(order, 0.6).fit(stream, 5, stream=True)
     nltk_p = _nltk_model([stream], order, 0.6, 5, None)
-    histories = {tuple(stream[max(0, i - order + 1):i]) for i in range(1, len(stream))} | {(4, 4)}
+    histories = {tuple(stream[max(0, i - order + 1) : i]) for i in range(1, len(stream))} | {(4, 4)}
     for h in map(np.array, histories):
         p = ours.distribution(h)
         for w in range(5):
@@ -125,8 +130,14 @@ def test_hand_computed_modified_kneser_ney_order2():
     # Lowest order: gamma = (1/3 + 1 + 2 * 5/3) / 10 = 7/15, shared uniformly by the 5 predictable ids
     # E a b c d.
     u = F(7, 15) / 5
-    p1 = {S: F(0), E: (2 - 1) / F(10) + u, 2: (3 - F(5, 3)) / 10 + u, 3: (4 - F(5, 3)) / 10 + u,
-          4: (1 - F(1, 3)) / 10 + u, 5: u}
+    p1 = {
+        S: F(0),
+        E: (2 - 1) / F(10) + u,
+        2: (3 - F(5, 3)) / 10 + u,
+        3: (4 - F(5, 3)) / 10 + u,
+        4: (1 - F(1, 3)) / 10 + u,
+        5: u,
+    }
     assert p1[2] == F(17, 75) and p1[3] == F(49, 150) and p1[E] == F(29, 150) and sum(p1.values()) == 1
     np.testing.assert_allclose(m.distribution([]), [float(p1[w]) for w in range(6)], rtol=1e-12)
     # History a: ab 3, aE 1; A = 4, gamma = (D3+ + D1) / 4 = 1.2 / 4 = 0.3
@@ -174,11 +185,11 @@ def _reference_kn(seqs, vocab_size, order, discount, start_id):
     for s in map(list, seqs):
         for i in range(1, len(s)):  # predicted position i
             for k in range(1, min(order, i + 1) + 1):
-                g = tuple(s[i - k + 1:i + 1])
+                g = tuple(s[i - k + 1 : i + 1])
                 if k == order or i - k + 1 == 0:  # raw count at the top order and at the left edge
                     a[k][g] += 1
     for k in range(1, order):  # continuation counts: distinct left neighbours
-        for g in {tuple(s[j:j + k + 1]) for s in map(list, seqs) for j in range(len(s) - k)}:
+        for g in {tuple(s[j : j + k + 1]) for s in map(list, seqs) for j in range(len(s) - k)}:
             a[k][g[1:]] += 1
     disc = []
     for k in range(1, order + 1):
@@ -195,7 +206,7 @@ def _reference_kn(seqs, vocab_size, order, discount, start_id):
             return 0.0
         p = 1 / (vocab_size - (start_id is not None))
         for k in range(1, min(order, len(h) + 1) + 1):
-            hist = tuple(h[len(h) - k + 1:]) if k > 1 else ()
+            hist = tuple(h[len(h) - k + 1 :]) if k > 1 else ()
             followers = {g[-1]: c for g, c in a[k].items() if g[:-1] == hist and c > 0}
             total = sum(followers.values())
             if total == 0:
@@ -223,8 +234,11 @@ def test_matches_brute_force_reference(order, discount):
     m = KneserNey(order, discount).fit(plain, 4)
     ref = _reference_kn(plain, 4, order, discount, None)
     for s, lp in zip(plain, m.token_logprobs(plain), strict=True):
-        np.testing.assert_allclose(lp, [math.log(ref(s[i], list(s[max(0, i - order + 1):i])))
-                                        for i in range(1, len(s))], rtol=1e-10)
+        np.testing.assert_allclose(
+            lp,
+            [math.log(ref(s[i], list(s[max(0, i - order + 1) : i]))) for i in range(1, len(s))],
+            rtol=1e-10,
+        )
     stream = rng.integers(0, 4, 60)
     m = KneserNey(order, discount).fit(stream, 4, stream=True)
     ref = _reference_kn([stream], 4, order, discount, None)
@@ -245,7 +259,7 @@ def test_distribution_sums_to_one(order, discount):
         assert abs(p.sum() - 1) < 1e-9 and p[S] == 0.0 and np.all(p[1:] > 0), h
     if order > 1:  # only the last order-1 ids matter
         long = [S, 2, 3, 4, 5, 6]
-        np.testing.assert_array_equal(m.distribution(long), m.distribution(long[-(order - 1):]))
+        np.testing.assert_array_equal(m.distribution(long), m.distribution(long[-(order - 1) :]))
 
 
 @pytest.mark.parametrize("order", [1, 3, 5])
@@ -255,7 +269,7 @@ def test_token_logprobs_equal_distribution(order):
     lps = m.token_logprobs(sents)  # includes sentences the model never saw
     assert [len(lp) for lp in lps] == [len(s) - 1 for s in sents]
     for s, lp in zip(sents, lps, strict=True):
-        want = [math.log(m.distribution(s[max(0, i - order + 1):i])[s[i]]) for i in range(1, len(s))]
+        want = [math.log(m.distribution(s[max(0, i - order + 1) : i])[s[i]]) for i in range(1, len(s))]
         np.testing.assert_allclose(lp, want, rtol=1e-12)
     stream = np.random.default_rng(1).integers(0, 6, 300).astype(np.int32)
     m = KneserNey(order).fit(stream[:200], 6, stream=True)
@@ -323,9 +337,19 @@ def test_bad_files_are_refused(tmp_path):
 
 
 # -- argument checks --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs", [{"order": 0}, {"order": 6}, {"order": 2.0}, {"order": True},
-                                    {"discount": 0.0}, {"discount": 1.5}, {"discount": float("nan")},
-                                    {"discount": "0.5"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"order": 0},
+        {"order": 6},
+        {"order": 2.0},
+        {"order": True},
+        {"discount": 0.0},
+        {"discount": 1.5},
+        {"discount": float("nan")},
+        {"discount": "0.5"},
+    ],
+)
 def test_bad_settings(kwargs):
     with pytest.raises(ConfigError):
         KneserNey(**kwargs)
@@ -337,11 +361,19 @@ def test_bad_data_and_unfitted():
         for method, arg in ((model.score, ok), (model.distribution, [S]), (model.save, "x.npz")):
             with pytest.raises(ConfigError, match="not fitted"):
                 method(arg)
-        for data, vocab, kw in [(ok, 1, {}), (ok, 3, {"start_id": 3}), (_sents([[S, 2, 9]]), 5, {}),
-                                (_sents([[S, -1]]), 5, {}), ([], 5, {}), (_sents([[S], [S]]), 5, {}),
-                                ([np.array([], int)], 5, {"start_id": S}),
-                                (_sents([[2, 3, E]]), 5, {"start_id": S}), ([np.array([0.0, 1.0])], 5, {}),
-                                (np.array([S, 2, E]), 5, {}), ([[S, 2], [S, 2, 3]], 5, {"stream": True})]:
+        for data, vocab, kw in [
+            (ok, 1, {}),
+            (ok, 3, {"start_id": 3}),
+            (_sents([[S, 2, 9]]), 5, {}),
+            (_sents([[S, -1]]), 5, {}),
+            ([], 5, {}),
+            (_sents([[S], [S]]), 5, {}),
+            ([np.array([], int)], 5, {"start_id": S}),
+            (_sents([[2, 3, E]]), 5, {"start_id": S}),
+            ([np.array([0.0, 1.0])], 5, {}),
+            (np.array([S, 2, E]), 5, {}),
+            ([[S, 2], [S, 2, 3]], 5, {"stream": True}),
+        ]:
             with pytest.raises(ConfigError):
                 model.fit(data, vocab, **kw)
         model.fit(ok, 4, start_id=S)
@@ -353,8 +385,12 @@ def test_bad_data_and_unfitted():
 
 # -- property ---------------------------------------------------------------------------------------------
 @settings(max_examples=60, deadline=None)
-@given(order=st.integers(1, 5), discount=st.sampled_from([None, 0.1, 1.0]), vocab_size=st.integers(3, 8),
-       data=st.data())
+@given(
+    order=st.integers(1, 5),
+    discount=st.sampled_from([None, 0.1, 1.0]),
+    vocab_size=st.integers(3, 8),
+    data=st.data(),
+)
 def test_property_distribution_is_proper(order, discount, vocab_size, data):
     word = st.integers(2, vocab_size - 1)
     sents = data.draw(st.lists(st.lists(word, max_size=6), min_size=1, max_size=6))

@@ -160,8 +160,7 @@ def test_word_ids_and_sentence_pair_check_their_input():
     got = word_ids([3, 0, 2], 4)
     assert got.dtype == np.intp and got.tolist() == [3, 0, 2]
     assert word_ids([], 4).shape == (0,)
-    for bad, fragment in (([[1, 2]], "1-D"), ([1.0, 2.0], "integer"), ([0, 4], "outside"),
-                          ([-1], "outside")):
+    for bad, fragment in (([[1, 2]], "1-D"), ([1.0, 2.0], "integer"), ([0, 4], "outside"), ([-1], "outside")):
         with pytest.raises(ValueError, match=fragment):
             word_ids(bad, 4, name="ids")
     x, y = sentence_pair([1, 2], np.array([2, 3]), 4)
@@ -228,7 +227,7 @@ def blog_bptt(model, x, y):
 def test_tutorial_truncation_is_the_blog_loop(k):
     model = RNNNumpy(C, H, bptt_truncate=k, seed=5)
     x, y = sentence(12)
-    for ours, blog in zip(model.bptt(x, y), blog_bptt(model, x, y)):
+    for ours, blog in zip(model.bptt(x, y), blog_bptt(model, x, y), strict=True):
         np.testing.assert_allclose(ours, blog, rtol=1e-12, atol=1e-14)
 
 
@@ -244,10 +243,10 @@ def test_truncations_equal_full_bptt_when_window_covers_sentence(length, extra, 
     x, y = sentence(seed, length)
     full = model.bptt(x, y, bptt_truncate=-1)
     for truncation, k in (("tutorial", length - 1 + extra), ("scan", length + extra)):
-        for got, want in zip(model.bptt(x, y, truncation=truncation, bptt_truncate=k), full):
+        for got, want in zip(model.bptt(x, y, truncation=truncation, bptt_truncate=k), full, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
     for truncation in ("tutorial", "scan"):  # k < 0 is full BPTT for both
-        for got, want in zip(model.bptt(x, y, truncation=truncation, bptt_truncate=-1), full):
+        for got, want in zip(model.bptt(x, y, truncation=truncation, bptt_truncate=-1), full, strict=True):
             np.testing.assert_array_equal(got, want)
 
 
@@ -289,7 +288,7 @@ def test_tutorial_truncation_by_brute_force(activation, k):
         return total
 
     want = [fd_grad(surrogate, p) for p in (model.U, model.V, model.W)]
-    for got, w in zip(model.bptt(x, y, truncation="tutorial"), want):
+    for got, w in zip(model.bptt(x, y, truncation="tutorial"), want, strict=True):
         np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-8)
 
 
@@ -308,7 +307,7 @@ def test_scan_truncation_by_brute_force(activation, k):
         return sum(nll(model.V @ recomputed.get(t, s_base[t]), y[t]) for t in range(T))
 
     want = [fd_grad(surrogate, p) for p in (model.U, model.V, model.W)]
-    for got, w in zip(model.bptt(x, y, truncation="scan"), want):
+    for got, w in zip(model.bptt(x, y, truncation="scan"), want, strict=True):
         np.testing.assert_allclose(got, w, rtol=1e-6, atol=1e-8)
 
 
@@ -334,8 +333,14 @@ def test_param_shapes_and_init():
     p = init_params("gru", C, H, D, L, seed=6)
     rng = np.random.default_rng(6)  # draw order: E, U0, W0, U1, W1, V
     # E: word vectors of norm ~1 (±sqrt(3/D)); the rest: the tutorial's ±1/sqrt(fan-in)
-    for name, b in (("E", np.sqrt(3 / D)), ("U0", 1 / np.sqrt(D)), ("W0", 1 / np.sqrt(H)), ("U1", 1 / np.sqrt(H)),
-                    ("W1", 1 / np.sqrt(H)), ("V", 1 / np.sqrt(H))):
+    for name, b in (
+        ("E", np.sqrt(3 / D)),
+        ("U0", 1 / np.sqrt(D)),
+        ("W0", 1 / np.sqrt(H)),
+        ("U1", 1 / np.sqrt(H)),
+        ("W1", 1 / np.sqrt(H)),
+        ("V", 1 / np.sqrt(H)),
+    ):
         np.testing.assert_array_equal(p[name], rng.uniform(-b, b, shapes[name]))
     for name in ("b0", "b1", "c"):
         np.testing.assert_array_equal(p[name], 0.0)
@@ -376,7 +381,7 @@ def test_gated_gradient_check_with_saturated_hard_sigmoid(cell):
     model = GatedRNNNumpy(cell, C, 5, 4, 1, gate="hard_sigmoid", params=p)
     x, y = sentence(17)
     _, cache = model.forward(x)
-    gate_pre = cache["layers"][0]["a"][:, :3 if cell == "lstm" else 2]
+    gate_pre = cache["layers"][0]["a"][:, : 3 if cell == "lstm" else 2]
     saturated = np.mean(np.abs(gate_pre) > 2.5)
     assert 0.1 < saturated < 0.9
     errors = model.gradient_check(x, y)
@@ -384,8 +389,9 @@ def test_gated_gradient_check_with_saturated_hard_sigmoid(cell):
 
 
 def test_hard_sigmoid():
-    np.testing.assert_allclose(hard_sigmoid(np.array([-3.0, -2.5, 0.0, 1.0, 2.5, 4.0])),
-                               [0.0, 0.0, 0.5, 0.7, 1.0, 1.0], atol=1e-15)
+    np.testing.assert_allclose(
+        hard_sigmoid(np.array([-3.0, -2.5, 0.0, 1.0, 2.5, 4.0])), [0.0, 0.0, 0.5, 0.7, 1.0, 1.0], atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])

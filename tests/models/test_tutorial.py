@@ -57,8 +57,15 @@ def test_learning_rate_halves_when_the_loss_rises():
 
     m = Rising()
     seen = []
-    train_with_sgd(m, [[1]], [[2]], learning_rate=0.4, nepoch=4, evaluate_loss_after=1,
-                   callback=lambda **kw: seen.append(kw["learning_rate"]))
+    train_with_sgd(
+        m,
+        [[1]],
+        [[2]],
+        learning_rate=0.4,
+        nepoch=4,
+        evaluate_loss_after=1,
+        callback=lambda **kw: seen.append(kw["learning_rate"]),
+    )
     assert seen == [0.4, 0.2, 0.2, 0.1]
     assert m.lrs == pytest.approx([0.4, 0.2, 0.2, 0.1])
 
@@ -67,7 +74,9 @@ def test_numpy_reference_and_graph_train_identically(reddit):
     corpus, X, Y = reddit
     C = len(corpus.vocab)
     graph = RNN(C, 12, bptt_truncate=-1, seed=2)
-    ref = RNNNumpy(C, 12, bptt_truncate=-1, params={k: v.astype("float64") for k, v in graph.get_params().items()})
+    ref = RNNNumpy(
+        C, 12, bptt_truncate=-1, params={k: v.astype("float64") for k, v in graph.get_params().items()}
+    )
     train_with_sgd(graph, X[:10], Y[:10], learning_rate=0.01, nepoch=1)
     train_with_sgd(ref, X[:10], Y[:10], learning_rate=0.01, nepoch=1)
     for k, v in graph.get_params().items():

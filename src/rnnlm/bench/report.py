@@ -129,7 +129,8 @@ def _report_part4(r, out):
 
 
 def _report_quality(r, out):
-    print(f"rnnlm bench quality: held-out nats/token and perplexity, {r['budget_s']:.0f} s of training per model",
+    print(f"rnnlm bench quality: held-out nats/token and perplexity, {r['budget_s']:.0f} s of training "
+          "per model",
           file=out)
     for c in r["corpora"]:
         print(f"  {c['corpus']} ({c['level']} level, vocabulary {c['vocab_size']:,}, {c['train_tokens']:,} "
@@ -142,7 +143,8 @@ def _report_quality(r, out):
             notes = ""
             if name == "rnnlm":
                 m = e["model"]
-                notes = (f"{m['cell']} x{m['layers']} H={m['hidden_dim']}, {e['steps']} steps, {e['epochs']} epochs, "
+                notes = (f"{m['cell']} x{m['layers']} H={m['hidden_dim']}, {e['steps']} steps, "
+                         f"{e['epochs']} epochs, "
                          f"stopped: {e['stopped']}")
             elif name == "torch":
                 notes = f"{e['steps']} steps, {e['seconds']} s, torch {e['torch']}"

@@ -29,17 +29,8 @@ from rnnlm.cli.common import (
 )
 from rnnlm.errors import UsageError
 
-FRESH_KEYS = {
-    "activation": str,
-    "gate": str,
-    "radius": float,
-    "scale": float,
-    "layers": int,
-    "embedding": int,
-    "hidden": int,
-    "seed": int,
-    "name": str,
-}
+FRESH_KEYS = {"activation": str, "gate": str, "radius": float, "scale": float, "layers": int,
+              "embedding": int, "hidden": int, "seed": int, "name": str}
 DEFAULT_FRESH = ("rnn", "rnn:activation=relu", "rnn:radius=1.5", "gru", "lstm")
 
 
@@ -60,9 +51,8 @@ def parse_fresh(spec: str) -> dict:
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or key not in FRESH_KEYS:
-            raise UsageError(
-                f"--fresh {spec}: expected key=value with key one of {', '.join(FRESH_KEYS)}; got {item!r}"
-            )
+            raise UsageError(f"--fresh {spec}: expected key=value with key one of {', '.join(FRESH_KEYS)}; "
+                             f"got {item!r}")
         try:
             out[key] = FRESH_KEYS[key](value.strip())
         except ValueError:
@@ -86,55 +76,25 @@ def _fresh_name(spec: dict) -> str:
     return " ".join(parts)
 
 
-def _add_common(
-    p: argparse.ArgumentParser,
-    sentences: int,
-    min_len: int,
-    max_len: int | None,
-    vocab_size: int,
-    hidden: int,
-) -> None:
-    p.add_argument(
-        "--corpus",
-        default="reddit",
-        metavar="SOURCE",
-        help="corpus file or known name whose sentences are analysed (default: reddit)",
-    )
+def _add_common(p: argparse.ArgumentParser, sentences: int, min_len: int, max_len: int | None,
+                vocab_size: int, hidden: int) -> None:
+    p.add_argument("--corpus", default="reddit", metavar="SOURCE",
+                   help="corpus file or known name whose sentences are analysed (default: reddit)")
     add_corpus_arguments(p, vocab_size=vocab_size)
     g = p.add_argument_group("analysis")
-    g.add_argument(
-        "--sentences",
-        type=int_at_least(1),
-        default=sentences,
-        metavar="N",
-        help="how many sentences to analyse, drawn at random (default: %(default)s)",
-    )
-    g.add_argument(
-        "--min-tokens",
-        type=int_at_least(2),
-        default=min_len,
-        metavar="N",
-        help="analyse sentences of at least N tokens (SENTENCE_START counts; default: %(default)s)",
-    )
-    g.add_argument(
-        "--max-tokens",
-        type=int_at_least(2),
-        default=max_len,
-        metavar="N",
-        help="cut longer sentences to their first N tokens (default: %(default)s)",
-    )
-    g.add_argument(
-        "--hidden",
-        type=int_at_least(1),
-        default=hidden,
-        metavar="H",
-        help="hidden size of fresh models (default: %(default)s)",
-    )
+    g.add_argument("--sentences", type=int_at_least(1), default=sentences, metavar="N",
+                   help="how many sentences to analyse, drawn at random (default: %(default)s)")
+    g.add_argument("--min-tokens", type=int_at_least(2), default=min_len, metavar="N",
+                   help="analyse sentences of at least N tokens (SENTENCE_START counts; default: "
+                   "%(default)s)")
+    g.add_argument("--max-tokens", type=int_at_least(2), default=max_len, metavar="N",
+                   help="cut longer sentences to their first N tokens (default: %(default)s)")
+    g.add_argument("--hidden", type=int_at_least(1), default=hidden, metavar="H",
+                   help="hidden size of fresh models (default: %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seed of fresh weights and of the sentence draw")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument(
-        "--out", default=None, metavar="DIR", help="write the PNG plots into DIR (created if missing)"
-    )
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the PNG plots into DIR (created if missing)")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -156,37 +116,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         f"Without either: --fresh {' --fresh '.join(DEFAULT_FRESH)}.",
     )
     g.add_argument("checkpoints", nargs="*", metavar="CKPT", help="model files to analyse")
-    g.add_argument(
-        "--fresh",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="a freshly initialised model, CELL[:key=value,...] with CELL rnn|gru|lstm and keys "
-        "activation, gate, radius (spectral radius of W), scale (multiplier of W), layers, "
-        "embedding, hidden, seed, name; e.g. rnn:activation=relu, rnn:radius=0.5 (repeatable)",
-    )
+    g.add_argument("--fresh", action="append", default=[], metavar="SPEC",
+                   help="a freshly initialised model, CELL[:key=value,...] with CELL rnn|gru|lstm and keys "
+                   "activation, gate, radius (spectral radius of W), scale (multiplier of W), layers, "
+                   "embedding, hidden, seed, name; e.g. rnn:activation=relu, rnn:radius=0.5 (repeatable)")
     _add_common(g, sentences=30, min_len=10, max_len=40, vocab_size=8000, hidden=100)
-    g.add_argument(
-        "--norm",
-        choices=("fro", "spectral"),
-        default="fro",
-        help="matrix norm of the Jacobian products: fro (default, fast) or spectral (exact, one "
-        "SVD per (t, k) pair)",
-    )
-    g.add_argument(
-        "--max-distance",
-        type=int_at_least(1),
-        default=None,
-        metavar="D",
-        help="only distances t-k <= D (default: all)",
-    )
-    g.add_argument(
-        "--fit",
-        type=csv_list(int),
-        default=[1],
-        metavar="FIRST[,LAST]",
-        help="distances the decay factor is fitted over (default: 1 to the largest)",
-    )
+    g.add_argument("--norm", choices=("fro", "spectral"), default="fro",
+                   help="matrix norm of the Jacobian products: fro (default, fast) or spectral (exact, one "
+                   "SVD per (t, k) pair)")
+    g.add_argument("--max-distance", type=int_at_least(1), default=None, metavar="D",
+                   help="only distances t-k <= D (default: all)")
+    g.add_argument("--fit", type=csv_list(int), default=[1], metavar="FIRST[,LAST]",
+                   help="distances the decay factor is fitted over (default: 1 to the largest)")
     g.set_defaults(run=run_gradients)
 
     t = sub.add_parser(
@@ -198,47 +139,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "short per-sentence SGD runs, one per truncation setting, from the same weights. Uses the "
         "tutorial's model (one tanh layer, no biases): a fresh one, or CKPT.",
     )
-    t.add_argument(
-        "checkpoint",
-        nargs="?",
-        default=None,
-        metavar="CKPT",
-        help="a one-layer bias-free rnn model (e.g. the tutorial's trained-model-theano.npz) "
-        "whose truncation error is measured too",
-    )
+    t.add_argument("checkpoint", nargs="?", default=None, metavar="CKPT",
+                   help="a one-layer bias-free rnn model (e.g. the tutorial's trained-model-theano.npz) "
+                   "whose truncation error is measured too")
     _add_common(t, sentences=20, min_len=5, max_len=30, vocab_size=1000, hidden=32)
-    t.add_argument(
-        "--truncate",
-        type=csv_list(int),
-        default=[1, 2, 4, -1],
-        metavar="K,...",
-        help="bptt_truncate values of the training runs, -1 = full BPTT (default: 1,2,4,-1)",
-    )
-    t.add_argument(
-        "--truncation",
-        type=csv_list(str),
-        default=["tutorial", "scan"],
-        metavar="MODE,...",
-        help="truncation definitions trained with: tutorial, scan (default: both)",
-    )
-    t.add_argument(
-        "--epochs", type=int_at_least(1), default=2, help="epochs of each training run (default: 2)"
-    )
+    t.add_argument("--truncate", type=csv_list(int), default=[1, 2, 4, -1], metavar="K,...",
+                   help="bptt_truncate values of the training runs, -1 = full BPTT (default: 1,2,4,-1)")
+    t.add_argument("--truncation", type=csv_list(str), default=["tutorial", "scan"], metavar="MODE,...",
+                   help="truncation definitions trained with: tutorial, scan (default: both)")
+    t.add_argument("--epochs", type=int_at_least(1), default=2,
+                   help="epochs of each training run (default: 2)")
     t.add_argument("--lr", type=positive_float, default=0.005, help="SGD learning rate (default: 0.005)")
-    t.add_argument(
-        "--train-sentences",
-        type=int_at_least(1),
-        default=500,
-        metavar="N",
-        help="training sentences per run (default: %(default)s)",
-    )
-    t.add_argument(
-        "--valid-sentences",
-        type=int_at_least(0),
-        default=150,
-        metavar="N",
-        help="held-out sentences scored after each epoch (default: %(default)s)",
-    )
+    t.add_argument("--train-sentences", type=int_at_least(1), default=500, metavar="N",
+                   help="training sentences per run (default: %(default)s)")
+    t.add_argument("--valid-sentences", type=int_at_least(0), default=150, metavar="N",
+                   help="held-out sentences scored after each epoch (default: %(default)s)")
     t.add_argument("--no-train", action="store_true", help="only the gradient error, no training runs")
     t.set_defaults(run=run_truncation)
 
@@ -249,25 +164,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "global norm of each sentence's gradient, the same after global-norm clipping, the per-step "
         "factor of ‖∂L_t/∂s_k‖, and the loss after one pass of per-sentence SGD without and with clipping.",
     )
-    e.add_argument(
-        "checkpoint", nargs="?", default=None, metavar="CKPT", help="rescale this model's W instead"
-    )
+    e.add_argument("checkpoint", nargs="?", default=None, metavar="CKPT",
+                   help="rescale this model's W instead")
     _add_common(e, sentences=30, min_len=10, max_len=40, vocab_size=2000, hidden=50)
-    e.add_argument(
-        "--radius",
-        type=csv_list(positive_float),
-        default=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
-        metavar="R,...",
-        help="spectral radii of W (default: 0.5,1,1.5,2,3,4)",
-    )
-    e.add_argument(
-        "--activation",
-        type=csv_list(str),
-        default=["tanh", "relu"],
-        metavar="A,...",
-        help="activations of the fresh rnn models (default: tanh,relu)",
-    )
-    e.add_argument("--clip", type=positive_float, default=5.0, help="global-norm clip threshold (default: 5)")
+    e.add_argument("--radius", type=csv_list(positive_float), default=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0],
+                   metavar="R,...", help="spectral radii of W (default: 0.5,1,1.5,2,3,4)")
+    e.add_argument("--activation", type=csv_list(str), default=["tanh", "relu"], metavar="A,...",
+                   help="activations of the fresh rnn models (default: tanh,relu)")
+    e.add_argument("--clip", type=positive_float, default=5.0,
+                   help="global-norm clip threshold (default: 5)")
     e.add_argument("--lr", type=positive_float, default=0.005, help="SGD learning rate (default: 0.005)")
     e.set_defaults(run=run_exploding)
     return p
@@ -323,30 +228,23 @@ def _load(path, args, corpus_cache):
     C = ref.word_dim
     if C not in corpus_cache:
         corpus_cache[C] = _prepare(args, vocab_size=C)
-    warnings.warn(
-        f"{path} has no vocabulary: using the {len(corpus_cache[C].vocab)}-word vocabulary of "
-        f"{args.corpus}, which is not the one the model was trained with (word ids differ)",
-        stacklevel=2,
-    )
+    warnings.warn(f"{path} has no vocabulary: using the {len(corpus_cache[C].vocab)}-word vocabulary of "
+                  f"{args.corpus}, which is not the one the model was trained with (word ids differ)",
+                  stacklevel=2)
     return ref, corpus_cache[C].sentences
 
 
 def _select(sentences, args):
     from rnnlm import analysis
 
-    return analysis.select_sentences(
-        sentences, n=args.sentences, min_len=args.min_tokens, max_len=args.max_tokens, seed=args.seed
-    )
+    return analysis.select_sentences(sentences, n=args.sentences, min_len=args.min_tokens,
+                                     max_len=args.max_tokens, seed=args.seed)
 
 
 def _sentence_info(pairs) -> dict:
     lengths = [len(x) for x, _ in pairs]
-    return {
-        "count": len(pairs),
-        "min_len": min(lengths),
-        "max_len": max(lengths),
-        "mean_len": sum(lengths) / len(lengths),
-    }
+    return {"count": len(pairs), "min_len": min(lengths), "max_len": max(lengths),
+            "mean_len": sum(lengths) / len(lengths)}
 
 
 def _save(fig, out, name, plots):
@@ -408,45 +306,26 @@ def run_gradients(args) -> int:
     for name, _, ref, pairs in models:
         if not args.json:
             print(f"analysing {name} ...", file=sys.stderr)
-        results[name] = analysis.gradient_norms(
-            ref,
-            pairs,
-            norm=args.norm,
-            max_distance=args.max_distance,
-            fit_range=fit_range,
-            progress=_progress(args),
-        )
+        results[name] = analysis.gradient_norms(ref, pairs, norm=args.norm, max_distance=args.max_distance,
+                                                fit_range=fit_range, progress=_progress(args))
     plots = {}
     if out is not None:
         _save(analysis.plot_heatmap(results), out, "heatmap", plots)
         _save(analysis.plot_decay(results), out, "decay", plots)
     if args.json:
-        _print_json(
-            {
-                "norm": args.norm,
-                "fit_range": list(fit_range),
-                "models": [
-                    {
-                        "name": name,
-                        "source": source,
-                        "selection": _sentence_info(pairs),
-                        **{k: v for k, v in results[name].items() if k != "per_sentence"},
-                    }
-                    for name, source, _, pairs in models
-                ],
-                "plots": plots,
-            }
-        )
+        _print_json({
+            "norm": args.norm, "fit_range": list(fit_range),
+            "models": [{"name": name, "source": source, "selection": _sentence_info(pairs),
+                        **{k: v for k, v in results[name].items() if k != "per_sentence"}}
+                       for name, source, _, pairs in models],
+            "plots": plots,
+        })
         return 0
-    print(
-        f"‖∂L_t/∂s_k‖ and ‖∂s_t/∂s_k‖ ({args.norm} norm) by distance d = t - k; decay = fitted factor "
-        "per step back in time"
-    )
+    print(f"‖∂L_t/∂s_k‖ and ‖∂s_t/∂s_k‖ ({args.norm} norm) by distance d = t - k; decay = fitted factor "
+          "per step back in time")
     w = max(24, *(len(name) for name, *_ in models))
-    header = (
-        f"{'model':<{w}} {'sents':>5} {'radius W':>8} {'decay dL/ds':>11} {'r2':>5} {'half-life':>9} "
-        f"{'decay ds/ds':>11}  ‖∂L_t/∂s_k‖ at d = 0 / 5 / 10 / 20"
-    )
+    header = (f"{'model':<{w}} {'sents':>5} {'radius W':>8} {'decay dL/ds':>11} {'r2':>5} {'half-life':>9} "
+              f"{'decay ds/ds':>11}  ‖∂L_t/∂s_k‖ at d = 0 / 5 / 10 / 20")
     print(header)
     for name, _, _, pairs in models:
         r = results[name]
@@ -454,11 +333,9 @@ def run_gradients(args) -> int:
         radius = max(max(v["radius"]) for v in r["recurrent"].values())
         g = r["loss_grad"]["geomean"]
         at = " / ".join(_fmt(g[d] if d < len(g) else None) for d in (0, 5, 10, 20))
-        print(
-            f"{name:<{w}} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
-            f"{_fmt(fl['r2'], '.2f'):>5} {_fmt(fl['half_life'], '.2f'):>9} "
-            f"{_fmt(fj['factor'], '.4f'):>11}  {at}"
-        )
+        print(f"{name:<{w}} {len(pairs):>5} {radius:>8.3f} {_fmt(fl['factor'], '.4f'):>11} "
+              f"{_fmt(fl['r2'], '.2f'):>5} {_fmt(fl['half_life'], '.2f'):>9} "
+              f"{_fmt(fj['factor'], '.4f'):>11}  {at}")
     _print_written(plots)
     return 0
 
@@ -501,27 +378,17 @@ def run_truncation(args) -> int:
         ref, sentences = _load(args.checkpoint, args, {C: corpus})
         cp = _select(sentences, args)
         errors[Path(args.checkpoint).name] = analysis.truncation_error(
-            ref, cp, truncations=_truncation_grid(max(len(x) for x, _ in cp))
-        )
+            ref, cp, truncations=_truncation_grid(max(len(x) for x, _ in cp)))
     training = None
     if not args.no_train:
         everything = analysis.select_sentences(corpus.sentences, min_len=2)
         order = np.random.default_rng(args.seed).permutation(len(everything))
         n_valid = min(args.valid_sentences, len(everything) // 5)
         valid = [everything[i] for i in order[:n_valid]]
-        train = [everything[i] for i in order[n_valid : n_valid + args.train_sentences]]
+        train = [everything[i] for i in order[n_valid:n_valid + args.train_sentences]]
         training = analysis.truncation_training(
-            train,
-            valid,
-            C,
-            hidden_dim=args.hidden,
-            truncations=args.truncate,
-            modes=args.truncation,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            seed=args.seed,
-            progress=_progress(args),
-        )
+            train, valid, C, hidden_dim=args.hidden, truncations=args.truncate, modes=args.truncation,
+            epochs=args.epochs, learning_rate=args.lr, seed=args.seed, progress=_progress(args))
         full = training["models"].get(("full", -1))
         if full is not None:  # the same measurement after training: gradients of a trained model
             errors["trained"] = analysis.truncation_error(full, pairs, truncations=ks)
@@ -529,40 +396,27 @@ def run_truncation(args) -> int:
     if out is not None:
         _save(analysis.plot_truncation(errors, training), out, "truncation", plots)
     if args.json:
-        _print_json(
-            {
-                "selection": _sentence_info(pairs),
-                "vocab_size": C,
-                "hidden_dim": args.hidden,
-                "error": {name: _without_per_sentence(e) for name, e in errors.items()},
-                "training": None
-                if training is None
-                else {k: v for k, v in training.items() if k != "models"},
-                "plots": plots,
-            }
-        )
+        _print_json({
+            "selection": _sentence_info(pairs), "vocab_size": C, "hidden_dim": args.hidden,
+            "error": {name: _without_per_sentence(e) for name, e in errors.items()},
+            "training": None if training is None else {k: v for k, v in training.items() if k != "models"},
+            "plots": plots,
+        })
         return 0
-    print(
-        f"Relative error of truncated BPTT, ‖g_k - g‖/‖g‖ over (dL/dU, dL/dW), mean over {len(pairs)} "
-        "sentences"
-    )
+    print(f"Relative error of truncated BPTT, ‖g_k - g‖/‖g‖ over (dL/dU, dL/dW), mean over {len(pairs)} "
+          "sentences")
     show = [k for k in (0, 1, 2, 4, 8, 16) if k in ks]
     for name, e in errors.items():
         for mode, d in e["modes"].items():
             cells = "  ".join(f"k={k}: {d['mean'][e['truncations'].index(k)]:.4f}" for k in show)
             print(f"  {name:<12} {mode:<9} {cells}")
     if training:
-        print(
-            f"Training cost ({training['train_sentences']} sentences, {training['epochs']} epochs of SGD, "
-            f"lr {training['learning_rate']}, H={training['hidden_dim']}, C={C}); loss in nats/word"
-        )
+        print(f"Training cost ({training['train_sentences']} sentences, {training['epochs']} epochs of SGD, "
+              f"lr {training['learning_rate']}, H={training['hidden_dim']}, C={C}); loss in nats/word")
         print(f"  {'truncation':<14} {'train loss':>10} {'valid loss':>10} {'seconds':>8}")
         for run in training["runs"]:
-            label = (
-                "full BPTT"
-                if run["truncation"] == "full"
-                else f"{run['truncation']} k={run['bptt_truncate']}"
-            )
+            label = ("full BPTT" if run["truncation"] == "full"
+                     else f"{run['truncation']} k={run['bptt_truncate']}")
             v = run["valid_loss"][-1]
             print(f"  {label:<14} {run['train_loss'][-1]:>10.4f} {_fmt(v, '.4f'):>10} {run['seconds']:>8.1f}")
     _print_written(plots)
@@ -585,55 +439,40 @@ def run_exploding(args) -> int:
         corpus = _prepare(args)
         pairs = _select(corpus.sentences, args)
         for a in args.activation:
-            ref = analysis.fresh_model(
-                "rnn", vocab_size=len(corpus.vocab), hidden_dim=args.hidden, activation=a, seed=args.seed
-            )
+            ref = analysis.fresh_model("rnn", vocab_size=len(corpus.vocab), hidden_dim=args.hidden,
+                                       activation=a, seed=args.seed)
             models.append((f"rnn {a}", ref, pairs))
     results = {}
     for name, ref, pairs in models:
         if not args.json:
             print(f"analysing {name} ...", file=sys.stderr)
-        results[name] = analysis.exploding_gradients(
-            ref, pairs, radii=args.radius, clip=args.clip, learning_rate=args.lr
-        )
+        results[name] = analysis.exploding_gradients(ref, pairs, radii=args.radius, clip=args.clip,
+                                                     learning_rate=args.lr)
     plots = {}
     if out is not None:
         _save(analysis.plot_exploding(results), out, "exploding", plots)
     if args.json:
-        _print_json(
-            {
-                "clip": args.clip,
-                "radii": args.radius,
-                "models": [
-                    {"name": name, "selection": _sentence_info(pairs), **results[name]}
-                    for name, _, pairs in models
-                ],
-                "plots": plots,
-            }
-        )
+        _print_json({"clip": args.clip, "radii": args.radius,
+                     "models": [{"name": name, "selection": _sentence_info(pairs), **results[name]}
+                                for name, _, pairs in models],
+                     "plots": plots})
         return 0
-    print(
-        f"Global gradient norm ‖∂L/∂θ‖ of each sentence's loss (median / max over sentences), clipped at "
-        f"{args.clip:g}; decay = per-step factor of ‖∂L_t/∂s_k‖; loss (nats/word) before and after "
-        "one pass of "
-        f"per-sentence SGD (lr {args.lr:g}) without and with clipping"
-    )
+    print(f"Global gradient norm ‖∂L/∂θ‖ of each sentence's loss (median / max over sentences), clipped at "
+          f"{args.clip:g}; decay = per-step factor of ‖∂L_t/∂s_k‖; loss (nats/word) before and after "
+          "one pass of "
+          f"per-sentence SGD (lr {args.lr:g}) without and with clipping")
     for name, r in results.items():
         print(f"{name}:")
-        print(
-            f"  {'radius':>6} {'median':>10} {'max':>10} {'clipped':>8} {'decay':>7} {'loss before':>11} "
-            f"{'no clip':>10} {'clip':>10}"
-        )
+        print(f"  {'radius':>6} {'median':>10} {'max':>10} {'clipped':>8} {'decay':>7} {'loss before':>11} "
+              f"{'no clip':>10} {'clip':>10}")
         for row in r["rows"]:
             sgd = row["sgd"]
             nc = sgd.get("no_clip", {})
             cl = sgd.get("clip", {})
-            print(
-                f"  {row['radius']:>6.2f} {row['norm']['median']:>10.3g} {row['norm']['max']:>10.3g} "
-                f"{row['clipped_norm']['max']:>8.3g} {_fmt(row['decay']['factor'], '.3f'):>7} "
-                f"{_fmt(nc.get('before', cl.get('before')), '.4g'):>11} "
-                f"{'diverged' if nc.get('diverged') else _fmt(nc.get('after'), '.4g'):>10} "
-                f"{'diverged' if cl.get('diverged') else _fmt(cl.get('after'), '.4g'):>10}"
-            )
+            print(f"  {row['radius']:>6.2f} {row['norm']['median']:>10.3g} {row['norm']['max']:>10.3g} "
+                  f"{row['clipped_norm']['max']:>8.3g} {_fmt(row['decay']['factor'], '.3f'):>7} "
+                  f"{_fmt(nc.get('before', cl.get('before')), '.4g'):>11} "
+                  f"{'diverged' if nc.get('diverged') else _fmt(nc.get('after'), '.4g'):>10} "
+                  f"{'diverged' if cl.get('diverged') else _fmt(cl.get('after'), '.4g'):>10}")
     _print_written(plots)
     return 0

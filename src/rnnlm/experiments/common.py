@@ -1,5 +1,5 @@
-"""What the experiments share: argument checks, the corpus, the runtime description, and the
-training loop of one model.
+"""What the experiments share: argument checks, the corpus, the runtime description, and a step clock
+around rnnlm's one training loop (:class:`StepClock`).
 
 Timing: a budget counts training steps only.  The first step on each new batch shape compiles
 the graph (under the JAX linker once per padded length; seconds each) and is reported as
@@ -13,17 +13,14 @@ Shapes follow :mod:`rnnlm.models.lm`: batches are time-major ``x``, ``mask`` (L,
 
 from __future__ import annotations
 
-import math
 import os
-import time
 
 import numpy as np
 
 from rnnlm.bench.machine import cpu_model
 from rnnlm.errors import ConfigError
 
-# _Runner stays private: it is to be replaced by rnnlm.training's Trainer.
-__all__ = ["bucket_lengths", "check_budget", "check_positive", "load_corpus", "runtime_info"]
+__all__ = ["StepClock", "bucket_lengths", "check_budget", "check_positive", "load_corpus", "runtime_info"]
 
 
 def check_budget(time_budget, max_steps):
@@ -71,18 +68,20 @@ def runtime_info(model) -> dict:
     return info
 
 
-class _Runner:
-    """One model's training: endless shuffled epochs of sentence batches, a step clock that
-    excludes compilation, and the per-step record."""
+class StepClock:
+    """One model's training, driven step by step through :meth:`Trainer.step
+    <rnnlm.training.trainer.Trainer.step>` (rnnlm's one training loop), with a clock that counts training
+    steps only: the first step on each batch shape compiles the graph and is counted as ``compile_s``.
 
-    def __init__(self, model, corpus, batch_size, max_length, buckets, seed, fill):
-        from rnnlm.data.batching import sentence_batches
+    ``config`` is the :class:`~rnnlm.training.config.TrainConfig` (a constant schedule: the experiments
+    reproduce fixed-rate recipes); the model keeps the optimizer it was given.
+    """
 
-        self.model, self.corpus = model, corpus
-        self._batches = lambda epoch: sentence_batches(
-            corpus.sentences, batch_size, max_length, buckets=buckets, shuffle=True, seed=seed,
-            epoch=epoch, fill=fill)
-        self.epoch, self.queue, self.epoch_len = 0, [], 1
+    def __init__(self, model, corpus, config):
+        from rnnlm.training.trainer import Trainer
+
+        self.model = model
+        self.trainer = Trainer(model, corpus, None, config, progress=False)
         self.clock = 0.0  # seconds of training steps, compilation excluded
         self.compile_s = 0.0
         self.steps = 0
@@ -91,29 +90,27 @@ class _Runner:
         self.step_s = []  # (L, seconds) of every step that did not compile
         self._shapes = set()
 
-    def step(self):
-        if not self.queue:
-            self.queue = list(self._batches(self.epoch))
-            self.epoch_len = len(self.queue)
-            self.epoch += 1
-        x, y, mask = self.queue.pop(0)
-        key = x.shape if self.model.static else None  # one compiled function per shape under JAX
-        t0 = time.perf_counter()
-        loss_sum, ntok, _, _ = self.model.train_step(x, y, mask)
-        loss_sum, ntok = float(loss_sum), float(ntok)  # synchronises (JAX is asynchronous)
-        dt = time.perf_counter() - t0
+    @property
+    def epochs(self) -> float:
+        st, per = self.trainer.state, self.trainer.steps_per_epoch or 1
+        return round(st["epoch"] + st["step_in_epoch"] / per, 3) if self.steps else 0.0
+
+    def step(self) -> None:
+        r = self.trainer.step()
+        key = r["shape"] if self.model.static else None  # one compiled function per shape under JAX
         if key in self._shapes:
-            self.clock += dt
-            self.step_s.append((x.shape[0], dt))
+            self.clock += r["seconds"]
+            self.step_s.append((r["shape"][0], r["seconds"]))
         else:
             self._shapes.add(key)
-            self.compile_s += dt
-        if not math.isfinite(loss_sum):
-            raise ConfigError(f"training diverged (loss {loss_sum}) at step {self.steps + 1}; "
-                              "lower the learning rate")
+            self.compile_s += r["seconds"]
+        if not r["finite"]:
+            raise ConfigError(
+                f"training diverged (loss {r['loss_sum']}) at step {self.steps + 1}; lower the learning rate"
+            )
         self.steps += 1
-        self.tokens += int(ntok)
-        self.losses.append(loss_sum / max(ntok, 1.0))
+        self.tokens += int(r["ntok"])
+        self.losses.append(r["loss_sum"] / max(r["ntok"], 1.0))
 
     def timing(self) -> dict:
         times = np.array([s for _, s in self.step_s]) if self.step_s else np.zeros(0)
@@ -122,12 +119,13 @@ class _Runner:
             by_len.setdefault(int(L), []).append(s)
         return {
             "steps": self.steps,
-            "epochs": round(self.epoch - len(self.queue) / self.epoch_len, 3) if self.steps else 0.0,
+            "epochs": self.epochs,
             "train_s": round(self.clock, 3),
             "compile_s": round(self.compile_s, 3),
             "ms_per_step": round(1e3 * float(np.median(times)), 3) if len(times) else None,
             "ms_per_step_mean": round(1e3 * float(times.mean()), 3) if len(times) else None,
-            "ms_per_step_by_length": {L: round(1e3 * float(np.median(v)), 3)
-                                      for L, v in sorted(by_len.items())},
+            "ms_per_step_by_length": {
+                L: round(1e3 * float(np.median(v)), 3) for L, v in sorted(by_len.items())
+            },
             "tokens_per_s": round(self.tokens / self.clock, 1) if self.clock > 0 else None,
         }

@@ -13,7 +13,7 @@ import numpy as np
 
 from rnnlm.errors import ConfigError
 from rnnlm.experiments.common import (
-    _Runner,
+    StepClock,
     bucket_lengths,
     check_budget,
     check_positive,
@@ -25,10 +25,30 @@ from rnnlm.experiments.masked import masked_word_accuracy, unigram_baseline
 __all__ = ["fill_vs_lm"]
 
 
-def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="gru", layers=1,
-               embedding=64, vocab_size=4000, optimizer="adam", lr=0.002, clip=5.0, batch_size=32,
-               max_length=32, buckets=(16, 32), test=None, test_fraction=0.1, max_test_sentences=2000,
-               max_steps=None, lm_hidden=None, seed=0, linker=None, progress=False) -> dict:
+def fill_vs_lm(
+    corpus="tinyshakespeare",
+    time_budget=60.0,
+    hidden=128,
+    *,
+    cell="gru",
+    layers=1,
+    embedding=64,
+    vocab_size=4000,
+    optimizer="adam",
+    lr=0.002,
+    clip=5.0,
+    batch_size=32,
+    max_length=32,
+    buckets=(16, 32),
+    test=None,
+    test_fraction=0.1,
+    max_test_sentences=2000,
+    max_steps=None,
+    lm_hidden=None,
+    seed=0,
+    linker=None,
+    progress=False,
+) -> dict:
     """Train a bidirectional fill model and a left-to-right LM of the same size for the same
     training time, then compare their top-1 masked-word accuracy on held-out sentences.
 
@@ -59,11 +79,16 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     from rnnlm import engine
     from rnnlm.data import Corpus
     from rnnlm.models.lm import LanguageModel, ModelConfig
+    from rnnlm.training.config import TrainConfig
     from rnnlm.training.optim import make_optimizer
 
     check_budget(time_budget, max_steps)
-    for name, v in (("hidden", hidden), ("batch_size", batch_size), ("max_length", max_length),
-                    ("max_test_sentences", max_test_sentences)):
+    for name, v in (
+        ("hidden", hidden),
+        ("batch_size", batch_size),
+        ("max_length", max_length),
+        ("max_test_sentences", max_test_sentences),
+    ):
         check_positive(name, v)
     if max_length < 3:
         raise ConfigError(f"max_length must be at least 3 (START, a word, END), got {max_length}")
@@ -85,22 +110,48 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     runners = {}
     for name, bidir in (("fill", True), ("lm", False)):
         size = hidden if bidir or not lm_hidden else lm_hidden
-        cfg = ModelConfig(vocab_size=len(data.vocab), hidden_dim=size, cell=cell, layers=layers,
-                          embedding_dim=embedding, bidirectional=bidir)
+        cfg = ModelConfig(
+            vocab_size=len(data.vocab),
+            hidden_dim=size,
+            cell=cell,
+            layers=layers,
+            embedding_dim=embedding,
+            bidirectional=bidir,
+        )
         model = LanguageModel(cfg, seed=seed, linker=linker)
         model.set_optimizer(make_optimizer(optimizer, lr, clip=clip))
-        runners[name] = _Runner(model, train, batch_size, max_length, buckets, seed, fill=bidir)
+        runners[name] = StepClock(
+            model,
+            train,
+            TrainConfig(
+                optimizer=optimizer,
+                lr=lr,
+                clip=clip,
+                batch_size=batch_size,
+                max_length=max_length,
+                buckets=buckets,
+                batching="sentences",
+                schedule="constant",
+                seed=seed,
+            ),
+        )
 
     def finished(r):
-        return ((time_budget is not None and r.clock >= time_budget)
-                or (max_steps is not None and r.steps >= max_steps))
+        return (time_budget is not None and r.clock >= time_budget) or (
+            max_steps is not None and r.steps >= max_steps
+        )
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=time_budget or max_steps, unit="s" if time_budget else "step", leave=False,
-                   desc="fill vs lm", dynamic_ncols=True)
+        bar = tqdm(
+            total=time_budget or max_steps,
+            unit="s" if time_budget else "step",
+            leave=False,
+            desc="fill vs lm",
+            dynamic_ncols=True,
+        )
     while True:
         live = [r for r in runners.values() if not finished(r)]
         if not live:
@@ -116,17 +167,35 @@ def fill_vs_lm(corpus="tinyshakespeare", time_budget=60.0, hidden=128, *, cell="
     result = {}
     for name, r in runners.items():
         acc = masked_word_accuracy(r.model, test_sents, data.vocab, batch_size, buckets)
-        result[name] = {**acc, "parameters": r.model.n_parameters(),
-                        "final_train_loss": round(float(np.mean(r.losses[-50:])), 5),
-                        "timing": r.timing()}
+        result[name] = {
+            **acc,
+            "parameters": r.model.n_parameters(),
+            "final_train_loss": round(float(np.mean(r.losses[-50:])), 5),
+            "timing": r.timing(),
+        }
     result["margin"] = result["fill"]["accuracy"] - result["lm"]["accuracy"]
     result["unigram_baseline"] = unigram_baseline(train.sentences, test_sents, data.vocab)
-    result["settings"] = {"cell": cell, "layers": layers, "hidden": hidden, "lm_hidden": lm_hidden or hidden,
-                          "embedding": embedding,
-                          "optimizer": optimizer, "lr": lr, "clip": clip, "batch_size": batch_size,
-                          "max_length": max_length, "buckets": list(buckets), "time_budget_s": time_budget,
-                          "max_steps": max_steps, "seed": seed}
-    result["corpus"] = {"train_sentences": len(train), "test_sentences_scored": len(test_sents),
-                        "vocab_size": len(data.vocab), "source": str(data.stats.get("source"))}
+    result["settings"] = {
+        "cell": cell,
+        "layers": layers,
+        "hidden": hidden,
+        "lm_hidden": lm_hidden or hidden,
+        "embedding": embedding,
+        "optimizer": optimizer,
+        "lr": lr,
+        "clip": clip,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "buckets": list(buckets),
+        "time_budget_s": time_budget,
+        "max_steps": max_steps,
+        "seed": seed,
+    }
+    result["corpus"] = {
+        "train_sentences": len(train),
+        "test_sentences_scored": len(test_sents),
+        "vocab_size": len(data.vocab),
+        "source": str(data.stats.get("source")),
+    }
     result["runtime"] = runtime_info(runners["fill"].model)
     return result

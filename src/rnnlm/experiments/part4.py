@@ -15,7 +15,7 @@ import numpy as np
 
 from rnnlm.errors import ConfigError
 from rnnlm.experiments.common import (
-    _Runner,
+    StepClock,
     bucket_lengths,
     check_budget,
     check_positive,
@@ -81,6 +81,7 @@ def reproduce_part4(time_budget=120.0, corpus="reddit", *, max_steps=None, vocab
     """
     from rnnlm import engine
     from rnnlm.models.lm import LanguageModel, ModelConfig
+    from rnnlm.training.config import TrainConfig
     from rnnlm.training.optim import RMSProp
 
     check_budget(time_budget, max_steps)
@@ -98,7 +99,9 @@ def reproduce_part4(time_budget=120.0, corpus="reddit", *, max_steps=None, vocab
                       embedding_dim=embedding, gate=gate, output_bias=True, bptt_truncate=-1)
     model = LanguageModel(cfg, seed=seed, linker=linker)
     model.set_optimizer(RMSProp(lr, decay=PART4["decay"], eps=PART4["eps"]))  # no clipping, as in part 4
-    runner = _Runner(model, data, batch_size, max_length, buckets, seed, fill=False)
+    runner = StepClock(model, data, TrainConfig(optimizer="rmsprop", lr=lr, clip=0.0, batch_size=batch_size,
+                                                max_length=max_length, buckets=buckets, batching="sentences",
+                                                schedule="constant", seed=seed))
     probe = data.sentences[:eval_sentences]
 
     def evaluate():

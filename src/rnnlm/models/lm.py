@@ -45,7 +45,8 @@ class ModelConfig:
     tutorial's one-hot input, U0 acts as the embedding); activation tanh|relu (rnn cell);
     gate sigmoid|hard_sigmoid (gru/lstm); dropout between layers and before the output, and
     embed_dropout on the embedding (both "locked": one mask per sequence, the same at every
-    step, as Gal & Ghahramani's variational dropout; none at evaluation); bidirectional: the fill-in-the-blank model (a forward and a backward stack, the word at t
+    step, as Gal & Ghahramani's variational dropout; none at evaluation); bidirectional: the
+    fill-in-the-blank model (a forward and a backward stack, the word at t
     predicted from the forward state at t−1 and the backward state at t+1); tie_embeddings:
     the output layer reuses E (with a projection P (D, H) when D ≠ H); bptt_truncate: scan's
     truncate_gradient (−1 = full BPTT); output_bias: the output layer's bias c.
@@ -429,7 +430,7 @@ class LanguageModel:
         fn = self._compile("grads", x.shape)
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return {"loss_sum": float(out[0]), "ntok": float(out[1]),
-                **{k: np.asarray(g) for k, g in zip(self.params, out[2:])}}
+                **{k: np.asarray(g) for k, g in zip(self.params, out[2:], strict=True)}}
 
     def evaluate(self, x, y, mask, states=None):
         """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
@@ -483,5 +484,6 @@ def _as_batch(x, y, mask):
     y = np.asarray(y, dtype="int32") if y is not None else np.zeros_like(x)
     mask = np.ones(x.shape, FLOATX) if mask is None else np.asarray(mask, dtype=FLOATX)
     if x.ndim != 2 or x.shape != y.shape or x.shape != mask.shape:
-        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, {mask.shape}")
+        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, "
+                          f"{mask.shape}")
     return x, y, mask

@@ -219,7 +219,7 @@ class _NgramModel:
     def _meta(self) -> dict:
         meta = {"format": FORMAT, "version": VERSION, "model": self._KIND, "order": self.order,
                 "vocab_size": self.vocab_size, "special_ids": {"start": self.start_id}}
-        if self.corpus_meta is not None:  # vocabulary and tokenization, to read new text like the training text
+        if self.corpus_meta is not None:  # vocabulary and tokenization: new text is read as the training text
             meta["corpus"] = self.corpus_meta
         return meta
 

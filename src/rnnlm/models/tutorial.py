@@ -116,12 +116,13 @@ class RNN:
         """The symbolic outputs of the function ``name`` (``forward_propagation``, ``predict``,
         ``ce_error``, ``bptt``), uncompiled, for :func:`rnnlm.engine.pprint`."""
         if name not in self._specs or name == "sgd_step":
-            raise ConfigError(f"unknown graph {name!r}; choose one of forward_propagation, predict, ce_error, bptt")
+            choices = "forward_propagation, predict, ce_error, bptt"
+            raise ConfigError(f"unknown graph {name!r}; choose one of {choices}")
         return self._specs[name][1]
 
     def calculate_total_loss(self, X, Y) -> float:
         return float(sum(self.ce_error(np.asarray(x, "int32"), np.asarray(y, "int32"))
-                         for x, y in zip(X, Y)))
+                         for x, y in zip(X, Y, strict=True)))
 
     def calculate_loss(self, X, Y) -> float:
         """Mean cross-entropy per predicted word (the tutorial's ``calculate_loss``)."""

@@ -36,6 +36,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop (and checkpoint) after this many steps in this run
     batch_size: int | None = None  # sequences per batch (None: 64 at char level, 32 at word level)
     max_length: int = 64  # sentence batching: longest sequence
+    buckets: tuple | None = None  # sentence batching: padded lengths (None: 8, 16, 32, ... max_length)
     bptt: int | None = None  # stream batching: chunk length (None: 64 at char level, 32 otherwise)
     batching: str = "auto"  # auto | sentences | stream
     valid_every: int = 0  # also validate every N steps (0: never by count)

@@ -25,7 +25,6 @@ it) on a :class:`~rnnlm.models.lm.LanguageModel`:
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -34,11 +33,12 @@ import numpy as np
 
 from rnnlm.data.batching import sentence_batches, stream_batches
 from rnnlm.errors import CheckpointError, ConfigError, RnnlmError
-from rnnlm.fileio import atomic_savefig, remove_stale_temps
+from rnnlm.fileio import remove_stale_temps
 from rnnlm.inference.scoring import perplexity_of, sentence_token_logprobs, stream_token_logprobs
 from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig
 from rnnlm.training.optim import DEFAULT_LR, make_optimizer
+from rnnlm.training.records import Meter, RunRecords
 from rnnlm.training.schedules import make_schedule
 
 #: Train records in log.jsonl: one every this many steps (and at the end of every epoch).
@@ -102,6 +102,7 @@ class Trainer:
             "schedule": self.schedule.to_json(),
             "baselines": None,
         }
+        self.records = RunRecords(self.out, self.state)  # log.jsonl and loss.png
         self.states = None  # carried hidden state (stream batching)
         self._good = None  # last known-good (params, opt state) for NaN recovery
         self._steps_per_epoch = None
@@ -120,10 +121,12 @@ class Trainer:
             longest = max((len(s) for s in corpus.sentences), default=2)
             while max_length < longest:
                 max_length *= 2  # a few extra bucket shapes at most
+        buckets = c.buckets if not whole else None  # scoring: every sentence whole, default buckets
         return sentence_batches(
             corpus.sentences,
             c.batch_size,
             max_length,
+            buckets=buckets,
             shuffle=shuffle,
             seed=c.seed,
             epoch=epoch,
@@ -239,50 +242,16 @@ class Trainer:
         self.states = states
         return self
 
-    def _repair_log(self):
-        """Drop a torn last line of log.jsonl (a run killed mid-write) so every line parses."""
-        log = self.out / "log.jsonl"
-        if not log.exists():
-            return
-        with open(log, "r+b") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-
     def log(self, record: dict) -> None:
         """Append ``record`` (with the time) to the history and to log.jsonl."""
-        record = {"time": round(time.time(), 3), **record}
-        self.state["history"].append(record)
-        if self.out is None:
-            return
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-
-    def _plot(self):
-        if self.out is None:
-            return
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        hist = self.state["history"]
-        tr = [(h["step"], h["train_loss"]) for h in hist if "train_loss" in h]
-        va = [(h["step"], h["valid_loss"]) for h in hist if "valid_loss" in h]
-        fig, ax = plt.subplots(figsize=(6, 4))
-        if tr:
-            ax.plot(*zip(*tr, strict=True), label="train")
-        if va:
-            ax.plot(*zip(*va, strict=True), "o-", label="valid")
-        ax.set_xlabel("step")
-        ax.set_ylabel("cross-entropy per token (nats)")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        atomic_savefig(fig, self.out / "loss.png", dpi=100)
-        plt.close(fig)
+        self.records.log(record)
 
     # -- the loop -----------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Batches in an epoch (known once the first epoch's batches are made)."""
+        return self._steps_per_epoch
+
     def fraction_done(self) -> float:
         """How much of the run's horizon is done, in [0, 1]: the time budget's share, else the steps of
         all epochs' (0 while the number of steps per epoch is not yet known)."""
@@ -336,7 +305,7 @@ class Trainer:
                 "improved": improved,
             }
         )
-        self._plot()
+        self.records.plot()
         patience = self.cfg.stop_patience
         if reason is None and patience and st["bad_evals"] >= patience:
             reason = "early_stopping"
@@ -429,8 +398,8 @@ class Trainer:
         """One optimizer step on the next training batch, at the schedule's rate; the epoch advances after
         its last batch. A NaN/Inf loss is handled as ``on_nan`` says (the step then counts for nothing).
 
-        Returns ``{"loss_sum", "ntok", "grad_norm", "lr", "seconds", "finite", "epoch_done"}``; ``seconds``
-        is the step alone (synchronised: the loss is read back).
+        Returns ``{"loss_sum", "ntok", "grad_norm", "lr", "seconds", "finite", "epoch_done", "shape"}``;
+        ``seconds`` is the step alone (synchronised: the loss is read back), ``shape`` the batch's (L, B).
         """
         st, model = self.state, self.model
         batches = self._epoch_batches()
@@ -459,8 +428,16 @@ class Trainer:
         if done:
             st["epoch"] += 1
             st["step_in_epoch"] = 0
-        return {"loss_sum": loss_sum, "ntok": ntok, "grad_norm": gnorm, "lr": lr, "seconds": seconds,
-                "finite": finite, "epoch_done": done}
+        return {
+            "loss_sum": loss_sum,
+            "ntok": ntok,
+            "grad_norm": gnorm,
+            "lr": lr,
+            "seconds": seconds,
+            "finite": finite,
+            "epoch_done": done,
+            "shape": tuple(x.shape),
+        }
 
     def _begin(self):
         """Before the first step of a :meth:`fit`: folders, stale temporaries, compilation (not timed)."""
@@ -468,11 +445,13 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             for name in ("checkpoint.npz", "best.npz", "loss.png", "corpus.npz"):
                 remove_stale_temps(self.out, name)  # left by a run killed mid-write
-            self._repair_log()
+            self.records.repair()
         batches = self._epoch_batches()
         if self.model.static:  # one compiled function per shape: all compiled before the clock starts
             self.state["compile_s"] = round(self.compile(batches), 2)
-            self.log({"event": "compile", "seconds": self.state["compile_s"], "step": self.state["global_step"]})
+            self.log(
+                {"event": "compile", "seconds": self.state["compile_s"], "step": self.state["global_step"]}
+            )
         if self._interrupted:
             raise KeyboardInterrupt
 
@@ -492,7 +471,7 @@ class Trainer:
             t_start = last_valid = time.monotonic()
             self._remember_good()
             bar = self._bar()
-            meter = _Meter()
+            meter = Meter()
             while stop is None:
                 if cap is not None and st["epoch"] >= cap:
                     stop = "epochs"
@@ -509,8 +488,15 @@ class Trainer:
                     bar.set_postfix_str(meter.describe(epoch, st["best_valid"], r["lr"], now), refresh=False)
                     bar.update(round(min(st["elapsed"], budget) - min(before, budget), 3) if budget else 1)
                     if st["global_step"] % LOG_EVERY == 0 or r["epoch_done"]:
-                        self.log({"event": "train", "step": st["global_step"], "epoch": epoch,
-                                  "elapsed": round(st["elapsed"], 2), **meter.record(now, r)})
+                        self.log(
+                            {
+                                "event": "train",
+                                "step": st["global_step"],
+                                "epoch": epoch,
+                                "elapsed": round(st["elapsed"], 2),
+                                **meter.record(now, r),
+                            }
+                        )
                     if callback is not None:
                         callback(self)
                 if r["epoch_done"]:  # validate every finished epoch
@@ -528,7 +514,11 @@ class Trainer:
                 ):
                     stop = self._validate()
                     last_valid, last_valid_step = time.monotonic(), st["global_step"]
-                if r["epoch_done"] or stop is not None or (cfg.save_every and st["global_step"] % cfg.save_every == 0):
+                if (
+                    r["epoch_done"]
+                    or stop is not None
+                    or (cfg.save_every and st["global_step"] % cfg.save_every == 0)
+                ):
                     if cfg.save_every and st["global_step"] % cfg.save_every == 0:
                         self._remember_good()
                     self._save("checkpoint.npz")
@@ -545,31 +535,13 @@ class Trainer:
         st["elapsed"] = elapsed0 + time.monotonic() - t_start
         st["stopped"] = stop
         best = perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else None
-        self.log({"event": "stop", "step": st["global_step"], "reason": stop, "elapsed": round(st["elapsed"], 2),
-                  "best_valid_ppl": best})
+        self.log(
+            {
+                "event": "stop",
+                "step": st["global_step"],
+                "reason": stop,
+                "elapsed": round(st["elapsed"], 2),
+                "best_valid_ppl": best,
+            }
+        )
         return st
-
-
-class _Meter:
-    """Running training loss and tokens/s between log records (what the bar and log.jsonl show)."""
-
-    def __init__(self):
-        self.t0, self.words, self.loss, self.tokens = time.monotonic(), 0.0, 0.0, 0.0
-
-    def add(self, r: dict) -> None:
-        self.words += r["ntok"]
-        self.loss += r["loss_sum"]
-        self.tokens += r["ntok"]
-
-    def describe(self, epoch: int, best_valid, lr: float, now: float) -> str:
-        mean = self.loss / max(self.tokens, 1.0)
-        best = perplexity_of(best_valid, 1) if best_valid is not None else float("nan")
-        return (f"epoch {epoch + 1} loss {mean:.3f} ppl {perplexity_of(self.loss, self.tokens):.1f} val {best:.1f} "
-                f"lr {lr:.2g} {self.words / max(now - self.t0, 1e-9):,.0f} tok/s")
-
-    def record(self, now: float, r: dict) -> dict:
-        """The log fields, then a fresh start for the next interval."""
-        out = {"train_loss": self.loss / max(self.tokens, 1.0), "lr": r["lr"],
-               "words_per_s": self.words / max(now - self.t0, 1e-9), "grad_norm": r["grad_norm"]}
-        self.t0, self.words, self.loss, self.tokens = now, 0.0, 0.0, 0.0
-        return out
