@@ -296,6 +296,8 @@ def run_training(args, corpus=None, quiet=False):
         )
         if chosen:
             picked = ", ".join(f"{k}={getattr(c, k)}" for k in chosen)
+            if args.lr is None:
+                picked += f", lr={trainer.schedule.peak:g}"
             print(
                 f"rnnlm: --size auto picked {picked} (for {splits['train'].n_tokens:,} training tokens at "
                 f"{corpus.level} level; any flag overrides)",

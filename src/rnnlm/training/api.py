@@ -7,6 +7,7 @@ test split. The command line only parses flags into these arguments and prints t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -277,6 +278,13 @@ def train(
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
     corpus, splits = split_for_training(corpus, valid_fraction, test_fraction, config.seed, min_count)
     config = config.resolved(corpus.level)
+    if config.lr is None and ck is not None:  # a resumed run continues at the rate it was started with
+        saved = ((ck["meta"].get("train_state") or {}).get("train_config") or {}).get("lr")
+        config = dataclasses.replace(config, lr=saved if isinstance(saved, (int, float)) and saved > 0 else None)
+    if size == "auto" and config.lr is None:
+        from rnnlm.training.sizing import auto_learning_rate
+
+        config = dataclasses.replace(config, lr=auto_learning_rate(corpus.level, config.optimizer))
     chosen = []
     if ck is not None:
         lm, vocab, _ = load_model(ck, linker=linker)
