@@ -280,7 +280,9 @@ def train(
     config = config.resolved(corpus.level)
     if config.lr is None and ck is not None:  # a resumed run continues at the rate it was started with
         saved = ((ck["meta"].get("train_state") or {}).get("train_config") or {}).get("lr")
-        config = dataclasses.replace(config, lr=saved if isinstance(saved, (int, float)) and saved > 0 else None)
+        config = dataclasses.replace(
+            config, lr=saved if isinstance(saved, (int, float)) and saved > 0 else None
+        )
     if size == "auto" and config.lr is None:
         from rnnlm.training.sizing import auto_learning_rate
 
