@@ -355,21 +355,42 @@ def test_a_budget_alone_has_no_epoch_cap(corpus, tmp_path):
     assert st2["stopped"] == "epochs" and st2["epoch"] == DEFAULT_EPOCHS
 
 
-def test_patience_ends_a_run_that_stopped_improving(corpus, tmp_path, monkeypatch):
+def test_a_plateau_anneals_then_stops_the_run(corpus, tmp_path, monkeypatch):
     tr = _trainer(corpus, tmp_path, epochs=None, time_budget=60.0, schedule="cosine", patience=3)
     _constant_validation(tr, monkeypatch)
+    best = {}
+    real_validate = tr._validate
+
+    def validate():
+        out = real_validate()
+        if not best:
+            best.update(tr.model.get_params())  # the parameters of the only best validation (the first)
+        return out
+
+    monkeypatch.setattr(tr, "_validate", validate)
+    restored = []
+    real_set = tr.model.set_params
+    # (set_params also runs before training, when the compilation's parameters are put back)
+    monkeypatch.setattr(tr.model, "set_params", lambda p: (best and restored.append(p), real_set(p)))
     st = tr.fit()
-    valid = [h for h in st["history"] if h["event"] == "valid"]
-    assert st["stopped"] == "early_stopping" and len(valid) == 4  # the first, then three without a new best
-    assert st["elapsed"] < 30
+    events = [h["event"] for h in st["history"] if h["event"] in ("valid", "anneal")]
+    # the first evaluation, three without a new best (the third starts the annealing: back to the best
+    # parameters; its record follows), then three more without one -> stop; the rate is halved at every
+    # annealing evaluation
+    assert st["stopped"] == "early_stopping"
+    assert events == ["valid"] * 3 + ["anneal"] + ["valid"] * 4
+    lrs = [h["lr"] for h in st["history"] if h["event"] == "valid"]
+    assert lrs[3] / lrs[2] < 0.55
+    assert all(b / a == pytest.approx(0.5) for a, b in zip(lrs[3:], lrs[4:], strict=False))
+    assert len(restored) == 1 and all(np.array_equal(restored[0][k], v) for k, v in best.items())
+    assert st["elapsed"] < 40
 
 
 def test_a_rate_below_its_floor_ends_the_run(corpus, tmp_path, monkeypatch):
     tr = _trainer(
         corpus,
         tmp_path,
-        epochs=None,
-        time_budget=60.0,
+        epochs=20,
         schedule="plateau",
         anneal=0.1,
         lr_floor=0.005,

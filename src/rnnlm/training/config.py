@@ -23,9 +23,11 @@ class TrainConfig:
     :data:`DEFAULT_EPOCHS`. The schedule (:mod:`rnnlm.training.schedules`) spans that horizon: the time
     budget, else every step of every epoch.
 
-    Validation runs at the end of every epoch, every ``valid_every`` steps if set, and every
-    ``valid_every_s`` seconds (default: a twentieth of the budget, between 10 s and 5 min; without a budget
-    every 5 min), so a long epoch cannot hide a plateau.
+    Validation runs at the end of every epoch (under a budget, at most every fifth of the interval below),
+    every ``valid_every`` steps if set, and every ``valid_every_s`` seconds (default: a twentieth of the
+    budget, between 10 s and 5 min; without a budget every 5 min), so a long epoch cannot hide a plateau.
+    ``patience`` (default 6 for the decays) then counts evaluations: a decay anneals after that many without
+    a new best and stops after that many more (see :class:`~rnnlm.training.schedules.WarmupDecay`).
     """
 
     optimizer: str = "adam"

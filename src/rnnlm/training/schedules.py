@@ -6,7 +6,8 @@ rate, and after a validation whether training should go on.
 
 - :class:`WarmupDecay` (Adam and RMSProp by default): linear warm-up over the first ``warmup`` of the
   horizon, then cosine (or linear) decay to ``floor × peak`` at its end -- the whole budget is spent
-  learning, and the rate never collapses to zero before the budget ends.
+  learning, and the rate never collapses to zero before the budget ends; a plateau starts an early
+  annealing phase (halvings) that ends the run when it brings nothing more.
 - :class:`NewBob` (SGD by default): the rule of Mikolov's RNNLM toolkit, and the tutorial's "halve when
   the loss rises" made robust. Keep the rate while validation improves by more than ``min_improvement``
   (relative); from the first evaluation that improves less, halve it at every evaluation; stop when the
@@ -45,8 +46,12 @@ class Schedule:
         """The learning rate at ``progress`` in [0, 1] of the horizon."""
         return self.peak * self.state["scale"]
 
-    def validated(self, loss: float) -> str | None:
-        """Record a validation loss; returns a stop reason, or None to go on."""
+    #: True right after a validation that started the annealing phase (the trainer then returns to the best
+    #: parameters seen so far, as Mikolov's RNNLM toolkit does when it starts halving).
+    just_annealed = False
+
+    def validated(self, loss: float, progress: float = 0.0) -> str | None:
+        """Record a validation loss (at ``progress`` of the horizon); returns a stop reason, or None."""
         best = self.state["best"]
         if best is None or loss < best:
             self.state["best"] = float(loss)
@@ -73,29 +78,58 @@ Constant = Schedule
 
 class WarmupDecay(Schedule):
     """Linear warm-up to ``peak`` over the first ``warmup`` of the horizon, then cosine (``shape='cosine'``)
-    or linear decay to ``floor × peak`` at progress 1 (and ``floor × peak`` after it)."""
+    or linear decay to ``floor × peak`` at progress 1 (and ``floor × peak`` after it).
 
-    def __init__(self, peak: float, floor: float = 0.05, warmup: float = 0.02, shape: str = "cosine"):
+    A plateau ends the decay early: after ``patience`` evaluations without a new best (0: never), the
+    schedule anneals -- the rate is halved at every evaluation from where it stood (``just_annealed`` tells
+    the trainer to go back to the best parameters) -- and the run stops when ``patience`` more evaluations
+    bring no new best, or when the rate falls below the floor. A small corpus that overfits long before
+    its budget ends thus gets its low-rate phase when it needs it, not at the end of the clock.
+    """
+
+    def __init__(
+        self, peak: float, floor: float = 0.05, warmup: float = 0.02, shape: str = "cosine", patience: int = 0
+    ):
         super().__init__(peak, floor)
         if not 0 <= warmup < 1:
             raise ConfigError(f"warm-up must be a fraction in [0, 1) of the run, got {warmup}")
         if shape not in ("cosine", "linear"):
             raise ConfigError(f"unknown decay shape {shape!r}")
-        self.warmup, self.name = float(warmup), shape
+        self.warmup, self.name, self.patience = float(warmup), shape, int(patience)
+        self.state.update({"bad": 0, "annealing": False, "anneal_rate": None, "halvings": 0})
 
-    def rate(self, progress: float) -> float:
+    def _curve(self, progress: float) -> float:
         p = min(max(float(progress), 0.0), 1.0)
         low = self.floor * self.peak
         if p < self.warmup:
-            r = low + (self.peak - low) * p / self.warmup
-        else:
-            q = (p - self.warmup) / (1.0 - self.warmup) if self.warmup < 1 else 1.0
-            f = 0.5 * (1.0 + math.cos(math.pi * q)) if self.name == "cosine" else 1.0 - q
-            r = low + (self.peak - low) * f
-        return r * self.state["scale"]
+            return low + (self.peak - low) * p / self.warmup
+        q = (p - self.warmup) / (1.0 - self.warmup) if self.warmup < 1 else 1.0
+        f = 0.5 * (1.0 + math.cos(math.pi * q)) if self.name == "cosine" else 1.0 - q
+        return low + (self.peak - low) * f
+
+    def rate(self, progress: float) -> float:
+        r = self._curve(progress)
+        st = self.state
+        if st["annealing"]:
+            r = min(r, st["anneal_rate"] * 0.5 ** st["halvings"])
+        return r * st["scale"]
+
+    def validated(self, loss: float, progress: float = 0.0) -> str | None:
+        st = self.state
+        improved = st["best"] is None or loss < st["best"]
+        super().validated(loss, progress)
+        st["bad"] = 0 if improved else st["bad"] + 1
+        self.just_annealed = False
+        if st["annealing"]:
+            st["halvings"] += 1
+            return "early_stopping" if st["bad"] >= self.patience else None
+        if self.patience and st["bad"] >= self.patience:
+            st.update(annealing=True, anneal_rate=self._curve(progress), halvings=1, bad=0)
+            self.just_annealed = True
+        return None
 
     def below_floor(self, progress: float) -> bool:
-        return False  # it ends at its floor by construction
+        return self.state["annealing"] and super().below_floor(progress)  # the plain decay ends at its floor
 
 
 class NewBob(Schedule):
@@ -112,8 +146,8 @@ class NewBob(Schedule):
     def rate(self, progress: float) -> float:
         return self.peak * self.state["scale"] * 0.5 ** self.state["halvings"]
 
-    def validated(self, loss: float) -> str | None:
-        super().validated(loss)
+    def validated(self, loss: float, progress: float = 0.0) -> str | None:
+        super().validated(loss, progress)
         prev, st = self.state["prev"], self.state
         st["prev"] = float(loss)
         if prev is None:
@@ -143,11 +177,11 @@ class Plateau(Schedule):
     def rate(self, progress: float) -> float:
         return self.peak * self.state["scale"] * self.factor ** self.state["cuts"]
 
-    def validated(self, loss: float) -> str | None:
+    def validated(self, loss: float, progress: float = 0.0) -> str | None:
         best = self.state["best"]
         if best is not None and not loss < best and self.factor < 1:
             self.state["cuts"] += 1
-        return super().validated(loss)
+        return super().validated(loss, progress)
 
 
 def make_schedule(
@@ -159,8 +193,10 @@ def make_schedule(
     warmup: float = 0.02,
     min_improvement: float = 0.003,
     anneal: float = 0.5,
+    patience: int = 0,
 ) -> Schedule:
-    """The schedule ``name`` (``auto``: newbob for SGD, cosine for Adam and RMSProp).
+    """The schedule ``name`` (``auto``: newbob for SGD, cosine for Adam and RMSProp); ``patience``: the
+    evaluations without a new best after which a decay anneals, then stops (:class:`WarmupDecay`).
 
     ``floor`` (a fraction of ``peak``) defaults to 0.05 for the decays (their final rate) and 1/1024 for
     newbob and plateau (ten halvings: the rate below which they stop the run).
@@ -170,7 +206,7 @@ def make_schedule(
     if name == "auto":
         name = "newbob" if optimizer == "sgd" else "cosine"
     if name in ("cosine", "linear"):
-        return WarmupDecay(peak, 0.05 if floor is None else floor, warmup, name)
+        return WarmupDecay(peak, 0.05 if floor is None else floor, warmup, name, patience)
     if name == "newbob":
         return NewBob(peak, 2.0**-10 if floor is None else floor, min_improvement)
     if name == "plateau":

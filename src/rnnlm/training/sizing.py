@@ -28,8 +28,15 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm")
     """The rule's settings (``ModelConfig`` fields) for a corpus of ``train_tokens`` at ``level``."""
     if level == "char":
         big = train_tokens >= 3_000_000
-        return {"cell": "lstm", "layers": 2, "hidden_dim": 512 if big else 256, "embedding_dim": 64,
-                "dropout": 0.2 if big else 0.0, "embed_dropout": 0.0, "tie_embeddings": False}
+        return {
+            "cell": "lstm",
+            "layers": 2,
+            "hidden_dim": 512 if big else 256,
+            "embedding_dim": 64,
+            "dropout": 0.2 if big else 0.0,
+            "embed_dropout": 0.0,
+            "tie_embeddings": False,
+        }
     if level != "word":
         raise ConfigError(f"unknown level {level!r}")
     if train_tokens < 50_000:
@@ -38,8 +45,15 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm")
         h, drop, edrop = 256, 0.5, 0.1
     else:
         h, drop, edrop = 512, 0.3, 0.05
-    return {"cell": "lstm", "layers": 1, "hidden_dim": h, "embedding_dim": h, "dropout": drop,
-            "embed_dropout": edrop, "tie_embeddings": task != "fill"}
+    return {
+        "cell": "lstm",
+        "layers": 1,
+        "hidden_dim": h,
+        "embedding_dim": h,
+        "dropout": drop,
+        "embed_dropout": edrop,
+        "tie_embeddings": task != "fill",
+    }
 
 
 def auto_learning_rate(level: str, optimizer: str) -> float | None:

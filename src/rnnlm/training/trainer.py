@@ -39,7 +39,7 @@ from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig
 from rnnlm.training.optim import DEFAULT_LR, make_optimizer
 from rnnlm.training.records import Meter, RunRecords
-from rnnlm.training.schedules import make_schedule
+from rnnlm.training.schedules import WarmupDecay, make_schedule
 
 #: Train records in log.jsonl: one every this many steps (and at the end of every epoch).
 LOG_EVERY = 50
@@ -82,7 +82,9 @@ class Trainer:
             warmup=cfg.warmup,
             min_improvement=cfg.min_improvement,
             anneal=cfg.anneal,
+            patience=cfg.stop_patience,
         )
+        self._best_params = None  # a host copy of the best-validated parameters (annealing returns to them)
         mode = cfg.batching
         if mode == "auto":
             mode = "stream" if getattr(train, "level", "word") == "char" else "sentences"
@@ -286,11 +288,15 @@ class Trainer:
         improved = st["best_valid"] is None or res["loss"] < st["best_valid"]
         if improved:
             st["best_valid"], st["bad_evals"] = res["loss"], 0
+            self._best_params = self.model.get_params()
             self._save("best.npz")
         else:
             st["bad_evals"] += 1
-        reason = self.schedule.validated(res["loss"])
+        reason = self.schedule.validated(res["loss"], self.fraction_done())
         st["schedule"] = self.schedule.to_json()
+        if self.schedule.just_annealed and self._best_params is not None:
+            self.model.set_params(self._best_params)  # anneal from the best point, not the overfitted one
+            self.log({"event": "anneal", "step": st["global_step"], "elapsed": round(st["elapsed"], 2)})
         lr = self.schedule.rate(self.fraction_done())
         self.model.optimizer.learning_rate = lr
         self.log(
@@ -306,7 +312,7 @@ class Trainer:
             }
         )
         self.records.plot()
-        patience = self.cfg.stop_patience
+        patience = 0 if isinstance(self.schedule, WarmupDecay) else self.cfg.stop_patience  # (decays: theirs)
         if reason is None and patience and st["bad_evals"] >= patience:
             reason = "early_stopping"
         if reason is None and self.schedule.below_floor(self.fraction_done()):
@@ -499,7 +505,10 @@ class Trainer:
                         )
                     if callback is not None:
                         callback(self)
-                if r["epoch_done"]:  # validate every finished epoch
+                # Validate every finished epoch -- under a budget, not more often than a fifth of the validation
+                # interval (a small corpus's epochs take a fraction of a second: patience counts evaluations).
+                recent = budget is not None and time.monotonic() - last_valid < cfg.validation_interval / 5
+                if r["epoch_done"] and not recent:
                     stop = self._validate()
                     last_valid, last_valid_step = time.monotonic(), st["global_step"]
                     self._remember_good()
