@@ -505,8 +505,9 @@ class Trainer:
                         )
                     if callback is not None:
                         callback(self)
-                # Validate every finished epoch -- under a budget, not more often than a fifth of the validation
-                # interval (a small corpus's epochs take a fraction of a second: patience counts evaluations).
+                # Validate every finished epoch -- under a budget, not more often than a fifth of the
+                # validation interval (a small corpus's epochs take a fraction of a second, and patience
+                # counts evaluations).
                 recent = budget is not None and time.monotonic() - last_valid < cfg.validation_interval / 5
                 if r["epoch_done"] and not recent:
                     stop = self._validate()
