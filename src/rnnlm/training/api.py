@@ -336,6 +336,8 @@ def _final_scores(trainer, ngram, splits, out) -> dict | None:
     best = out / "best.npz" if out is not None else None
     if best is not None and best.is_file():
         model.set_params(read_checkpoint(best)["params"])
+    elif trainer.best_params is not None:  # no run folder: the copy the trainer kept
+        model.set_params(trainer.best_params)
     test = trainer.evaluate(splits["test"]) if len(splits.get("test") or []) else None
     if not model.config.bidirectional and splits.get("valid") is not None and len(splits["valid"]):
         state["interpolation"] = mixture = interpolation(trainer, model, ngram, splits)

@@ -250,6 +250,11 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------
     @property
+    def best_params(self) -> dict | None:
+        """A host copy of the best-validated parameters (None before the first validation)."""
+        return self._best_params
+
+    @property
     def steps_per_epoch(self) -> int | None:
         """Batches in an epoch (known once the first epoch's batches are made)."""
         return self._steps_per_epoch
