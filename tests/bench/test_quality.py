@@ -40,3 +40,17 @@ def test_quality_scores_every_yardstick_on_the_same_tokens(small_corpus):
     assert rows["rnnlm"]["stopped"] in ("time_budget", "early_stopping")
     assert rows["rnnlm"]["perplexity"] < rows["unigram"]["perplexity"]  # a cyclic corpus: context helps
     assert 0.0 <= rows["rnnlm+kn3"]["lambda"] <= 1.0
+
+
+def test_the_command_line_runs_it(small_corpus, capsys):
+    import json
+
+    from rnnlm.cli.app import main
+
+    rc = main(
+        ["bench", "quality", "--corpora", f"{small_corpus}:word", "--budget", "2s", "--no-torch", "--json"]
+    )
+    res = json.loads(capsys.readouterr().out)
+    rows = res["corpora"][0]["results"]
+    assert rc == 0 and "torch" not in rows  # --no-torch
+    assert rows["kn3"]["tokens"] == rows["rnnlm"]["tokens"] > 0 and "machine" in res

@@ -197,7 +197,26 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--device", choices=("cpu", "gpu"), default="cpu", help="device for `train` (default: cpu)"
     )
     _common(a)
-    for parser in (s, t, g, q, a):
+    qu = sub.add_parser(
+        "quality",
+        help="held-out quality of the defaults vs KN n-grams, unigram, PyTorch",
+        description="For each corpus: rnnlm train with its defaults and --budget, Kneser-Ney orders 2-5 and "
+        "a unigram on the same split, the RNN+KN mixture, and PyTorch's usual recipe on the same split and "
+        "budget (when installed); nats/token and perplexity on the same held-out tokens. Takes about 2 x "
+        "budget per corpus.",
+    )
+    qu.add_argument(
+        "--corpora",
+        type=csv_list(str),
+        default=["reddit", "tinyshakespeare:char", "tinyshakespeare:word"],
+        metavar="LIST",
+        help="NAME[:LEVEL],... (default: reddit,tinyshakespeare:char,tinyshakespeare:word)",
+    )
+    qu.add_argument("--budget", default="5m", metavar="DUR", help="training time per model (default: 5m)")
+    qu.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
+    qu.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    qu.add_argument("--seed", type=int, default=0)
+    for parser in (s, t, g, q, a, qu):
         parser.set_defaults(run=run)
     return p
 
