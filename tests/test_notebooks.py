@@ -8,6 +8,7 @@ folder, never on the committed files.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -85,6 +86,54 @@ def test_committed_notebook_is_executed_in_order_with_outputs_and_no_errors(name
     # The notebooks call the library: every one imports rnnlm and reports the engine it ran on.
     assert "import rnnlm" in code[0].source
     assert "engine: " in _text(nb)
+
+
+def _code(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebooks_use_only_public_names(name):
+    """No private hooks: no attribute, import or call of a name starting with one underscore."""
+    source = _code(nbformat.read(NOTEBOOK_DIR / name, as_version=4))
+    private = re.findall(
+        r"\.(_[A-Za-z][A-Za-z0-9_]*)|\bimport\s+(_[A-Za-z]\w*)|,\s*(_[A-Za-z]\w*)\s*(?:,|$)", source, re.M
+    )
+    assert not [p for group in private for p in group if p], private
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(NOTEBOOKS) if not n.startswith("01")])
+def test_notebooks_show_the_code_they_run(name):
+    """Parts 2-4 are about writing the code: each notebook prints the library's source next to the math."""
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    shown = re.findall(r"^# src/rnnlm/\S+\.py, ", _text(nb), re.M)
+    assert len(shown) >= 3, shown
+
+
+def test_notebooks_reproduce_the_tutorials_experiments():
+    nb02 = nbformat.read(NOTEBOOK_DIR / "02-implementing-a-language-model.ipynb", as_version=4)
+    code, text = _code(nb02), _text(nb02)
+    # the blog's run: RNNNumpy, H=100, the first 100 sentences, 10 epochs, the loss after each
+    assert "RNNNumpy(C, hidden_dim=100, bptt_truncate=4" in code and "X[:100], Y[:100]" in code
+    assert len(re.findall(r"^Loss after num_examples_seen=\d+ epoch=\d+", text, re.M)) == 10
+    assert "learning rate halved" in text  # the halving rule fires
+    # the SGD-step timing: the library call, its load and BLAS threads, and the quiet figure beside it
+    assert (
+        "bench.bench_sgd_step(" in code
+        and "docs/benchmarks.md" in text
+        and "threads" in text
+        and "load" in text
+    )
+    nb03 = nbformat.read(NOTEBOOK_DIR / "03-bptt-and-vanishing-gradients.ipynb", as_version=4)
+    epochs = re.search(r"after epochs 0\.\.(\d+)", _text(nb03))
+    assert epochs and int(epochs.group(1)) >= 5
+    assert "RNN(fast=False), the tutorial's graph" in _text(nb03)
+    nb04 = nbformat.read(NOTEBOOK_DIR / "04-gru-and-lstm.ipynb", as_version=4)
+    text = _text(nb04)
+    assert "'embedding_dim': 128" in text  # part 4's code, not its text's 48
+    for cell in ("rnn", "gru", "lstm"):  # equal time budget, with sentences from each
+        assert re.search(rf"^\s*{cell}: [\d,]+ parameters, \d+ steps", text, re.M), cell
+        assert re.search(rf"^{cell}:\n(   .+\n){{3}}", text, re.M), cell
 
 
 # ------------------------------------------------------------------------------------------------
