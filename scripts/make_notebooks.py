@@ -789,7 +789,7 @@ NB03 = [
     which truncates $V$ too), and exploding gradients with clipping.
 
     Everything is float64 NumPy on the reference models (`rnnlm.models.reference`); `rnnlm analyze gradients
-    CKPT` runs the same measurements on a trained checkpoint.  About a minute on two CPU cores.
+    CKPT` runs the same measurements on a trained checkpoint.  About 40 seconds on two CPU cores.
     """),
     code(SETUP + SHOW + """
 from rnnlm import analysis as A
@@ -1130,7 +1130,8 @@ NB04 = [
     fill-in-the-blank model from part 1's taxonomy.
 
     Runs are seconds long, not the tutorial's hours on a GPU, on the 211-comment reddit sample (notebook 02): the
-    losses fall and the models can be compared, but the sentences stay rough.  About two minutes on two CPU cores.
+    losses fall and the models can be compared, but the sentences stay rough.  About a minute and a half on two
+    CPU cores.
     """),
     code(SETUP + SHOW + """
 from rnnlm import TrainConfig
