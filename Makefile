@@ -10,7 +10,8 @@ export PYTHONUNBUFFERED := 1
 .PHONY: install demo test test-core test-aesara notebooks lab bench serve clean help
 
 help:
-	@echo "make demo         set up .venv, train a small model on the default corpus, print sentences"
+	@echo "make demo         set up .venv, train on the default corpus until it stops learning (<= 2 min),"
+	@echo "                  judge it against n-gram baselines, print sentences (works offline)"
 	@echo "make test         set up .venv and run the full test suite (PyTensor)"
 	@echo "make test-aesara  set up .venv-aesara and run the core suite on Aesara 2.9.4"
 	@echo "make notebooks    re-execute notebooks/ in place"

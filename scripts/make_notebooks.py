@@ -45,6 +45,33 @@ print(f"rnnlm {rnnlm.__version__} | engine: {engine.name} {engine.version}, floa
       f"linker for batched models: {engine.default_linker()}")
 """
 
+# The notebooks that teach the tutorial's code print it with show(): the source of the installed rnnlm,
+# so what is read is what runs (for a class: only the methods named).
+SHOW = r"""
+import ast
+import inspect
+import textwrap
+import time
+from pathlib import Path
+
+
+def show(obj, *parts):
+    # Print the source of `obj` as installed (what runs is what you read); for a class, only the methods
+    # whose names contain one of `parts`.
+    lines, first = inspect.getsourcelines(obj)
+    where = Path(inspect.getsourcefile(obj)).as_posix()
+    where = "src/" + where[where.rindex("rnnlm/"):]
+    if not parts:
+        print(f"# {where}, lines {first}-{first + len(lines) - 1}")
+        print(textwrap.dedent("".join(lines)).rstrip())
+        return
+    for node in ast.parse(textwrap.dedent("".join(lines))).body[0].body:
+        if isinstance(node, ast.FunctionDef) and any(p in node.name for p in parts):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+            print(f"# {where}, {obj.__name__}.{node.name}, lines {first + start}-{first + node.end_lineno - 1}")
+            print(textwrap.dedent("".join(lines[start:node.end_lineno])).rstrip() + "\n")
+"""
+
 # ------------------------------------------------------------------------------------------------
 # 01 — introduction to RNNs
 # ------------------------------------------------------------------------------------------------
@@ -57,7 +84,7 @@ NB01 = [
     every time step (seen in the library's own `scan` graphs), and the two extensions part 1 names: deep
     (stacked) and bidirectional RNNs, drawn from the models `rnnlm` actually builds.
 
-    It runs in well under a minute on two CPU cores and needs no data files.
+    It runs in a few seconds on two CPU cores and needs no data files.
     """),
     code(SETUP + """
 from rnnlm.models.lm import LanguageModel, ModelConfig, param_shapes
@@ -166,27 +193,20 @@ print(f"loss of this untrained model: {toy.calculate_loss([x], [y]):.3f} nats/wo
     md(r"""
     ## Parameter sharing in the graph
 
-    The graph model `rnnlm.models.tutorial.RNN` (the tutorial's `RNNTheano`) declares the recurrence with `scan`, as
-    Theano code does.  Printing its symbolic output shows the whole story: `U` and `W` enter the `Scan` node
-    **once**, as non-sequences; the inner graph (one step: `tanh(U[:, x_t] + W s_{t-1})`) reads them as its inputs
-    `i2 -> U` and `i3 -> W`, and `scan` applies that one step function at every time step.  The output layer
-    `V` sits outside the loop: it does not feed the recurrence, so all steps take one matrix product (the
-    library's *fast* form).
-
-    Building the graph compiles nothing; `graph(name)` returns the symbolic outputs of one of its functions
-    and `engine.pprint` prints them.
+    The graph model `rnnlm.RNN` (the tutorial's `RNNTheano`) declares the recurrence with `scan`, as Theano code
+    does: *one* step function, $s_t = \tanh(U[:, x_t] + W s_{t-1})$, which `scan` applies at every time step,
+    with the weights handed to the loop once, as *non-sequences*.  Compiled as a batched `LanguageModel` (the same
+    weights), the loop is one `Scan` node; `engine.scan_loops` lists it with the shapes of the weights it
+    receives.  Only $W$ is inside: $U$'s columns and the output layer $V$ do not depend on the previous state, so
+    they are computed for all steps outside the loop.  However long the sentence, the same $3 \times 3$ matrix
+    serves every step.  (The full symbolic graphs are printed in the appendix.)
     """),
     code(r"""
 graph_rnn = RNN(word_dim=len(vocab), hidden_dim=3, bptt_truncate=-1, seed=0)  # same seed: the weights of `toy`
-engine.pprint(graph_rnn.graph("forward_propagation"), depth=6);
-"""),
-    md(r"""
-    The tutorial's own graph computed $o_t$ inside the loop.  `RNN(fast=False)` keeps that faithful form:
-    now `V` is a third non-sequence of the `Scan` and the softmax runs once per step.
-    """),
-    code(r"""
-faithful = RNN(word_dim=len(vocab), hidden_dim=3, bptt_truncate=-1, seed=0, fast=False)
-engine.pprint(faithful.graph("forward_propagation"), depth=4);
+lm = graph_rnn.to_language_model(linker=engine.default_linker())
+for T in (4, 40):
+    for loop in engine.scan_loops(lm.graph("dist", (T, 1))):
+        print(f"a {T}-word sentence: Scan '{loop['name']}' with non-sequences of shapes {loop['non_sequence_shapes']}")
 """),
     md(r"""
     The compiled batched model (`LanguageModel`, here on the JAX linker) gives the same numbers in two ways:
@@ -195,7 +215,6 @@ engine.pprint(faithful.graph("forward_propagation"), depth=4);
     reference to float32 precision — one step function with one set of weights, applied at every step.
     """),
     code(r"""
-lm = graph_rnn.to_language_model(linker=engine.default_linker())
 p_scan = np.exp(lm.distribution(x[:, None].astype(np.int32))[:, 0])  # (T, C): one scan over the sentence
 
 step = lm.step_function(1)
@@ -318,9 +337,29 @@ plt.show()
     tokens (SENTENCE_START, SENTENCE_END) have nothing on one side, so the fill model predicts only the words
     between them.  Each direction stacks its own layers, and the output reads the top of both stacks.
 
-    **Next:** [02 · implementing a language model](02-implementing-a-language-model.ipynb) trains these
-    models on real text.
+    **Next:** [02 · implementing a language model](02-implementing-a-language-model.ipynb) writes and trains
+    these models on real text.
+
+    ## Appendix: the symbolic graphs
+
+    For readers who want the graph itself.  `RNN.graph(name)` returns the symbolic outputs of one of the model's
+    functions (`forward_propagation`, `predict`, `ce_error`, `bptt`; nothing is compiled) and `engine.pprint`
+    prints them.  In the default *fast* form, `U` and `W` enter the `Scan` node once, as non-sequences; the inner
+    graph — one step, `tanh(U[:, x_t] + W s_{t-1})` — reads them as its inputs (`i2 -> U`, `i3 -> W`); the output
+    layer `V` sits after the loop, one matrix product for all steps.
     """),
+    code(r"""
+engine.pprint(graph_rnn.graph("forward_propagation"), depth=6);
+"""),
+    md(r"""
+    The tutorial's own graph computed $o_t$ inside the loop.  `RNN(fast=False)` keeps that faithful form: `V` is a
+    third non-sequence of the `Scan` and the softmax runs once per step (notebook 03 shows what that does to
+    truncated gradients).
+    """),
+    code(r"""
+faithful = RNN(word_dim=len(vocab), hidden_dim=3, bptt_truncate=-1, seed=0, fast=False)
+engine.pprint(faithful.graph("forward_propagation"), depth=4);
+"""),
 ]
 
 # ------------------------------------------------------------------------------------------------
@@ -330,43 +369,46 @@ NB02 = [
     md(r"""
     # 2 · Implementing a language model
 
-    Part 2 of the tutorial, with `rnnlm`: the corpus pipeline, the NumPy model and its loss, backpropagation
-    through time with a gradient check, the speed of one SGD step in NumPy and as a compiled graph (the
-    tutorial's 350 ms vs 70 ms experiment, measured on this machine), training with the loss curve,
-    generating sentences, and the tutorial's published trained model.
+    Part 2 of the tutorial *writes* an RNN language model: the data pipeline, the forward pass, the loss,
+    backpropagation through time, a gradient check, SGD, the training loop and generation — first in NumPy
+    (`RNNNumpy`), then as a Theano graph (`RNNTheano`).  This notebook prints the library's code for each
+    piece next to its math (`show(...)` reads the source of the installed `rnnlm`, so what you read is what
+    runs) and then runs it, with the tutorial's settings: $C$ = the 8,000 most frequent words, $H = 100$,
+    `bptt_truncate=4`, SGD at 0.005 on the first 100 sentences for 10 epochs.
 
-    Data: the files in `$RNNLM_DATA` (the offline copies listed in the project's design notes).  The shared
-    folder holds a **212-comment sample** of the tutorial's 15,000-comment reddit file, so the numbers here are
-    smaller than the blog post's; `rnnlm data download reddit` fetches the full file.  Runs in about a
-    minute and a half on two CPU cores.
+    **Data.** `prepare("reddit")` uses the tutorial's `reddit-comments-2015-08.csv` (15,000 comments) when it is
+    in a data folder (`rnnlm data download reddit` fetches it).  Otherwise the sample shipped with rnnlm stands
+    in, with a warning: the file's first 212 comments, the last one cut off mid-comment, so **211 load**
+    (origin and licence: `data/README.md`).  The numbers below are the sample's.  About a minute on two CPU
+    cores.
     """),
-    code(SETUP + """
+    code(SETUP + SHOW + """
 from rnnlm import bench
-from rnnlm.data import datasets, prepare
-from rnnlm.training.checkpoint import load_model
-from rnnlm.models.tutorial import RNN
-from rnnlm.models.reference import RNNNumpy
-from rnnlm.inference import generate, perplexity
+from rnnlm.data import datasets
+from rnnlm.models.ngram import Unigram
+from rnnlm.models.reference import RNNNumpy, init_tutorial_params
+from rnnlm.models.reference.common import numeric_grad
 from rnnlm.training.tutorial import train_with_sgd
+from threadpoolctl import threadpool_limits
 """),
     md(r"""
     ## 1. The data
 
-    The tutorial's pipeline: split reddit comments into sentences (NLTK Punkt), lowercase and tokenize them
-    (NLTK), wrap every sentence in `SENTENCE_START` … `SENTENCE_END`, keep the 7,999 most frequent words and map
-    the rest to `UNKNOWN_TOKEN`.  `prepare` does all of it and reports what it did (the warnings below say
-    that the sample stands in for the full file, and that its last row is cut off mid-comment).
+    The tutorial's pipeline: split the comments into sentences (NLTK Punkt), lowercase and tokenize them (NLTK),
+    wrap every sentence in `SENTENCE_START` … `SENTENCE_END`, keep the 7,999 most frequent words and map the rest
+    to `UNKNOWN_TOKEN`.  `prepare` does all of it and says what it did: the first warning below names the file
+    that stood in for the full one, the second the cut-off last row.
     """),
     code(r"""
-corpus = prepare("reddit", vocab_size=8000)
+corpus = rnnlm.prepare("reddit", vocab_size=8000)
 stats = corpus.stats
 for key in ("source", "documents", "sentence_splitter", "sentences", "tokens", "words", "unique_tokens",
             "vocab_size", "least_frequent_word", "least_frequent_count", "unknown_rate"):
     print(f"{key:>20}: {stats[key]}")
 """),
     md(r"""
-    The sample has only 4,389 distinct tokens, so all of them fit in an 8,000-word vocabulary (no word is
-    unknown; $C$ = 4,390 with `UNKNOWN_TOKEN`).  Training pairs are the tutorial's: `x` is a sentence without
+    The sample has only 4,389 distinct tokens, so all of them fit in an 8,000-word vocabulary: nothing is
+    unknown, and $C$ = 4,390 with `UNKNOWN_TOKEN`.  Training pairs are the tutorial's: `x` is a sentence without
     its last token, `y` the same sentence shifted by one — the word to predict at every step.
     """),
     code(r"""
@@ -390,12 +432,26 @@ b.set_xlabel("rank"); b.set_ylabel("count"); b.set_title("word frequencies (Zipf
 fig.tight_layout(); plt.show()
 """),
     md(r"""
-    ## 2. The NumPy model
+    ## 2. The model and its forward pass
 
-    `RNNNumpy` is the tutorial's model in float64 NumPy: $s_t = \tanh(U[:, x_t] + W s_{t-1})$,
-    $o_t = \mathrm{softmax}(V s_t)$, with $U$: H×C, $V$: C×H, $W$: H×H.  Forward propagation returns one
-    distribution over the vocabulary per word and the hidden states; an untrained model predicts noise.
+    $$s_t = \tanh(U x_t + W s_{t-1}),\qquad o_t = \mathrm{softmax}(V s_t),\qquad s_{-1} = 0,$$
+
+    with $U$: H×C, $V$: C×H, $W$: H×H.  $x_t$ is a one-hot word, so $U x_t$ is the column `U[:, x_t]`.  The
+    weights start uniform in $\pm 1/\sqrt{n}$, $n$ the number of incoming connections (C for $U$, H for $V$ and
+    $W$):
     """),
+    code(r"""
+show(init_tutorial_params)
+"""),
+    md(r"""
+    The forward pass.  The tutorial computed $o_t$ inside the loop, one softmax per step; `RNNNumpy` keeps only
+    the recurrence in the loop and computes all the outputs with one (T×H)·(H×C) product after it — the output
+    layer does not feed the recurrence, so the numbers are the same (the state array has one extra row, left
+    zero, which `s[t - 1]` reads as $s_{-1}$ at $t = 0$: the tutorial's trick).
+    """),
+    code(r"""
+show(RNNNumpy, "forward")
+"""),
     code(r"""
 model = RNNNumpy(C, hidden_dim=100, seed=10)
 o, s = model.forward_propagation(X[i])
@@ -403,11 +459,15 @@ print("o:", o.shape, "(one distribution over", C, "words per step)   s:", s.shap
 print("predicted next words:", " ".join(vocab.decode(model.predict(X[i]))))
 """),
     md(r"""
-    **The loss of a random model.**  The cross-entropy loss is $L = -\frac{1}{N}\sum_n \log o_{n, y_n}$ nats per
-    word.  With $C$ words and random predictions every word gets probability about $1/C$, so the loss of a
-    fresh model should be close to $\ln C$ — for the tutorial's vocabulary $\ln 8000 = 8.987$.  That is a
-    useful check that the model and the loss are wired correctly:
+    ## 3. The loss
+
+    Cross-entropy, averaged over the $N$ predicted words: $L = -\frac{1}{N}\sum_n \log o_{n, y_n}$ nats per word.
+    A fresh model spreads its probability about evenly, so its loss should be close to $\ln C$ — for the
+    tutorial's vocabulary $\ln 8000 = 8.987$.  A useful check that the model and the loss are wired correctly:
     """),
+    code(r"""
+show(RNNNumpy, "loss")
+"""),
     code(r"""
 loss = model.calculate_loss(X[:1000], Y[:1000])
 print(f"expected loss for random predictions: ln C = ln {C} = {np.log(C):.4f}   "
@@ -415,139 +475,283 @@ print(f"expected loss for random predictions: ln C = ln {C} = {np.log(C):.4f}   
 print(f"actual loss of the fresh model on 1000 sentences: {loss:.4f}")
 """),
     md(r"""
-    ## 3. Backpropagation through time, checked
+    ## 4. Backpropagation through time
 
-    `bptt` is the tutorial's hand-written backward pass: the error of every output is carried back through
-    the recurrence (truncated after `bptt_truncate` steps; part 3 looks at what truncation costs).  Its
-    gradients are checked against central finite differences of the loss — the tutorial's own check, with
-    its small vocabulary (100 words, 10 hidden units) to keep the $2 \cdot$(number of parameters) loss
-    evaluations cheap, and `bptt_truncate=1000` so nothing is truncated:
+    For one sentence with $z_t = U x_t + W s_{t-1}$: the softmax and the cross-entropy together give
+    $\partial L/\partial (V s_t) = o_t - \mathrm{onehot}(y_t) =: \delta^o_t$, so
+
+    $$\frac{\partial L}{\partial V} = \sum_t \delta^o_t\, s_t^\top,\qquad
+    \delta_t := \frac{\partial L_t}{\partial z_t} = (V^\top \delta^o_t) \odot (1 - s_t^2),\qquad
+    \frac{\partial z_t}{\partial z_{t-1}} = W\,\mathrm{diag}(1 - s_{t-1}^2),$$
+
+    and each loss $L_t$ sends $\delta_t$ back through the steps before it: at every step $k$ it reaches,
+    $\partial L/\partial W \mathrel{+}= \delta\, s_{k-1}^\top$ and $\partial L/\partial U[:, x_k] \mathrel{+}= \delta$,
+    then $\delta \leftarrow (W^\top \delta) \odot (1 - s_{k-1}^2)$.  The tutorial stops after `bptt_truncate`
+    steps (part 3, notebook 03, derives this and measures what truncation costs).  `bptt` writes the blog post's
+    loop literally for `truncation="tutorial"`; the other branch is the definition `scan` uses, and full BPTT:
     """),
+    code(r"""
+show(RNNNumpy, "bptt")
+"""),
+    md(r"""
+    **Gradient check.**  $\partial L/\partial\theta \approx (L(\theta + h) - L(\theta - h)) / 2h$ for every
+    single parameter, compared with BPTT by the relative error $|a - n| / (|a| + |n|)$ — two loss evaluations
+    per parameter, so the tutorial checks a small model (vocabulary 100, $H = 10$, `bptt_truncate=1000`: nothing
+    truncated):
+    """),
+    code(r"""
+show(RNNNumpy, "gradient_check")
+show(numeric_grad)
+"""),
     code(r"""
 check = RNNNumpy(100, hidden_dim=10, bptt_truncate=1000, seed=10)
 errors = check.gradient_check([0, 1, 2, 3], [1, 2, 3, 4], verbose=True)
 assert max(errors.values()) < 1e-2
 """),
     md(r"""
-    ## 4. One SGD step: NumPy against the compiled graph
+    ## 5. SGD and the training loop
 
-    The tutorial timed one SGD step on a 45-word sentence with $C = 8000$, $H = 100$, `bptt_truncate=4`:
-    **350 ms** in NumPy, **70 ms** with Theano on a CPU (23 ms on a 2015 GPU).  `rnnlm.bench.bench_sgd_step` runs
-    the same experiment in this process (fewer repeats than `rnnlm bench sgd-step` to keep the notebook short):
-
-    - `numpy` — `RNNNumpy.sgd_step`, float64, the tutorial's loop;
-    - `rnn_c` — the graph model `RNN` as shipped, on PyTensor's C linker (float32);
-    - `rnn_jax_static` / `rnn_jax_split` — the same graph with a static sentence length on the JAX linker, and a
-      form that gathers `U[:, x]` once outside the loop and updates only the used columns of $U$.
-
-    Timings are medians of synchronised runs.  On a shared machine the absolute numbers move with the load
-    (the result says when it was busy); ratios measured in one run are comparable.
+    One SGD step moves every parameter against its gradient; the tutorial's outer loop, `train_with_sgd`, makes
+    one step per sentence, computes the loss every `evaluate_loss_after` epochs and **halves the learning rate
+    whenever the loss rose**.  Both are the blog post's code:
     """),
     code(r"""
-result = bench.bench_sgd_step(word_dim=8000, hidden_dim=100, bptt_truncate=4, length=45, repeat=5,
-                              linkers=["c", "jax"], hand_jax=False)
-m = result["machine"]
-print(f"{m['cpu']} ({m['cpus_usable']} usable CPUs), load average {m['load_average']}")
-print(f"NumPy BLAS: {[(b['library'], b['kernel']) for b in m['blas']]}; C linker BLAS: {m['c_linker_blas']}")
-if "warning" in result:
-    print("note:", result["warning"])
-print(f"\n{'candidate':<16}{'median ms':>10}{'min ms':>9}{'speedup':>9}{'compile s':>11}   what")
-for name, c in result["candidates"].items():
-    print(f"{name:<16}{c['median_ms']:>10.1f}{c['min_ms']:>9.1f}{c['speedup']:>8.1f}x{c['compile_s']:>11.1f}   {c['what']}")
-for name, why in result["skipped"].items():
-    print(f"{name:<16} skipped: {why}")
-for name, error in result["failed"].items():
-    print(f"{name:<16} FAILED: {error}")
-
-names = list(result["candidates"])
-ms = [result["candidates"][n]["median_ms"] for n in names]
-fig, ax = plt.subplots(figsize=(8, 3.2))
-ax.barh(names + ["tutorial: NumPy", "tutorial: Theano CPU", "tutorial: Theano GPU"], ms + [350, 70, 23],
-        color=["tab:blue"] * len(names) + ["0.75"] * 3)
-ax.set_xscale("log"); ax.set_xlim(1, 2 * max(ms + [350])); ax.invert_yaxis()
-ax.set_xlabel("ms per SGD step (log scale)")
-ax.set_title("one SGD step, C=8000, H=100, 45 words (grey: the blog post's 2015 numbers)")
-fig.tight_layout(); plt.show()
+show(RNNNumpy, "sgd_step")
+show(train_with_sgd)
 """),
     md(r"""
-    The C linker of this PyTensor install links no BLAS library (printed above), and `RNN`'s gradient of
-    `U[:, x_t]` inside the loop is a dense H×C array per step; the JAX linker compiles the same graph through
-    XLA, and the split form also updates only the columns of $U$ the sentence used.  `rnnlm bench sgd-step`
-    runs the full experiment (more repeats, and the same step written directly in JAX for reference).
-
-    ## 5. Training
-
-    The tutorial's loop, `train_with_sgd`: one SGD step per sentence, the loss evaluated every
-    `evaluate_loss_after` epochs, and the learning rate halved whenever the loss rises.  As in the blog post
-    we train on the first 100 sentences for 10 epochs — here with the compiled graph model `RNN` (C linker;
-    its first call compiles the step, which takes tens of seconds on a cold compile cache and a few seconds
-    after).  To keep the run short the vocabulary is cut to 1,000 words, so this time some words become
-    `UNKNOWN_TOKEN`.
+    The blog post's run, with its settings: `RNNNumpy(vocabulary_size)` — $H = 100$, `bptt_truncate=4` — trained
+    on the first 100 sentences for 10 epochs at 0.005, the loss computed after every epoch.  (The blog seeds
+    `np.random.seed(10)`; rnnlm draws from `np.random.default_rng(10)`, the same distribution, other numbers.)
     """),
     code(r"""
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # the same two warnings as in section 1
-    small = prepare("reddit", vocab_size=1000)
-print(f"vocabulary {len(small.vocab)}; {small.stats['unknown_rate']:.1%} of the words are UNKNOWN_TOKEN")
-Xs, Ys = small.xy()
-rnn = RNN(len(small.vocab), hidden_dim=50, bptt_truncate=4, seed=10, linker="c")
-log = []
-losses = train_with_sgd(rnn, Xs[:100], Ys[:100], learning_rate=0.005, nepoch=10, evaluate_loss_after=1,
-                        callback=lambda **kw: log.append(kw))
-for entry in log:
-    print(f"epoch {entry['epoch']:2d}: {entry['examples_seen']:4d} examples seen, loss {entry['loss']:.4f}, "
-          f"learning rate {entry['learning_rate']:g}")
+def report(epoch, examples_seen, loss, learning_rate):  # the blog's log line
+    print(f"Loss after num_examples_seen={examples_seen} epoch={epoch}: {loss:.6f}   (learning rate {learning_rate:g})")
+
+
+model = RNNNumpy(C, hidden_dim=100, bptt_truncate=4, seed=10)
+t0 = time.perf_counter()
+losses = train_with_sgd(model, X[:100], Y[:100], learning_rate=0.005, nepoch=10, evaluate_loss_after=1,
+                        callback=report)
+print(f"{len(losses)} evaluations, 1,000 SGD steps in {time.perf_counter() - t0:.0f} s")
 
 seen, values = zip(*losses)
 fig, ax = plt.subplots(figsize=(6, 3.4))
 ax.plot(seen, values, "o-")
-ax.axhline(np.log(len(small.vocab)), color="0.6", ls=":", label=f"ln C = {np.log(len(small.vocab)):.2f}")
+ax.axhline(np.log(C), color="0.6", ls=":", label=f"ln C = {np.log(C):.2f}")
 ax.set_xlabel("examples seen"); ax.set_ylabel("loss (nats/word)"); ax.legend()
-ax.set_title("train_with_sgd: 100 sentences, 10 epochs"); fig.tight_layout(); plt.show()
+ax.set_title("train_with_sgd: RNNNumpy, H = 100, 100 sentences, 10 epochs"); fig.tight_layout(); plt.show()
 """),
     md(r"""
-    How well does this tiny model do on sentences it has not seen?  `perplexity` ($e^{\text{loss}}$, the number of
-    equally likely words the model is choosing between) on the training sentences and on the rest of the
-    sample — a model trained on 100 sentences mostly memorises:
+    The loss falls on every evaluation, so at 0.005 the halving rule never fires.  It exists for a rate that is
+    too high.  At 0.05 the first epoch overshoots — the loss *rises* far above $\ln C$ — and the rule halves the
+    rate; it fires again whenever an epoch makes things worse:
     """),
     code(r"""
-lm = rnn.to_language_model(linker=engine.default_linker())  # the same weights as a batched LanguageModel
-seen_ppl = perplexity(lm, small.sentences[:100])
-unseen_ppl = perplexity(lm, small.sentences[100:])
-print(f"perplexity on the 100 training sentences: {seen_ppl.perplexity:8.1f}")
-print(f"perplexity on the other {unseen_ppl.sentences} sentences: {unseen_ppl.perplexity:8.1f}   "
-      f"(uniform guessing: {len(small.vocab)})")
+rates = []
+
+
+def watch(epoch, examples_seen, loss, learning_rate):
+    halved = " <- the loss rose: learning rate halved" if rates and learning_rate < rates[-1] else ""
+    rates.append(learning_rate)
+    print(f"epoch {epoch}: loss {loss:7.4f}, learning rate {learning_rate:g}{halved}")
+
+
+hot = RNNNumpy(C, hidden_dim=100, bptt_truncate=4, seed=10)
+hot_losses = train_with_sgd(hot, X[:100], Y[:100], learning_rate=0.05, nepoch=6, evaluate_loss_after=1,
+                            callback=watch)
 """),
     md(r"""
-    ## 6. Generating sentences
+    ## 6. How good is it?
 
-    The tutorial's rule: start from `SENTENCE_START`, sample the next word from $o_t$, feed it back, and stop at
-    `SENTENCE_END`; never emit `UNKNOWN_TOKEN`.  `generate` runs the compiled one-step function, so each word
-    costs the same however long the sentence already is.  After ten epochs on 100 sentences, expect word salad
-    with some local structure.
+    Perplexity is $e^{L}$: the number of equally likely words the model is choosing between at each step
+    (uniform guessing scores $C$).  On the 100 training sentences and on the other sentences of the sample,
+    beside the simplest baseline, an add-one unigram of the same 100 sentences (word frequencies, no context):
     """),
     code(r"""
-for g in generate(lm, small.vocab, n=6, seed=0, min_length=5, max_length=20):
-    print(f"{g.logprob:8.1f}  {g.text}{'' if g.ended else ' …'}")
+n_train = 100
+held_X, held_Y = X[n_train:], Y[n_train:]
+seen_ppl = np.exp(model.calculate_loss(X[:n_train], Y[:n_train]))
+held_ppl = np.exp(model.calculate_loss(held_X, held_Y))
+unigram = Unigram().fit(corpus.sentences[:n_train], C, start_id=vocab.start_index)
+print(f"{'perplexity on':<28}{'RNNNumpy':>10}{'unigram':>10}")
+print(f"{'the 100 training sentences':<28}{seen_ppl:>10.1f}{unigram.perplexity(corpus.sentences[:n_train]):>10.1f}")
+print(f"{f'the other {len(held_X)} sentences':<28}{held_ppl:>10.1f}{unigram.perplexity(corpus.sentences[n_train:]):>10.1f}")
+print(f"uniform guessing: {C}")
+seen_words = set(np.concatenate(Y[:n_train]).tolist())
+held = np.concatenate(held_Y)
+print(f"{np.mean([w not in seen_words for w in held]):.0%} of the held-out tokens never occur in the 100 training sentences")
 """),
     md(r"""
-    ## 7. The tutorial's published model
+    Two things at once.  The model **has not fit its own training sentences yet**: 333 is far from what a model
+    that had memorised 100 sentences would score, and the loss curve above is still falling steeply.  And it does
+    much **worse on new sentences** (806), mostly because a third of their tokens are words it never saw in
+    training: for those, every training step only pushed their probability down.  The unigram of the same 100
+    sentences shows the same gap for the same reason (666 against 1,035).  The RNN beats it on both: it has
+    learned a little about which words follow which.  The tutorial's remedy is more data and more time (its
+    published model: the full file, 50 epochs, about 20 hours); `rnnlm train` adds what the blog's loop lacks —
+    a held-out split, batching, Adam, and stopping when validation stops improving.
 
-    The blog post ships `trained-model-theano.npz`: $U$ (50×8000), $V$ (8000×50), $W$ (50×50), float32 — a model
-    with $H = 50$ trained for 50 epochs on the full reddit data.  `load_model` reads it as an rnn-cell
+    ## 7. The graph model: `RNN`, the tutorial's `RNNTheano`
+
+    The blog post then rewrites the model in Theano.  `rnnlm.RNN` is that model on the engine layer: the same
+    $U$, $V$, $W$ and initialisation, but a symbolic graph whose recurrence is a `scan` and whose gradients come
+    from automatic differentiation, compiled into `forward_propagation`, `bptt`, `sgd_step`, … on first use:
+    """),
+    code(r"""
+show(rnnlm.RNN, "build")
+"""),
+    md(r"""
+    Where it differs from the `RNNNumpy` run above:
+
+    - **float32** shared variables (the NumPy reference is float64, like the blog's code);
+    - **truncation**: `scan(truncate_gradient=k)` runs the backward recursion over the last $k$ steps of the
+      sentence only, a different function from the blog's loop (each output's error carried back $k$ steps) —
+      the tutorial's own `RNNTheano` did the same; notebook 03 measures both;
+    - **the output layer**: `fast=True` (the default) computes $\mathrm{softmax}(S V^\top)$ for all steps after the
+      scan, as `RNNNumpy` does; `fast=False` keeps the tutorial's graph with $o_t$ inside the scan (notebook 03:
+      it truncates $V$'s gradient too).
+
+    So one `RNN.sgd_step` from the same weights equals `RNNNumpy.sgd_step(..., truncation="scan")` to float32
+    precision, and differs from the blog's loop by what truncation drops:
+    """),
+    code(r"""
+j = next(j for j in range(len(X)) if len(X[j]) >= 15)  # a sentence longer than bptt_truncate
+x, y = X[j], Y[j]
+start = init_tutorial_params(C, 100, seed=1)
+graph = rnnlm.RNN(C, hidden_dim=100, bptt_truncate=4, params=start)  # the C linker; compiles sgd_step now
+graph.sgd_step(x, y, np.float32(0.005))
+after = {"graph": graph.get_params()}
+for truncation in ("scan", "tutorial"):
+    ref = RNNNumpy(C, hidden_dim=100, bptt_truncate=4, params=start)
+    ref.sgd_step(x, y, 0.005, truncation=truncation)
+    after[truncation] = ref.params
+print(f"one SGD step on a {len(x)}-word sentence, bptt_truncate=4; differences relative to the step itself:")
+for name in ("U", "V", "W"):
+    step = np.abs(after["scan"][name] - start[name]).max()
+    vs = {k: np.abs(after["graph"][name] - after[k][name]).max() / step for k in ("scan", "tutorial")}
+    print(f"   {name}: RNN vs RNNNumpy(truncation='scan') {vs['scan']:.1e},   vs the blog's loop {vs['tutorial']:.2f}")
+"""),
+    md(r"""
+    ## 8. The speed of one SGD step
+
+    The blog timed one SGD step ($C = 8000$, $H = 100$, `bptt_truncate=4`, a 45-word sentence): **350 ms** in
+    NumPy, **70 ms** with Theano on a CPU, 23 ms on a 2015 GPU — "a 15x improvement".  `bench.bench_sgd_step` is
+    the library call behind `rnnlm bench sgd-step`; here with fewer repeats (5) to keep the notebook short:
+
+    - `numpy` — `RNNNumpy.sgd_step`, float64, the tutorial's loop;
+    - `rnn_c` — `RNN` as shipped, on PyTensor's C linker (float32);
+    - `rnn_jax_static` / `rnn_jax_split` — the same graph with a static sentence length on the JAX linker, and a
+      form that gathers `U[:, x]` once outside the loop and updates only the used columns of $U$.
+
+    Beside this run's numbers: the quiet-machine measurement of `docs/benchmarks.md` (a 2-core Intel Xeon at
+    load 0.66, 20 repeats).  Timings move with the machine's load, and **ratios measured under load are not
+    comparable with quiet ones**: NumPy splits each matrix product over its BLAS threads, and when other
+    processes hold the cores those threads wait for one another, so a busy machine can slow the NumPy step far
+    more than the compiled ones (a learner once saw 22.8× at load 4.6).  The run reports its load and BLAS
+    threads, and times the NumPy step once more with a single BLAS thread: how much that changes the NumPy time
+    shows how much of this run's ratios is threading.
+    """),
+    code(r"""
+# docs/benchmarks.md, `rnnlm bench sgd-step --repeat 20`: ms per step, median
+QUIET = {"numpy": 22.33, "rnn_c": 28.30, "rnn_jax_static": 6.69, "rnn_jax_split": 5.65}
+QUIET_MACHINE = "Intel Xeon (2 vCPUs), OpenBLAS SkylakeX kernel with 2 threads, load 0.66 -> 0.69, 20 repeats"
+
+result = bench.bench_sgd_step(word_dim=8000, hidden_dim=100, bptt_truncate=4, length=45, repeat=5,
+                              linkers=["c", "jax"], hand_jax=False)
+m = result["machine"]
+cpus = m["cpus_usable"] or m["cpus"]
+load = (result["load_average_before"][0], result["load_average_after"][0])
+blas = sorted({f"{b['library']} {b['kernel']} kernel with {b['threads']} threads" for b in m["blas"]}) or ["none found"]
+print(f"this run:            {m['cpu']} ({cpus} usable CPUs), NumPy BLAS {', '.join(blas)}, "
+      f"load {load[0]} -> {load[1]}, 5 repeats")
+print(f"docs/benchmarks.md:  {QUIET_MACHINE}")
+print(f"\n{'candidate':<16}{'ms here':>9}{'vs numpy':>9}   {'ms quiet':>9}{'vs numpy':>9}   what")
+for name, c in result["candidates"].items():
+    quiet = QUIET.get(name)
+    q = f"{quiet:>9.2f}{QUIET['numpy'] / quiet:>8.1f}x" if quiet else " " * 18
+    print(f"{name:<16}{c['median_ms']:>9.1f}{c['speedup']:>8.1f}x   {q}   {c['what']}")
+for name, why in result["skipped"].items():
+    print(f"{name:<16} skipped: {why}")
+for name, error in result["failed"].items():
+    print(f"{name:<16} FAILED: {error}")
+if max(load) > 0.5 * cpus:
+    print(f"\nThe load ({max(load)}) was above half of the {cpus} CPUs: this run's ratios are NOT comparable with the "
+          "quiet ones.")
+else:
+    print(f"\nThe machine was quiet (load {max(load)} on {cpus} CPUs): the ratios are comparable with the quiet "
+          "ones; the milliseconds only on the same CPU.")
+
+# Why load distorts the ratio: the NumPy step again, now with one BLAS thread.
+with threadpool_limits(limits=1, user_api="blas"):
+    one = bench.bench_sgd_step(word_dim=8000, hidden_dim=100, bptt_truncate=4, length=45, repeat=5, linkers=[],
+                               hand_jax=False)
+threads = max(b["threads"] for b in m["blas"]) if m["blas"] else "?"
+print(f"NumPy step with {threads} BLAS threads: {result['candidates']['numpy']['median_ms']:.1f} ms; with 1 thread, "
+      f"load {one['load_average_before'][0]}: {one['candidates']['numpy']['median_ms']:.1f} ms")
+
+names = list(result["candidates"])
+ms = [result["candidates"][n]["median_ms"] for n in names]
+fig, ax = plt.subplots(figsize=(8, 3.4))
+ax.barh(names + [f"{n} (quiet)" for n in QUIET] + ["blog: NumPy", "blog: Theano CPU"],
+        ms + list(QUIET.values()) + [350, 70],
+        color=["tab:blue"] * len(names) + ["tab:green"] * len(QUIET) + ["0.75"] * 2)
+ax.set_xscale("log"); ax.set_xlim(1, 2 * max(ms + [350])); ax.invert_yaxis()
+ax.set_xlabel("ms per SGD step (log scale)")
+ax.set_title("one SGD step, C=8000, H=100, 45 words (green: docs/benchmarks.md; grey: the blog, 2015)")
+fig.tight_layout(); plt.show()
+"""),
+    md(r"""
+    On a quiet machine the compiled graph is 3–4× the NumPy reference, not the blog's 5× (350 → 70 ms) or its
+    15× with a GPU: rnnlm's reference already computes the output layer as one matrix product (the blog's NumPy
+    did $T$ small ones), so the 2015 ratios came from a slower baseline.  The C linker of this PyTensor install
+    links no BLAS library (printed above), so `RNN` as shipped gains little or nothing over NumPy (0.8× quiet);
+    the JAX linker compiles the same graph through XLA.  `rnnlm bench sgd-step` runs the full experiment, with
+    more repeats.
+
+    ## 9. Generating sentences
+
+    The tutorial's rule: start from `SENTENCE_START`, sample the next word from $o_t$, append it, and stop at
+    `SENTENCE_END`; never emit `UNKNOWN_TOKEN`.  Written out as the blog does it, with `forward_propagation`
+    over the whole prefix for every new word:
+    """),
+    code(r"""
+def generate_sentence(model, rng, max_words=30):
+    sentence = [vocab.start_index]
+    while sentence[-1] != vocab.end_index and len(sentence) <= max_words:
+        o, _ = model.forward_propagation(sentence)
+        p = o[-1].copy()
+        p[[vocab.unk_index, vocab.start_index]] = 0.0  # never UNKNOWN_TOKEN (nor a second START)
+        sentence.append(int(rng.choice(C, p=p / p.sum())))
+    return vocab.decode(sentence[1:-1] if sentence[-1] == vocab.end_index else sentence[1:])
+
+
+rng = np.random.default_rng(0)
+for _ in range(5):
+    print(" ".join(generate_sentence(model, rng)))
+"""),
+    md(r"""
+    Word salad, as expected after 1,000 SGD steps on 100 sentences.  Recomputing the whole
+    prefix makes each word cost more than the last; `rnnlm.generate` runs a compiled one-step function and
+    carries the state instead (with temperature, top-k and beam search; `rnnlm generate` on the command line).
+    Notebook 04 trains gated models that do better.
+
+    ## 10. The tutorial's published model
+
+    The blog post ships `trained-model-theano.npz`: $U$ (50×8000), $V$ (8000×50), $W$ (50×50), float32 — $H = 50$,
+    trained for 50 epochs (about 20 hours) on the full reddit file.  `rnnlm.load` reads it as an rnn-cell
     `LanguageModel` without output bias.
 
     The file holds **no vocabulary**: the tutorial built its word list at run time from the full 15,000-comment
-    file, and the 212-comment sample here has a different vocabulary, so decoding the model's ids with it
-    would print the wrong words.  What is known is the id layout (`rnnlm.inference` documents it): id 0 is
-    `SENTENCE_START`, id 1 `SENTENCE_END`, id 7999 `UNKNOWN_TOKEN`, and the other ids are words by decreasing
-    frequency.  So the model generates and scores, but as ids; with the full file
-    (`rnnlm data download reddit`) `prepare("reddit", vocab_size=8000)` rebuilds a vocabulary with the
-    tutorial's procedure (whether the ids then match its word list exactly is not verified here).
+    file, and the sample here has a different one, so decoding the model's ids with it would print the wrong
+    words.  What is known is the id layout: id 0 is `SENTENCE_START`, id 1 `SENTENCE_END`, id 7999
+    `UNKNOWN_TOKEN`, the other ids are words by decreasing frequency.  So the model generates and scores, but as
+    ids; with the full file (`rnnlm data download reddit`) `prepare("reddit", vocab_size=8000)` rebuilds a
+    vocabulary with the tutorial's procedure (whether its ids then match the model's exactly is not verified here).
     """),
     code(r"""
 path = datasets.resolve("tutorial-model")
-tutorial_lm, tutorial_vocab, meta = load_model(path)
+tutorial_lm, tutorial_vocab, meta = rnnlm.load(path)
 print(path.name, "| vocabulary:", tutorial_vocab, "| format:", meta["format"])
 print({k: v.shape for k, v in tutorial_lm.get_params().items()}, tutorial_lm.config)
 
@@ -558,12 +762,12 @@ top = np.argsort(-p)[:8]
 print("\nmost likely first words (ids):", {int(j): round(float(p[j]), 3) for j in top},
       f"- id 7999, UNKNOWN_TOKEN, has p = {p[7999]:.3f}, but generation never emits it")
 print(f"p(SENTENCE_START = id 0 next) = {p[0]:.1e}: never predicted, as a start token should be")
-for g in generate(tutorial_lm, None, n=4, seed=1, min_length=5, max_length=15):
+for g in rnnlm.generate(tutorial_lm, None, n=4, seed=1, min_length=5, max_length=15):
     print(f"{g.logprob:8.1f}  ids: {g.text}{'' if g.ended else ' …'}")
 """),
     md(r"""
-    **Next:** [03 · BPTT and the vanishing gradient](03-bptt-and-vanishing-gradients.ipynb) measures why
-    `bptt_truncate=4` loses little for this model — and what it would lose for one with longer memory.
+    **Next:** [03 · BPTT and the vanishing gradient](03-bptt-and-vanishing-gradients.ipynb) derives BPTT and
+    measures why `bptt_truncate=4` loses little for this model — and what it would lose for one with longer memory.
     """),
 ]
 
@@ -574,44 +778,120 @@ NB03 = [
     md(r"""
     # 3 · Backpropagation through time and the vanishing gradient
 
-    Part 3 of the tutorial argues that the gradient of the loss at step $t$ with respect to an earlier state
-    $s_k$ is a product of per-step Jacobians,
+    Part 3 of the tutorial derives backpropagation through time (BPTT) with the chain rule, shows that the
+    gradient reaching back from step $t$ to an earlier step $k$ is a product of $t-k$ Jacobians, and argues that
+    with $\tanh$ (or sigmoid) this product shrinks geometrically: the network cannot learn long-range
+    dependencies, and truncating BPTT after a few steps loses little.  This notebook follows that argument —
+    the derivation, checked numerically against the code; the derivatives of tanh and sigmoid — and then
+    measures it on real sentences with `rnnlm.analysis`: gradient norms against distance, tanh against ReLU
+    (and why that contradicts the tutorial's advice only at first sight), the spectral radius of $W$, GRU and
+    LSTM, the error and the training cost of truncated BPTT (both definitions, and the tutorial's Theano graph,
+    which truncates $V$ too), and exploding gradients with clipping.
 
-    $$\frac{\partial L_t}{\partial s_k} = \frac{\partial L_t}{\partial s_t}\prod_{j=k+1}^{t}\frac{\partial s_j}{\partial s_{j-1}},
-    \qquad \frac{\partial s_j}{\partial s_{j-1}} = \mathrm{diag}\big(f'(a_j)\big)\,W,$$
-
-    so with $\tanh$ (whose derivative is at most 1) and small $W$ it shrinks geometrically with the distance
-    $t-k$: the network cannot learn long-range dependencies, and truncating BPTT after a few steps loses little.
-    `rnnlm.analysis` turns the argument into measurements on real sentences; this notebook runs them:
-    gradient norms against distance, a heat map, tanh against ReLU, the spectral radius of $W$, GRU and LSTM,
-    the error of truncated BPTT, and exploding gradients with clipping.
-
-    Everything here is float64 NumPy on the reference models (`rnnlm.models.reference`); the same measurements run on
-    a trained checkpoint with `rnnlm analyze gradients CKPT`.  About a minute on two CPU cores.
+    Everything is float64 NumPy on the reference models (`rnnlm.models.reference`); `rnnlm analyze gradients
+    CKPT` runs the same measurements on a trained checkpoint.  About 40 seconds on two CPU cores.
     """),
-    code(SETUP + """
+    code(SETUP + SHOW + """
 from rnnlm import analysis as A
-from rnnlm.data import prepare
 from rnnlm.data.datasets import DataWarning
+from rnnlm.models.reference import GatedRNNNumpy, RNNNumpy, init_params
 
-warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit file is the 212-comment sample
+warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit sample stands in
 warnings.filterwarnings("ignore", message=".*cut off inside a quoted field")
+"""),
+    md(r"""
+    ## BPTT, derived
+
+    The tutorial's setting: $s_t = \tanh(U x_t + W s_{t-1})$, $\hat y_t = \mathrm{softmax}(V s_t)$, and the loss of
+    a sentence is the sum of the per-step cross-entropies $E_t = -y_t \log \hat y_t$ ($y_t$ one-hot).  Take $E_3$,
+    the loss at step 3.  Its gradient with respect to $V$ involves step 3 only:
+
+    $$\frac{\partial E_3}{\partial V} = (\hat y_3 - y_3) \otimes s_3 .$$
+
+    $W$ is different: $s_3 = \tanh(U x_3 + W s_2)$ depends on $W$ directly *and* through $s_2$, which depends on
+    $W$ and $s_1$, and so on back to the start.  The chain rule sums over every path:
+
+    $$\frac{\partial E_3}{\partial W} = \sum_{k=0}^{3} \frac{\partial E_3}{\partial \hat y_3}
+    \frac{\partial \hat y_3}{\partial s_3} \frac{\partial s_3}{\partial s_k} \frac{\partial s_k}{\partial W},
+    \qquad \frac{\partial s_3}{\partial s_k} = \prod_{j=k+1}^{3} \frac{\partial s_j}{\partial s_{j-1}},
+    \qquad \frac{\partial s_j}{\partial s_{j-1}} = \mathrm{diag}(1 - s_j^2)\, W,$$
+
+    where $\partial s_k/\partial W$ is the *immediate* dependence ($s_{k-1}$ held fixed): $\partial s_k[i] /
+    \partial W[i, j] = (1 - s_k[i]^2)\, s_{k-1}[j]$.  $U$ is the same with $x_k$ in place of $s_{k-1}$.  The sum is
+    backpropagation through time: the error of step 3 travels back through the unrolled network, one Jacobian
+    per step, and every step it passes adds its share to the gradient.
+
+    Below, the sum is computed term by term for $E_3$ of a real four-word prefix, and compared with
+    `RNNNumpy.bptt` — which returns the gradient of $E_0 + \dots + E_3$, so $\partial E_3/\partial W$ is the
+    difference of two calls (the first three losses do not depend on the fourth word).
+    """),
+    code(r"""
+corpus = rnnlm.prepare("reddit", vocab_size=2000)
+C = len(corpus.vocab)
+pairs = A.select_sentences(corpus.sentences, n=30, min_len=10, max_len=40, seed=0)
+x, y = pairs[0][0][:4], pairs[0][1][:4]
+print("prefix:", corpus.decode(x), "-> targets", corpus.decode(y))
+
+H = 8
+ref = RNNNumpy(C, hidden_dim=H, bptt_truncate=-1, seed=0)  # full BPTT
+yhat, s = ref.forward_propagation(x)  # s[-1] = s_{-1} = 0
+dE3_do = yhat[3] - np.eye(C)[y[3]]  # ∂E_3/∂(V s_3): softmax + cross-entropy
+dE3_ds3 = ref.V.T @ dE3_do
+J = np.eye(H)  # ∂s_3/∂s_k, starting at k = 3
+terms = {}
+for k in (3, 2, 1, 0):
+    dE3_dz = (J.T @ dE3_ds3) * (1 - s[k] ** 2)  # through tanh at step k
+    terms[k] = np.outer(dE3_dz, s[k - 1])  # × ∂s_k/∂W (immediate)
+    J = J @ np.diag(1 - s[k] ** 2) @ ref.W  # ∂s_3/∂s_{k-1} = ∂s_3/∂s_k · diag(1 - s_k²) W
+by_formula = sum(terms.values())
+by_bptt = ref.bptt(x, y)[2] - ref.bptt(x[:3], y[:3])[2]
+print("‖term k‖ for k = 3, 2, 1, 0:", "  ".join(f"{np.linalg.norm(t):.2e}" for t in terms.values()),
+      " (k = 0 is zero: s_{-1} = 0)")
+print(f"∂E_3/∂W by the sum: max |difference from bptt| / max |bptt| = "
+      f"{np.abs(by_formula - by_bptt).max() / np.abs(by_bptt).max():.1e}")
+"""),
+    md(r"""
+    The terms already shrink going back.  `bptt` computes the same sum for every $E_t$ at once, backwards: the
+    error at step $t$ becomes $\delta_t = \partial E_t / \partial z_t$, each step back multiplies it by
+    $W^\top$ and $\mathrm{diag}(1 - s^2)$, and every step adds $\delta\, s_{k-1}^\top$ to $\partial L/\partial W$
+    and $\delta$ to the column $x_k$ of $\partial L/\partial U$.  The tutorial's loop (the `truncation ==
+    "tutorial"` branch) is this with the walk back cut after `bptt_truncate` steps:
+    """),
+    code(r"""
+show(RNNNumpy, "bptt")
+"""),
+    md(r"""
+    ## Why the gradient vanishes
+
+    Each step back multiplies by $\partial s_j/\partial s_{j-1} = \mathrm{diag}(f'(a_j))\,W$.  The derivatives of
+    the tutorial's nonlinearities are small: $\tanh' = 1 - \tanh^2$ is at most 1 (only at 0) and the sigmoid's
+    $\sigma' = \sigma(1 - \sigma)$ at most $1/4$.  Both go to 0 when the unit saturates, and with small weights
+    $\lVert W \rVert < 1$ as well, the product of $t - k$ such factors goes to zero geometrically.  ReLU, which
+    the tutorial suggests, has derivative exactly 1 for a positive input — and 0 for a negative one.
+    """),
+    code(r"""
+a = np.linspace(-5, 5, 401)
+sig = 1 / (1 + np.exp(-a))
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+left.plot(a, np.tanh(a), label="tanh"); left.plot(a, sig, label="sigmoid"); left.plot(a, np.maximum(a, 0), label="ReLU")
+left.set_ylim(-1.2, 2.2); left.set_title("the nonlinearities"); left.legend(); left.grid(alpha=0.3)
+right.plot(a, 1 - np.tanh(a) ** 2, label="tanh′ = 1 − tanh², max 1")
+right.plot(a, sig * (1 - sig), label="sigmoid′ = σ(1 − σ), max 1/4")
+right.plot(a, (a > 0).astype(float), label="ReLU′: 0 or 1", ls="--")
+right.set_title("their derivatives: factors of every step back"); right.legend(fontsize=8); right.grid(alpha=0.3)
+fig.tight_layout(); plt.show()
 """),
     md(r"""
     ## Gradient norms against distance
 
-    Thirty sentences of 10–40 tokens from the reddit sample, a vocabulary of 2,000 words, and a fresh tanh RNN
-    with the tutorial's initialisation ($H = 100$, weights uniform in $\pm 1/\sqrt{n}$).  For every sentence and
-    every pair $k \le t$, `gradient_norms` computes $\lVert\partial L_t/\partial s_k\rVert$ and the Jacobian
-    norm $\lVert\partial s_t/\partial s_k\rVert$, then averages them by distance $d = t - k$ and fits a decay
-    factor per step (the slope of the log-norm against $d$).
+    Now measured: thirty sentences of 10–40 tokens from the reddit sample, a vocabulary of 2,000 words, and a
+    fresh tanh RNN with the tutorial's initialisation ($H = 100$, weights uniform in $\pm 1/\sqrt{n}$).  For every
+    sentence and every pair $k \le t$, `gradient_norms` computes $\lVert\partial L_t/\partial s_k\rVert$ and the
+    Jacobian norm $\lVert\partial s_t/\partial s_k\rVert$, then averages them by distance $d = t - k$ and fits a
+    decay factor per step (the slope of the log-norm against $d$).
     """),
     code(r"""
-corpus = prepare("reddit", vocab_size=2000)
-C = len(corpus.vocab)
-pairs = A.select_sentences(corpus.sentences, n=30, min_len=10, max_len=40, seed=0)
 print(f"{len(pairs)} sentences, {sum(len(x) for x, _ in pairs)} tokens, vocabulary {C}")
-
 tanh = A.fresh_model("rnn", vocab_size=C, hidden_dim=100, seed=0)
 g = A.gradient_norms(tanh, pairs)
 decay = g["decay"]["loss_grad"]
@@ -632,8 +912,7 @@ A.plot_heatmap({"rnn tanh (fresh)": g}, max_len=30)
 
     The same measurement for a ReLU RNN, for tanh RNNs whose $W$ is rescaled to a spectral radius of 1.0 and
     1.5, and for fresh GRU and LSTM cells (their state Jacobian includes the gates; for the LSTM the state is
-    the pair $(h_t, c_t)$).  For tanh and ReLU every step multiplies the gradient by at most
-    $\lVert W\rVert_2$; rescaling $W$ above 1 lets it grow instead of vanish.
+    the pair $(h_t, c_t)$).
     """),
     code(r"""
 specs = {
@@ -664,14 +943,62 @@ A.plot_decay(results)
 A.plot_heatmap({k: results[k] for k in ("rnn relu", "rnn tanh, radius 1.5", "gru")}, max_len=30)
 """),
     md(r"""
-    What the table shows: the fresh tanh RNN forgets fast (its $W$ has spectral radius 0.65, and each step back
-    multiplies the gradient by about 0.6); ReLU, whose derivative is 0 for half the units, forgets faster still.
-    Rescaling $W$ to radius 1 makes the decay slow, and above 1 the gradient *grows* going back in time
-    (the heat map of the radius-1.5 model is brightest far from the diagonal).  A fresh GRU decays like the
-    tanh RNN — at initialisation its gates sit near 0.5 — while the LSTM's cell state $c_t$, carried forward
-    through the forget gate alone, keeps about 0.86 per step.  What the gates add is the *ability* to learn a
-    Jacobian near the identity (an update gate $z \to 1$ copies the state forward unchanged), which training
-    has to discover; part 4 trains them.
+    The fresh tanh RNN forgets fast: each step back multiplies the gradient by about 0.6.  Rescaling $W$ to
+    radius 1 makes the decay slow, and above 1 the gradient *grows* going back in time (the heat map of the
+    radius-1.5 model is brightest far from the diagonal).  A fresh GRU decays like the tanh RNN — at
+    initialisation its gates sit near 0.5 — while the LSTM's cell state $c_t$, carried forward through the forget
+    gate alone (whose bias starts at 1), keeps about 0.86 per step.  What the gates add is the *ability* to learn
+    a Jacobian near the identity (an update gate $z \to 1$ copies the state forward unchanged), which training
+    has to discover; notebook 04 trains them.
+
+    ## ReLU: forgets faster here, recommended by the tutorial — both true
+
+    The table has the fresh ReLU RNN forgetting *faster* than tanh (0.41 per step against 0.61), while the
+    tutorial recommends ReLU against vanishing gradients.  The two statements are about different regimes, and
+    the factor $\mathrm{diag}(f'(a))\,W$ separates them:
+
+    - **tanh′ is about 1 here.**  With the tutorial's initialisation the pre-activations are tiny ($U$ is
+      uniform in $\pm 1/\sqrt{C} = \pm 0.022$), and $\tanh'(a) \approx 1$ near 0, so the tanh factor is almost
+      $W$ alone: the decay, 0.61, is $W$'s doing (spectral radius 0.65).  Saturation — the tutorial's worry —
+      comes with training, when activations grow.
+    - **ReLU zeroes about half of the units.**  A unit with a negative input has derivative 0, so each step back
+      multiplies by $W$ with about half of its rows zeroed: less than tanh's $W$.
+    - **The tutorial's advice comes with an initialisation.**  ReLU helps when the active units can pass the
+      gradient on unchanged, i.e. with $W$ near the identity: the IRNN of Le, Jaitly and Hinton (2015), which
+      the tutorial cites, initialises $W = I$.  Then active units multiply the gradient by exactly 1.
+
+    Measured on the same sentences — the average derivative $f'(a)$ over every unit and step, the share of units
+    at zero derivative, and the decay per step, with the tutorial's $W$ and with $W = I$:
+    """),
+    code(r"""
+def derivative_stats(model):
+    values = []
+    for x, _ in pairs:
+        _, cache = model.forward(x)
+        act = cache["layers"][0]["act"][:, 0]  # (T, H): f(a_t)
+        values.append(1 - act ** 2 if model.activation == "tanh" else (act > 0).astype(float))
+    v = np.concatenate(values)
+    return v.mean(), (v < 1e-3).mean()
+
+
+print(f"{'model':<32}{'mean f′(a)':>11}{'f′ = 0':>8}{'decay/step':>12}")
+for activation in ("tanh", "relu"):
+    for init in ("tutorial", "identity"):
+        params = init_params("rnn", C, 100, seed=0)
+        if init == "identity":
+            params["W0"] = np.eye(100)[None]
+        model = GatedRNNNumpy("rnn", C, 100, activation=activation, params=params)
+        mean, zero = derivative_stats(model)
+        factor = A.gradient_norms(model, pairs)["decay"]["loss_grad"]["factor"]
+        print(f"{activation + ', W ' + ('= I' if init == 'identity' else 'uniform ±1/√H'):<32}"
+              f"{mean:>11.3f}{zero:>8.0%}{factor:>12.3f}")
+"""),
+    md(r"""
+    With the tutorial's $W$, tanh′ averages almost exactly 1 and about half of the ReLU units sit at zero
+    derivative: ReLU loses.  With $W = I$ both keep nearly all of the gradient per step; ReLU keeps 1 for every
+    active unit however large its input, where tanh would saturate once trained.  So the tutorial's ReLU advice
+    holds with the identity initialisation it links to, not with its own $\pm 1/\sqrt{n}$ one.  (An unbounded ReLU
+    with a large $W$ can also explode: see the last section.)
 
     ## Truncated BPTT
 
@@ -680,8 +1007,10 @@ A.plot_heatmap({k: results[k] for k in ("rnn relu", "rnn tanh, radius 1.5", "gru
     (`truncation="tutorial"`), while Theano/PyTensor's `scan(truncate_gradient=k)` runs the backward recursion
     over the last $k$ steps of the sentence only (`truncation="scan"`), so it drops the recurrent gradient of
     every earlier step altogether.  `truncation_error` measures $\lVert g_k - g\rVert / \lVert g\rVert$ for
-    the gradient $g$ of $U$ and $W$ against full BPTT; `truncation_training` trains with each setting (two
-    epochs of per-sentence SGD, $H = 32$) to see what the error costs.
+    the gradient $g$ of $U$ and $W$ against full BPTT.  `truncation_training` then trains with each setting —
+    per-sentence SGD at the tutorial's 0.005, $H = 32$, 600 training sentences, **8 epochs** — from the same
+    weights in the same order, and scores 150 held-out sentences after every epoch; the dotted line is an
+    add-one unigram of the same training sentences, the loss of a model that has learned only word frequencies.
     """),
     code(r"""
 short = A.select_sentences(corpus.sentences, n=20, min_len=5, max_len=30, seed=0)
@@ -692,38 +1021,69 @@ errors = {"fresh": A.truncation_error(fresh32, short, truncations=ks)}
 everything = A.select_sentences(corpus.sentences, min_len=2)
 order = np.random.default_rng(0).permutation(len(everything))
 valid = [everything[j] for j in order[:150]]
-train = [everything[j] for j in order[150:450]]
-training = A.truncation_training(train, valid, C, hidden_dim=32, truncations=(1, 2, 4, -1), epochs=2)
+train = [everything[j] for j in order[150:750]]
+t0 = time.perf_counter()
+training = A.truncation_training(train, valid, C, hidden_dim=32, truncations=(1, 4, -1), epochs=8)
+seconds = time.perf_counter() - t0
 errors["trained (full BPTT run)"] = A.truncation_error(training["models"][("full", -1)], short, truncations=ks)
+
+counts = np.bincount(np.concatenate([y for _, y in train]), minlength=C) + 1.0  # add-one unigram
+unigram_loss = -np.mean(np.log(counts / counts.sum())[np.concatenate([y for _, y in valid])])
 
 for name, e in errors.items():
     for mode, d in e["modes"].items():
         cells = "  ".join(f"k={k}: {d['mean'][ks.index(k)]:.3f}" for k in (1, 2, 4, 8))
         print(f"{name:<24}{mode:<10}{cells}")
-print()
+print(f"\nvalidation loss (nats/word) after epochs 0..{training['epochs']} ({seconds:.0f} s for all runs); "
+      f"unigram {unigram_loss:.3f}")
 for run in training["runs"]:
     label = "full BPTT" if run["truncation"] == "full" else f"{run['truncation']}, k = {run['bptt_truncate']}"
-    print(f"{label:<16} valid loss after {training['epochs']} epochs: {run['valid_loss'][-1]:.4f} nats/word "
-          f"({run['seconds']:.1f} s)")
+    print(f"{label:<16}" + " ".join(f"{v:.3f}" for v in run["valid_loss"]))
 """),
     code(r"""
-A.plot_truncation(errors, training)
+fig = A.plot_truncation(errors, training)
+fig.axes[1].axhline(unigram_loss, color="0.5", ls=":", lw=1, label="add-one unigram")
+fig.axes[1].set_ylim(unigram_loss - 0.5, unigram_loss + 1.5)
+fig.axes[1].legend(fontsize=7)
+fig
 """),
     md(r"""
-    The tutorial's truncation at $k = 4$ keeps all but about 5% of the gradient of these models, whose
-    memory is a step or two, and trains as well as full BPTT.  The `scan` definition is much harsher on
-    sentences longer than $k$: only the last $k$ steps of each sentence update $U$ and $W$, so most of the
-    gradient is lost and training suffers.  (The error is not always monotone in $k$ — contributions from
-    different distances can cancel — so the plot also shows a bound that never grows.)  The tutorial's own
-    Theano model passed `bptt_truncate` to `scan`, and so does `rnnlm.models.tutorial.RNN`: it trains with the second
-    definition.  `LanguageModel` and `rnnlm train` default to full BPTT (`bptt_truncate=-1`).
+    The tutorial's truncation at $k = 4$ keeps all but about 5% of the gradient of these models, whose memory is
+    a step or two, and over eight epochs it trains as well as full BPTT — even $k = 1$ stays within a few
+    hundredths.  All of them pass the unigram after the first epochs and keep improving: they are learning to
+    use context, not just frequencies.  The `scan` definition is much harsher on sentences longer than $k$: only
+    the last $k$ steps of each sentence update $U$ and $W$, so most of the gradient is lost; $k = 4$ trails the
+    others and $k = 1$ barely learns.  (The error is not always monotone in $k$ — contributions from different
+    distances can cancel — so the left plot also shows a bound that never grows.)
+
+    **The tutorial's Theano graph truncates $V$ too.**  In `RNNTheano` the output $o_t = \mathrm{softmax}(V s_t)$
+    is computed *inside* the `scan` step, so `truncate_gradient=k` cuts $V$'s gradient as well: $V$ learns from
+    the last $k$ outputs of each sentence only, where the blog's NumPy `bptt` (and the derivation above) uses
+    every step.  `rnnlm.RNN(fast=False)` keeps that graph; the default `fast=True` computes the outputs after the
+    scan.  Their gradients against full BPTT on one sentence of 20 words or more, $k = 4$:
+    """),
+    code(r"""
+x, y = next((x, y) for x, y in short if len(x) >= 20)
+ref = RNNNumpy(C, hidden_dim=32, bptt_truncate=4, seed=0)
+full = dict(zip("UVW", ref.bptt(x, y, bptt_truncate=-1)))
+print(f"a {len(x)}-word sentence, bptt_truncate=4: ‖g − g_full‖ / ‖g_full‖")
+for label, fast in (("RNN(fast=True)", True), ("RNN(fast=False), the tutorial's graph", False)):
+    graph = rnnlm.RNN(C, hidden_dim=32, bptt_truncate=4, params=ref.params, fast=fast)
+    grads = dict(zip("UVW", graph.bptt(np.asarray(x, "int32"), np.asarray(y, "int32"))))
+    print(f"   {label:<40}" + "  ".join(
+        f"{n}: {np.linalg.norm(grads[n] - full[n]) / np.linalg.norm(full[n]):.3f}" for n in "UVW"))
+"""),
+    md(r"""
+    $U$ and $W$ lose the same share in both graphs (scan's truncation); $V$'s gradient is exact in the fast
+    graph and loses about as much as $U$ and $W$ in the tutorial's.  `LanguageModel` and `rnnlm train` default to
+    full BPTT (`bptt_truncate=-1`), where the question does not arise.
 
     ## Exploding gradients and clipping
 
     The opposite failure: with $W$ rescaled to a spectral radius above 1 the product of Jacobians can grow with
     distance and the gradient norm explodes.  `exploding_gradients` measures the global gradient norm of each
-    sentence's loss per radius, without and with clipping to norm 5 (the rule `rnnlm.training.optim` applies), and one
-    pass of per-sentence SGD with each.
+    sentence's loss per radius, without and with clipping to norm 5 (the rule `rnnlm.training.optim` applies),
+    and one pass of per-sentence SGD with each.
     """),
     code(r"""
 pairs50 = A.select_sentences(corpus.sentences, n=30, min_len=10, max_len=40, seed=0)
@@ -760,34 +1120,39 @@ A.plot_exploding({f"rnn {a}": e for a, e in expl.items()})
 # ------------------------------------------------------------------------------------------------
 NB04 = [
     md(r"""
-    # 4 · GRU and LSTM, and the bidirectional fill-in-the-blank model
+    # 4 · GRU and LSTM
 
-    Part 4 of the tutorial replaces the vanilla cell with gated ones.  This notebook shows the GRU and LSTM
-    cells of `rnnlm`, checks their hand-derived gradients (NumPy reference) against finite differences and the
-    graph model's automatic gradients against the reference, trains part 4's model for a short while, and
-    trains the bidirectional fill-in-the-blank model from part 1's taxonomy.
+    Part 4 of the tutorial replaces the vanilla cell with gated ones, adds a word embedding and trains with
+    RMSProp.  This notebook writes out the GRU and LSTM cells with the library's code beside the equations and
+    explains what the gates do; checks the hand-derived gradients; explains embeddings and RMSProp; trains part
+    4's model *as its code builds it*, saying exactly where rnnlm departs; compares the vanilla RNN, the GRU and
+    the LSTM at an equal time budget (learning curves and sentences from each); and ends with the bidirectional
+    fill-in-the-blank model from part 1's taxonomy.
 
-    Training runs are short (seconds, not the tutorial's hours on a GPU), so the losses fall but the sentences
-    are rough.  About two minutes on two CPU cores.
+    Runs are seconds long, not the tutorial's hours on a GPU, on the 211-comment reddit sample (notebook 02): the
+    losses fall and the models can be compared, but the sentences stay rough.  About a minute and a half on two
+    CPU cores.
     """),
-    code(SETUP + """
-from rnnlm.data import prepare
+    code(SETUP + SHOW + """
+from rnnlm import TrainConfig
+from rnnlm import analysis as A
 from rnnlm.data.datasets import DataWarning
 from rnnlm.experiments import PART4, masked_word_accuracy, reproduce_part4
+from rnnlm.inference import fill
+from rnnlm.models.cells import make_step
 from rnnlm.models.lm import LanguageModel, ModelConfig, param_shapes
 from rnnlm.models.reference import GATE_NAMES, GatedRNNNumpy
-from rnnlm.inference import fill
-from rnnlm.training.config import TrainConfig
+from rnnlm.training.optim import RMSProp
 from rnnlm.training.trainer import Trainer
 
-warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit file is the 212-comment sample
+warnings.filterwarnings("ignore", category=DataWarning)  # notebook 02 shows it: the reddit sample stands in
 warnings.filterwarnings("ignore", message=".*cut off inside a quoted field")
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bar needs ipywidgets; unused here
 """),
     md(r"""
     ## The cells
 
-    **GRU** (part 4), with update gate $z$, reset gate $r$ and candidate $c$:
+    **GRU** (part 4), with update gate $z$, reset gate $r$ and candidate state $c$:
 
     $$z = \sigma(U_z x_t + W_z s_{t-1} + b_z),\quad r = \sigma(U_r x_t + W_r s_{t-1} + b_r),$$
     $$c = \tanh\big(U_c x_t + W_c (s_{t-1} \odot r) + b_c\big),\quad s_t = (1 - z) \odot c + z \odot s_{t-1}.$$
@@ -798,14 +1163,44 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's noteb
     $$c_t = f \odot c_{t-1} + i \odot g,\quad h_t = o \odot \tanh(c_t).$$
 
     $\sigma$ is the sigmoid or, as in the tutorial's code, `hard_sigmoid` $= \mathrm{clip}(0.2a + 0.5, 0, 1)$.
-    The gates are stacked on the first axis of each layer's `U`, `W`, `b`, in this order:
+
+    **What the gates are for.**  A gate is a vector of numbers in $(0, 1)$, computed from the input and the
+    previous state, that multiplies another vector elementwise: a soft switch per unit.
+
+    - The GRU's **update gate** $z$ decides, per unit, how much of the old state to keep: $z \approx 1$ copies
+      $s_{t-1}$ forward unchanged (the unit *remembers*), $z \approx 0$ replaces it with the candidate (the unit
+      *rewrites*).  Its **reset gate** $r$ decides how much of the old state the candidate may look at:
+      $r \approx 0$ computes the candidate from the current word alone, a fresh start.
+    - The LSTM separates memory from output: the cell $c_t$ is written through the **input gate** $i$, kept
+      through the **forget gate** $f$, and read out through the **output gate** $o$.
+
+    This is what notebook 03's vanishing gradient needed.  Backpropagating through $s_t = (1-z) \odot c + z \odot
+    s_{t-1}$ gives $\partial s_t/\partial s_{t-1} = \mathrm{diag}(z) + \dots$, and through $c_t = f \odot c_{t-1} +
+    \dots$ gives $\mathrm{diag}(f)$: an *additive* path on which a gate near 1 passes the gradient back unchanged,
+    where the vanilla RNN always multiplies by $\mathrm{diag}(\tanh')\,W$.  How much of a signal written at step 0
+    survives $d$ steps on that path:
     """),
     code(r"""
+d = np.arange(0, 31)
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+for z in (0.5, 0.9, 0.99):
+    ax.semilogy(d, z ** d, label=f"gate {z}: kept $z^d$")
+ax.semilogy(d, 0.613 ** d, "k--", label="fresh tanh RNN: 0.613 per step (notebook 03)")
+ax.set_xlabel("steps d"); ax.set_ylabel("share kept (log scale)"); ax.set_ylim(1e-6, 1.5)
+ax.set_title("memory along the gated path"); ax.legend(fontsize=8); fig.tight_layout(); plt.show()
+"""),
+    md(r"""
+    The code.  The graph models build one step function for `scan` per cell (the input projections of all steps
+    are computed before the loop, so only the recurrent product is inside); the NumPy reference writes the same
+    step out with its cache for the hand-derived backward pass.  The gates are stacked on the first axis of each
+    layer's `U`, `W`, `b`, in the order `GATE_NAMES` gives.
+    """),
+    code(r"""
+show(make_step)
+"""),
+    code(r"""
+show(GatedRNNNumpy, "layer_forward")
 print(GATE_NAMES)
-part4 = ModelConfig(vocab_size=2000, hidden_dim=128, cell="gru", layers=2, embedding_dim=48, gate="hard_sigmoid")
-shapes = param_shapes(part4)
-print("part 4's model:", {k: v for k, v in shapes.items()})
-print(f"{sum(int(np.prod(s)) for s in shapes.values()):,} parameters; E is the word embedding (48 × 2000)")
 """),
     md(r"""
     ## Gradient checks
@@ -832,21 +1227,69 @@ for cell, gate in (("gru", "hard_sigmoid"), ("lstm", "sigmoid")):
     print(f"   graph autodiff (float32) vs hand-written BPTT, worst parameter: {max(rel, key=rel.get)} {max(rel.values()):.1e}")
 """),
     md(r"""
-    ## Part 4's model
+    ## Word embeddings
 
-    `reproduce_part4` trains the tutorial's configuration — two GRU layers, embedding 48, hidden 128,
-    `hard_sigmoid` gates, output bias, RMSProp (decay 0.9, lr 0.001), vocabulary 2,000, full BPTT, one sentence
-    per step, sentences containing "http" dropped — for a time budget that counts training steps only
-    (compilation and evaluation are excluded and reported separately).  Here 10 seconds on the reddit sample,
-    with every sentence padded to one length (32 steps; longer ones are cut into pieces) so that the JAX linker
-    compiles a single training function; `rnnlm experiment part4 --time-budget 10m` runs it for longer.
+    Parts 2 and 3 fed the network one-hot words, so $U x_t$ was a column of $U$: every gate of the first layer had
+    its own $H \times C$ block.  Part 4 first maps the word to a dense vector, $x_e = E[:, x_t]$ — the column of
+    an embedding matrix $E$ (D×C) — and the gates read $x_e$ through $U$ blocks of only $H \times D$.  The columns
+    of $E$ are learned like any weight; words used in similar contexts end up with similar vectors, so what the
+    model learns about one word carries over to its neighbours (and pretrained vectors, such as the GloVe
+    vectors part 4 mentions, could be loaded into $E$).  The parameter count of part 4's first layer, by input:
     """),
     code(r"""
-print(PART4)
-reddit = prepare("reddit", vocab_size=PART4["vocab_size"], drop_containing=PART4["drop_containing"])
+for D, what in ((0, "one-hot (parts 2-3)"), (48, "embedding 48 (part 4's text)"), (128, "embedding 128 (part 4's code)")):
+    shapes = param_shapes(ModelConfig(vocab_size=2000, hidden_dim=128, cell="gru", embedding_dim=D))
+    first = {k: v for k, v in shapes.items() if k in ("E", "U0")}
+    n = sum(int(np.prod(s)) for s in first.values())
+    print(f"{what:<32}{n:>10,} parameters   {first}")
+"""),
+    md(r"""
+    ## RMSProp
+
+    Plain SGD takes the same step size for every parameter.  In a language model the gradients of different
+    parameters differ by orders of magnitude: a frequent word's embedding column gets a gradient at almost every
+    step, a rare word's now and then.  RMSProp keeps a running average of each parameter's squared gradient and
+    divides the step by its square root, so every parameter moves at about the learning rate per step, whatever
+    the scale of its gradient:
+
+    $$m \leftarrow \rho\, m + (1 - \rho)\, g^2,\qquad \theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{m + \epsilon}},$$
+
+    with part 4's $\rho = 0.9$, $\epsilon = 10^{-6}$, $\eta = 0.001$ — the code's update, written once for every
+    parameter of any model:
+    """),
+    code(r"""
+show(RMSProp)
+"""),
+    md(r"""
+    ## Part 4's model, as its code builds it
+
+    The tutorial's `GRUTheano` (the code behind part 4): two GRU layers with `hard_sigmoid` gates and the reset
+    gate applied to $s_{t-1}$ before $W_c$, hidden 128, output bias, full BPTT, one sentence per RMSProp step
+    (decay 0.9, $\epsilon = 10^{-6}$, lr 0.001, no clipping), vocabulary 2,000, sentences containing "http"
+    dropped.  Its embedding is `E = np.random.uniform(..., (hidden_dim, word_dim))`: **128 × 2,000, the hidden
+    size** — the post's text says 48, and `train.py` defines `EMBEDDING_DIM = 48` but never passes it.  rnnlm's
+    `PART4` settings (and `rnnlm experiment part4`) follow the text's 48; here we follow the code and pass
+    `embedding=128`.  Where rnnlm still departs from `GRUTheano`:
+
+    - **initialisation of $E$**: uniform in $\pm\sqrt{3/D}$ (word vectors of norm about 1) instead of
+      $\pm 1/\sqrt{C}$; $U$, $W$, $V$ are the code's $\pm 1/\sqrt{H}$ and the biases zero;
+    - **layout**: the gates of each layer are stacked in `U0` (3, H, D), `U1` (3, H, H), … where the code has one
+      `U` (6, H, H) for both layers — the same numbers;
+    - **lengths**: sentences are padded (with a mask: padding adds nothing to the loss) to one length, 32 tokens,
+      and the few longer ones are cut into pieces, so the JAX linker compiles one training function; the order of
+      the sentences is shuffled each epoch;
+    - **data**: the reddit sample, where the code read `data/reddit-comments-2015.csv`, a larger file;
+    - **time**: 10 seconds of training steps (compilation and evaluation not counted), where the tutorial trained
+      for hours on a GPU; the loss is measured on 64 training sentences, as the code's `calculate_loss` measures
+      training data.
+    """),
+    code(r"""
+print("rnnlm's PART4 settings:", PART4)
+reddit = rnnlm.prepare("reddit", vocab_size=PART4["vocab_size"], drop_containing=PART4["drop_containing"])
 print(f"{len(reddit)} sentences ({reddit.stats['dropped_sentences']} dropped for 'http'), vocabulary {len(reddit.vocab)}")
-r = reproduce_part4(time_budget=10, corpus=reddit, max_length=32, buckets=(32,), eval_sentences=64,
+r = reproduce_part4(time_budget=10, corpus=reddit, embedding=128, max_length=32, buckets=(32,), eval_sentences=64,
                     evaluations=4, n_sentences=5, max_words=20, seed=0)
+print("model:", {k: r["config"][k] for k in ("cell", "layers", "embedding_dim", "hidden_dim", "gate", "parameters")})
 t = r["timing"]
 print(f"{t['steps']} steps ({t['epochs']} epochs) in {t['train_s']} s of training, "
       f"{t['ms_per_step']} ms per step (median), compilation {t['compile_s']} s")
@@ -860,9 +1303,88 @@ fig, ax = plt.subplots(figsize=(6, 3.4))
 ax.plot([p["train_s"] for p in r["losses"]], [p["loss"] for p in r["losses"]], "o-")
 ax.axhline(r["uniform_loss"], color="0.6", ls=":", label=f"ln C = {r['uniform_loss']:.2f}")
 ax.set_xlabel("training seconds"); ax.set_ylabel("loss on 64 training sentences (nats/word)")
-ax.set_title("part 4 GRU, RMSProp, one sentence per step"); ax.legend(); fig.tight_layout(); plt.show()
+ax.set_title("part 4's GRU (embedding 128), RMSProp, one sentence per step"); ax.legend(); fig.tight_layout(); plt.show()
 """),
     md(r"""
+    Ten seconds is about half an epoch of this small corpus: the loss has left $\ln C$ but the model has not yet
+    learned much more than word frequencies.  One sentence per step is also slow on a CPU; the comparison below
+    trains with rnnlm's defaults instead.
+
+    ## RNN, GRU and LSTM at an equal time budget
+
+    Which cell learns most from the same few seconds?  `rnnlm.train` (what `rnnlm train` runs) trains each cell
+    with the same settings — one layer, hidden 128, embedding 128, Adam with rnnlm's default rate and a cosine
+    schedule over the budget, batches of 32 sentences, full BPTT — for **12 seconds of training each** on the same
+    split of the sample (validation included in the 12 s; compilation before the clock), and scores the validation
+    split every second.  The dashed lines are the baselines `rnnlm train` fits on the same training split: an
+    interpolated Kneser–Ney trigram and an add-one unigram.
+    """),
+    code(r"""
+BUDGET = 12.0
+corpus = rnnlm.prepare("reddit", vocab_size=2000)
+cells = {}
+for cell in ("rnn", "gru", "lstm"):
+    t0 = time.perf_counter()
+    result = rnnlm.train(corpus, None, model={"cell": cell, "hidden_dim": 128, "embedding_dim": 128},
+                         size="default", config=TrainConfig(time_budget=BUDGET, valid_every_s=1.0, patience=0), progress=False)
+    cells[cell] = result
+    s = result.summary()
+    print(f"{cell:>4}: {result.model.n_parameters():,} parameters, {s['steps']} steps ({s['epochs']} epochs) in "
+          f"{s['elapsed_s']:.1f} s; best validation perplexity {s['best_valid_perplexity']:.1f} "
+          f"({time.perf_counter() - t0:.0f} s with compilation and scoring)")
+base = cells["rnn"].summary()["baselines"]["valid"]
+print(f"baselines on the same validation split: KN-3 {base['kn']:.1f}, unigram {base['unigram']:.1f}")
+
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for cell, result in cells.items():
+    curve = [(h["elapsed"], h["valid_ppl"]) for h in result.state["history"] if h.get("event") == "valid"]
+    ax.plot(*zip(*curve), ".-", label=cell)
+ax.axhline(base["kn"], color="0.3", ls="--", lw=1, label="Kneser–Ney trigram")
+ax.axhline(base["unigram"], color="0.6", ls="--", lw=1, label="unigram")
+ax.set_yscale("log"); ax.set_xlabel("training seconds"); ax.set_ylabel("validation perplexity (log scale)")
+ax.set_title(f"equal time budget ({BUDGET:.0f} s each), same data and settings"); ax.legend(); fig.tight_layout()
+plt.show()
+
+for cell, result in cells.items():
+    print(f"\n{cell}:")
+    for g in rnnlm.generate(result.model, result.corpus.vocab, n=3, seed=0, min_length=5, max_length=25):
+        print(f"   {g.text}{'' if g.ended else ' …'}")
+"""),
+    md(r"""
+    An equal time is not an equal number of updates.  A GRU step computes three gate blocks and an LSTM step four,
+    against the vanilla RNN's one, so in the same seconds the RNN makes the most updates and the LSTM the fewest
+    (the steps above).  Early in training updates matter more than memory: the RNN's curve falls fastest, then
+    flattens and creeps back up as it starts to overfit.  The GRU catches up within the budget and ends level with
+    it or below; the LSTM, with the fewest updates, is still closing the gap (raise `BUDGET` and rerun).  On
+    this sample — 21,000 training tokens of short reddit sentences — all three end near the Kneser–Ney trigram:
+    there is too little text for any of them to pull far ahead of counting (notebook 02's point), and too little
+    long-range structure for the gates' memory to pay.  The sentences are as rough as the perplexities suggest.
+
+    **What the gates learned.**  The trained GRU's and LSTM's gate values on the validation sentences
+    (`analysis.reference_model` turns a trained `LanguageModel` into the NumPy reference, whose forward pass
+    keeps every gate activation):
+    """),
+    code(r"""
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+valid = cells["gru"].splits["valid"].sentences
+for ax, (cell, gates) in zip(axes, (("gru", ("z", "r")), ("lstm", ("i", "f", "o")))):
+    ref = A.reference_model(cells[cell].model)
+    acts = [ref.forward(q[:-1])[1]["layers"][0]["act"] for q in valid]
+    for gname in gates:
+        values = np.concatenate([a[:, GATE_NAMES[cell].index(gname)].ravel() for a in acts])
+        ax.hist(values, bins=40, range=(0, 1), histtype="step", lw=1.5, density=True,
+                label=f"{gname}: mean {values.mean():.2f}, {np.mean(values > 0.9):.0%} above 0.9")
+    ax.set_title(f"{cell} gates on {len(valid)} validation sentences"); ax.set_xlabel("gate value"); ax.legend(fontsize=8)
+fig.tight_layout(); plt.show()
+"""),
+    md(r"""
+    The gates are far from their starting point of about 0.5.  In this run most of the GRU's update-gate values
+    sit near 0 — most units *rewrite* their state at every word, as there is little to carry across short
+    sentences — while a minority near 1 *hold* theirs.  The LSTM learned the opposite division of labour: its
+    forget and input gates stay high (the forget gate's bias starts at 1), so the cell accumulates what it reads,
+    and the output gate, spread over the whole range, decides per word what of it to show.  (Timed runs differ
+    a little from one execution to the next; the shapes of these histograms are what to read.)
+
     ## The bidirectional fill-in-the-blank model
 
     Part 1: "the output at time $t$ may not only depend on the previous elements in the sequence, but also
@@ -871,11 +1393,12 @@ ax.set_title("part 4 GRU, RMSProp, one sentence per step"); ax.legend(); fig.tig
     word at position $t$ predicted from the forward state after $w_{t-1}$ and the backward state after
     $w_{t+1}$.  It trains on whole sentences with the ordinary `Trainer` (`rnnlm train --task fill` on the
     command line).  Here: the first 8,000 lines of Shakespeare of at least four tokens, one line per sentence
-    (NLTK tokenizer; 99% of them fit in 16 tokens), vocabulary 2,000, and 500 Adam steps of 32 lines (about two epochs).
+    (NLTK tokenizer; 99% of them fit in 16 tokens), vocabulary 2,000, and 500 Adam steps of 32 lines (about two
+    epochs).
     """),
     code(r"""
-shakespeare = prepare("tinyshakespeare", vocab_size=2000, format="lines", tokenizer="nltk", min_length=4,
-                      max_sentences=8000)
+shakespeare = rnnlm.prepare("tinyshakespeare", vocab_size=2000, format="lines", tokenizer="nltk", min_length=4,
+                            max_sentences=8000)
 parts = shakespeare.split(valid=0.0, test=0.05, seed=0)
 print(f"{len(parts['train'])} training lines, {len(parts['test'])} held out; vocabulary {len(shakespeare.vocab)}, "
       f"{shakespeare.stats['unknown_rate']:.1%} of the words unknown")
@@ -921,6 +1444,7 @@ print(f"always '{vocab.index_to_word[most_frequent]}': {np.mean(words == most_fr
     turns under one time budget and reports both accuracies.
     """),
 ]
+
 
 NOTEBOOKS = {
     "01-introduction-to-rnns.ipynb": NB01,

@@ -8,6 +8,7 @@ folder, never on the committed files.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -85,6 +86,68 @@ def test_committed_notebook_is_executed_in_order_with_outputs_and_no_errors(name
     # The notebooks call the library: every one imports rnnlm and reports the engine it ran on.
     assert "import rnnlm" in code[0].source
     assert "engine: " in _text(nb)
+
+
+def _code(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebooks_use_only_public_names(name):
+    """No private hooks: no attribute, import or call of a name starting with one underscore."""
+    source = _code(nbformat.read(NOTEBOOK_DIR / name, as_version=4))
+    private = re.findall(
+        r"\.(_[A-Za-z][A-Za-z0-9_]*)|\bimport\s+(_[A-Za-z]\w*)|,\s*(_[A-Za-z]\w*)\s*(?:,|$)", source, re.M
+    )
+    assert not [p for group in private for p in group if p], private
+
+
+def _lines(nb) -> str:
+    """Every text output, one after the other, each starting on its own line."""
+    return "\n".join(_text(c) for c in [nbformat.v4.new_notebook(cells=[c]) for c in nb.cells])
+
+
+#: The least number of source listings (``show(...)``) each notebook prints.
+SHOWN = {
+    "02-implementing-a-language-model.ipynb": 8,
+    "03-bptt-and-vanishing-gradients.ipynb": 1,
+    "04-gru-and-lstm.ipynb": 3,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHOWN))
+def test_notebooks_show_the_code_they_run(name):
+    """Parts 2-4 are about writing the code: each notebook prints the library's source next to the math."""
+    shown = re.findall(
+        r"^# src/rnnlm/\S+\.py, ", _lines(nbformat.read(NOTEBOOK_DIR / name, as_version=4)), re.M
+    )
+    assert len(shown) >= SHOWN[name], shown
+
+
+def test_notebooks_reproduce_the_tutorials_experiments():
+    nb02 = nbformat.read(NOTEBOOK_DIR / "02-implementing-a-language-model.ipynb", as_version=4)
+    code, text = _code(nb02), _lines(nb02)
+    # the blog's run: RNNNumpy, H=100, the first 100 sentences, 10 epochs, the loss after each
+    assert "RNNNumpy(C, hidden_dim=100, bptt_truncate=4" in code and "X[:100], Y[:100]" in code
+    assert len(re.findall(r"^Loss after num_examples_seen=\d+ epoch=\d+", text, re.M)) == 10
+    assert "learning rate halved" in text  # the halving rule fires
+    # the SGD-step timing: the library call, its load and BLAS threads, and the quiet figure beside it
+    assert (
+        "bench.bench_sgd_step(" in code
+        and "docs/benchmarks.md" in text
+        and "threads" in text
+        and "load" in text
+    )
+    nb03 = nbformat.read(NOTEBOOK_DIR / "03-bptt-and-vanishing-gradients.ipynb", as_version=4)
+    epochs = re.search(r"after epochs 0\.\.(\d+)", _lines(nb03))
+    assert epochs and int(epochs.group(1)) >= 5
+    assert "RNN(fast=False), the tutorial's graph" in _lines(nb03)
+    nb04 = nbformat.read(NOTEBOOK_DIR / "04-gru-and-lstm.ipynb", as_version=4)
+    text = _lines(nb04)
+    assert "'embedding_dim': 128" in text  # part 4's code, not its text's 48
+    for cell in ("rnn", "gru", "lstm"):  # equal time budget, with sentences from each
+        assert re.search(rf"^\s*{cell}: [\d,]+ parameters, \d+ steps", text, re.M), cell
+        assert re.search(rf"^{cell}:\n(   .+\n){{3}}", text, re.M), cell
 
 
 # ------------------------------------------------------------------------------------------------

@@ -314,10 +314,13 @@ def setup_engine(engine_name=None, device="cpu", linker=None):
 
 
 def load_checkpoint(args):
-    """``(model, vocab, meta)`` of ``args.checkpoint`` on the requested linker and device."""
-    from rnnlm.training.checkpoint import load_model
+    """``(model, vocab, meta)`` of ``args.checkpoint`` on the requested linker and device. A run folder
+    is read as its best.npz, else its checkpoint.npz; a note on stderr says which file it was."""
+    from rnnlm.training.checkpoint import load_model, resolve
 
     _, linker = setup_engine(getattr(args, "engine", None), args.device, args.linker)
+    if Path(args.checkpoint).is_dir():
+        note(f"using {resolve(args.checkpoint)}")
     return load_model(args.checkpoint, linker=linker)
 
 

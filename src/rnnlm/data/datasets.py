@@ -4,6 +4,12 @@ Lookup order (:func:`data_dirs`): every folder in ``$RNNLM_DATA`` (``os.pathsep`
 repository's ``data/`` folder (for a source checkout), then ``./data``. Downloads go to the repository's
 ``data/`` (or ``./data``) unless a destination is given. Nothing here touches the network except
 :func:`download` (and :func:`find_or_download`, which calls it when a file is missing).
+
+The package ships one stand-in (:data:`PACKAGED_DIR`, package data): the tutorial's reddit file's first
+212 comments (``reddit-comments-2015-08-sample.csv``, 110 KB; its last row is cut mid-comment, so 211
+load). It is used, with one :class:`DataWarning`, when the full reddit file is in no data folder (and, for
+:func:`find_or_download`, cannot be downloaded either), so ``rnnlm demo`` works offline on a fresh clone.
+Origin and licence: ``data/README.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "find",
     "find_or_download",
     "known_names",
+    "packaged",
     "resolve",
     "sha256_file",
     "verify",
@@ -38,6 +45,8 @@ __all__ = [
 
 DEFAULT_CORPUS = "reddit"
 DOWNLOAD_TIMEOUT_S = 60
+#: Stand-ins shipped inside the package (declared as package data in setup.cfg).
+PACKAGED_DIR = Path(__file__).resolve().parent / "samples"
 
 
 class DataWarning(UserWarning):
@@ -53,6 +62,7 @@ class KnownFile:
     kind: str  # "corpus" or "model"
     description: str
     substitute: str | None = None  # a local stand-in used when the file itself is absent
+    substitute_sha256: str | None = None  # the stand-in's checksum (a copy ships in PACKAGED_DIR)
 
 
 KNOWN: dict[str, KnownFile] = {
@@ -64,6 +74,7 @@ KNOWN: dict[str, KnownFile] = {
         "corpus",
         "the tutorial's reddit comments (August 2015), CSV with a 'body' column",
         substitute="reddit-comments-2015-08-sample.csv",
+        substitute_sha256="fb6df088415f15c49a188fab4b4ebd3ea6ae3699cfb549049bde6524a2263fbb",
     ),
     "tinyshakespeare": KnownFile(
         "tinyshakespeare",
@@ -137,29 +148,50 @@ def _missing_message(item: KnownFile, dirs: list[Path]) -> str:
     )
 
 
+def packaged(name: str) -> Path | None:
+    """The copy of ``name``'s stand-in shipped inside the package (:data:`PACKAGED_DIR`), or None."""
+    item = _known(name)
+    if not item.substitute:
+        return None
+    p = PACKAGED_DIR / item.substitute
+    return p if p.is_file() else None
+
+
+def _in_dirs(filename: str | None, dirs: list[Path]) -> Path | None:
+    """The first ``dirs / filename`` that exists, or None."""
+    for d in dirs if filename else ():
+        p = d / filename
+        if p.is_file():
+            return p
+    return None
+
+
+def _use_substitute(item: KnownFile, path: Path, why: str) -> Path:
+    warnings.warn(
+        f"using {path} (a sample) as the {item.name} corpus: {why}; "
+        f"`rnnlm data download {item.name}` fetches the full file",
+        DataWarning,
+        stacklevel=3,
+    )
+    return path
+
+
 def find(name: str, substitute: bool = True) -> Path:
     """Local path of a known file; :class:`DataUnavailableError` when it is nowhere in :func:`data_dirs`.
 
     For ``reddit``, when the full file is absent and ``substitute`` is true, the 212-comment sample
-    ``reddit-comments-2015-08-sample.csv`` is used instead, with a :class:`DataWarning` saying so.
+    ``reddit-comments-2015-08-sample.csv`` is used instead -- from a data folder, else the copy shipped in
+    the package -- with one :class:`DataWarning` saying so. Never touches the network.
     """
     item = _known(name)
     dirs = data_dirs()
-    for d in dirs:
-        p = d / item.filename
-        if p.is_file():
-            return p
-    if substitute and item.substitute:
-        for d in dirs:
-            p = d / item.substitute
-            if p.is_file():
-                warnings.warn(
-                    f"using {p} (a sample) as the {name} corpus: {item.filename} was not found; "
-                    f"`rnnlm data download {name}` fetches the full file",
-                    DataWarning,
-                    stacklevel=2,
-                )
-                return p
+    full = _in_dirs(item.filename, dirs)
+    if full is not None:
+        return full
+    if substitute:
+        stand_in = _in_dirs(item.substitute, dirs) or packaged(name)
+        if stand_in is not None:
+            return _use_substitute(item, stand_in, f"{item.filename} was not found")
     raise DataUnavailableError(_missing_message(item, dirs))
 
 
@@ -260,10 +292,12 @@ def download(name: str, dest=None, force: bool = False, progress: bool = True) -
                 _copy(response, out, size, item.filename, progress)
         except (urllib.error.URLError, OSError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
-            raise DataUnavailableError(
+            error = DataUnavailableError(
                 f"{name}: could not download {item.url} ({reason}); download it manually into a folder "
                 f"and set RNNLM_DATA to that folder"
-            ) from None
+            )
+            error.reason = str(reason)
+            raise error from None
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -294,9 +328,27 @@ def _copy(src, dst, total: int | None, label: str, progress: bool) -> None:
             bar.close()
 
 
-def find_or_download(name: str) -> Path:
-    """The local file of a known name (a substitute such as the reddit sample counts), else download it."""
+def find_or_download(name: str, progress: bool = True) -> Path:
+    """The local file of a known name, else download it; a stand-in when neither works.
+
+    Order: the file in a data folder; the stand-in in a data folder (someone put it there on purpose:
+    no network is used); a download; the stand-in shipped in the package. A stand-in comes with one
+    :class:`DataWarning` (saying why the download failed, when it did); without one the download's
+    :class:`DataUnavailableError` is raised.
+    """
+    item = _known(name)
+    dirs = data_dirs()
+    full = _in_dirs(item.filename, dirs)
+    if full is not None:
+        return full
+    stand_in = _in_dirs(item.substitute, dirs)
+    if stand_in is not None:
+        return _use_substitute(item, stand_in, f"{item.filename} was not found")
     try:
-        return find(name)
-    except DataUnavailableError:
-        return download(name)
+        return download(name, progress=progress)
+    except DataUnavailableError as e:
+        stand_in = packaged(name)
+        if stand_in is None:
+            raise
+        why = f"{item.filename} was not found and could not be downloaded ({getattr(e, 'reason', None) or e})"
+        return _use_substitute(item, stand_in, why)
