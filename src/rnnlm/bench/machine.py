@@ -90,8 +90,8 @@ def busy_warning(machine: dict) -> str | None:
     cpus = machine.get("cpus_usable") or machine.get("cpus") or 1
     if load and load[0] > 0.5 * cpus:
         return (f"load average {load[0]} on {cpus} CPUs when the benchmark started: other processes "
-                "shared the CPUs, absolute timings are inflated (ratios measured in this run are "
-                "comparable; numbers from other runs are not)")
+                "shared the CPUs, so every timing is inflated and even ratios measured in this run are "
+                "unreliable (candidates with more BLAS threads suffer more); measure on a quiet machine")
     return None
 
 

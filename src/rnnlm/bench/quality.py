@@ -56,6 +56,7 @@ def quality_one(
             corpus, out, config=TrainConfig(time_budget=budget_s, seed=seed), progress=progress, **fractions
         )
         wall = time.monotonic() - t0
+        corpus = result.corpus  # with the training vocabulary (words seen once in training folded)
         splits, model, st = result.splits, result.model, result.state
         heldout = splits[held]
         seqs = heldout.stream() if char else heldout.sentences

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlm.inference.scoring import perplexity_of
+from rnnlm.inference.scoring import perplexity_of, sentence_token_logprobs
 from rnnlm.models.ngram import KneserNey, Unigram
 
 #: KN order by level.
@@ -83,8 +83,13 @@ def interpolation(trainer, model, ngram, splits: dict) -> dict:
 
     def both(corpus):
         seqs, stream = _data(corpus)
-        lp_ngram = ngram.token_logprobs(seqs, stream=stream)
-        return trainer.token_logprobs(corpus, model), np.concatenate([np.zeros(0), *lp_ngram])
+        lp_ngram = np.concatenate([np.zeros(0), *ngram.token_logprobs(seqs, stream=stream)])
+        if stream:  # characters: the trainer's fast stream scoring (the same tokens: all but the first)
+            return trainer.token_logprobs(corpus, model), lp_ngram
+        # words: sentence by sentence from SENTENCE_START, whatever the training batches were
+        return np.concatenate(
+            [np.zeros(0), *sentence_token_logprobs(model, seqs, trainer.cfg.batch_size)]
+        ), lp_ngram
 
     valid = both(splits["valid"])
     lam = tune_lambda(*valid)
