@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnlm import engine
+from rnnlm import engine, engine_ops
 from rnnlm.errors import ConfigError
 from rnnlm.models.cells import gate_count, make_step
 from rnnlm.models.reference import init_params as init_reference_params
@@ -253,12 +253,31 @@ class LanguageModel:
             proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
         return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
 
-    def _stack(self, x, mask, states, drops, direction, go_backwards=False):
+    def _fused(self) -> bool:
+        """Whether each layer runs as one fused node (:mod:`rnnlm.engine_ops`: a hand-written backward,
+        dW as one GEMM over all steps) instead of ``scan`` + autodiff: on PyTensor, with full BPTT."""
+        return engine_ops.available() and self.config.bptt_truncate < 0
+
+    def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
+        """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
+        cfg = self.config
+        label = f"{cfg.cell}{l}{direction}"
+        if self._fused():
+            if go_backwards:
+                proj, mask = proj[::-1], mask[::-1]
+            return engine_ops.recurrent_layer(cfg.cell, proj, mask, init, Wt, activation=cfg.activation,
+                                              gate=cfg.gate, masked=ragged, label=label)
+        step = make_step(cfg.cell, cfg.hidden_dim, cfg.activation, cfg.gate)
+        out = engine.scan(step, sequences=[proj, mask], outputs_info=init, non_sequences=[Wt],
+                          truncate_gradient=cfg.bptt_truncate, go_backwards=go_backwards, label=label)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _stack(self, x, mask, states, drops, direction, go_backwards=False, ragged=True):
         """Run every layer of one direction; returns the top layer's states (L, B, H) and
-        the final state of each layer (lists of (B, H))."""
+        the final state of each layer (lists of (B, H)).  ``ragged=False`` promises a mask of ones
+        (a full batch): the fused layers then skip the per-step mask blend."""
         cfg, p = self.config, self.params
         G, H = cfg.gates, cfg.hidden_dim
-        step = make_step(cfg.cell, H, cfg.activation, cfg.gate)
         finals = [[] for _ in range(cfg.n_states)]
         inp = None
         for l in range(cfg.layers):
@@ -269,11 +288,8 @@ class LanguageModel:
                 proj = (T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
                         + p[f"b{l}{direction}"].flatten()).reshape((L, B, G * H))
             init = [s[l] for s in states]
-            out = engine.scan(step, sequences=[proj, mask], outputs_info=init,
-                              non_sequences=[p[f"W{l}{direction}"].reshape((G * H, H)).T],
-                              truncate_gradient=cfg.bptt_truncate, go_backwards=go_backwards,
-                              label=f"{cfg.cell}{l}{direction}")
-            outs = out if isinstance(out, (list, tuple)) else [out]
+            Wt = p[f"W{l}{direction}"].reshape((G * H, H)).T
+            outs = self._layer(l, proj, mask, init, Wt, direction, go_backwards, ragged)
             for i, o in enumerate(outs):
                 finals[i].append(o[-1])
             inp = outs[0]
@@ -296,7 +312,7 @@ class LanguageModel:
             logits = logits + p["c"]
         return logits
 
-    def _features(self, x, y, mask, states, drops):
+    def _features(self, x, y, mask, states, drops, ragged=True):
         """Top-layer features, their targets and mask, and the final states.
 
         Returns ``(feats (L', B, H_out), targets (L', B), tmask (L', B), new_states)``.  For the
@@ -306,14 +322,14 @@ class LanguageModel:
         """
         cfg = self.config
         if not cfg.bidirectional:
-            top, finals = self._stack(x, mask, states, drops, "")
+            top, finals = self._stack(x, mask, states, drops, "", ragged=ragged)
             if drops:
                 top = top * drops[-1]
             return top, y, mask, [T.stack(f) for f in finals]
         H = cfg.hidden_dim
-        fwd, _ = self._stack(x, mask, states, drops and [d[..., :H] for d in drops], "")
+        fwd, _ = self._stack(x, mask, states, drops and [d[..., :H] for d in drops], "", ragged=ragged)
         bwd, _ = self._stack(x, mask, states, drops and [d[..., H:] for d in drops], "_b",
-                             go_backwards=True)
+                             go_backwards=True, ragged=ragged)
         feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
         if drops:
             feats = feats * drops[-1][1:-1]
@@ -325,28 +341,30 @@ class LanguageModel:
         L, B = feats.shape[0], feats.shape[1]
         return self._output_logits(feats.reshape((L * B, feats.shape[2])))
 
-    def _graph(self, x, y, mask, states, drops):
+    def _graph(self, x, y, mask, states, drops, ragged=True):
         """Symbolic per-position NLL (L', B), its mask, and final states."""
-        feats, target, tmask, new_states = self._features(x, y, mask, states, drops)
+        feats, target, tmask, new_states = self._features(x, y, mask, states, drops, ragged)
         nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
         return nll, tmask, new_states
 
     # -- compiled functions ----------------------------------------------------------------
-    def _key(self, kind, shape):
-        return (kind, tuple(shape) if self.static else None)
+    def _key(self, kind, shape, ragged=True):
+        return (kind, tuple(shape) if self.static else None, bool(ragged) or not self._fused())
 
-    def _compile(self, kind, shape):
-        key = self._key(kind, shape)
+    def _compile(self, kind, shape, ragged=True):
+        """The compiled function of ``kind`` for batches of ``shape``; ``ragged=False`` (a batch whose
+        mask is all ones) gets its own function without per-step mask blends (fused layers only)."""
+        key = self._key(kind, shape, ragged)
         if key not in self._fns:
             with engine.quiet():  # engine chatter while building graphs is not the user's concern
-                self._fns[key] = self._build(kind, shape)
+                self._fns[key] = self._build(kind, shape, key[2])
         return self._fns[key]
 
-    def _build(self, kind, shape):
+    def _build(self, kind, shape, ragged=True):
         x, y, mask, states, drops = self._inputs(shape)
         if kind != "train":
             drops = []
-        nll, tmask, new_states = self._graph(x, y, mask, states, drops)
+        nll, tmask, new_states = self._graph(x, y, mask, states, drops, ragged)
         loss_sum = T.sum(nll * tmask)
         ntok = T.sum(tmask)
         inputs = [x, y, mask] + states + drops
@@ -368,7 +386,7 @@ class LanguageModel:
             fn = engine.function(inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode,
                                  on_unused_input="ignore")
         elif kind == "dist":
-            feats = self._features(x, y, mask, states, [])[0]
+            feats = self._features(x, y, mask, states, [], ragged)[0]
             logp = engine.log_softmax(self._logits(feats), axis=-1)
             logp = logp.reshape((feats.shape[0], feats.shape[1], self.config.vocab_size))
             fn = engine.function(inputs, logp, mode=self.mode, on_unused_input="ignore")
@@ -395,14 +413,14 @@ class LanguageModel:
     def train_step(self, x, y, mask, states=None, drops=()):
         """One optimizer step on a batch.  Returns (loss_sum, ntok, grad_norm, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("train", x.shape)
+        fn = self._compile("train", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]), *drops)
         return out[0], out[1], out[2], list(out[3:])
 
     def gradients(self, x, y, mask, states=None) -> dict:
         """Gradients of the *summed* masked loss w.r.t. every parameter (no update)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("grads", x.shape)
+        fn = self._compile("grads", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return {"loss_sum": float(out[0]), "ntok": float(out[1]),
                 **{k: np.asarray(g) for k, g in zip(self.params, out[2:])}}
@@ -410,7 +428,7 @@ class LanguageModel:
     def evaluate(self, x, y, mask, states=None):
         """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("eval", x.shape)
+        fn = self._compile("eval", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return float(out[0]), float(out[1]), np.asarray(out[2]), list(out[3:])
 
@@ -421,7 +439,7 @@ class LanguageModel:
         distribution of the word at position t given both sides (L' = L − 2).
         """
         x, y, mask = _as_batch(x, None, mask)
-        fn = self._compile("dist", x.shape)
+        fn = self._compile("dist", x.shape, _ragged(mask))
         return np.asarray(fn(x, y, mask, *self.initial_state(x.shape[1])))
 
     # -- incremental decoding ----------------------------------------------------------------
@@ -447,11 +465,16 @@ class LanguageModel:
                   for i in range(cfg.n_states)]
         x = tok.dimshuffle("x", 0)  # (1, B)
         mask = T.ones_like(x, dtype=FLOATX)
-        top, finals = self._stack(x, mask, states, [], "")
+        top, finals = self._stack(x, mask, states, [], "", ragged=False)
         logp = engine.log_softmax(self._output_logits(top[0]), axis=-1)
         fn = engine.function([tok] + states, [logp] + [T.stack(f) for f in finals], mode=self.mode)
         self._fns[key] = fn
         return fn
+
+
+def _ragged(mask) -> bool:
+    """Whether a batch has padding (a mask that is not all ones)."""
+    return not bool(np.all(mask == 1))
 
 
 def _as_batch(x, y, mask):
