@@ -31,8 +31,8 @@ INSTALL_HINT = {
 # engine (:func:`quiet`), never process-wide: the C linker of a pip-installed engine usually finds no
 # BLAS (benchmarks report it: blas_info); float64 index arithmetic inside graphs is intended; PyTensor's
 # JAX backend drops shape Asserts (rnnlm validates shapes in Python before every call).
-_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*", r"Skipping Assert",
-                   r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
+_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*",
+                   r"Skipping Assert", r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
 _QUIET_LOGGERS = ("aesara.tensor.blas", "pytensor.tensor.blas")
 
 
@@ -257,14 +257,20 @@ def pprint(graph, depth: int = -1, file=None) -> str:
 
 
 def scan_loops(fn) -> list:
-    """The ``Scan`` loops of a compiled function, in execution order: a list of
-    ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries)."""
+    """The recurrent loops of a compiled function, in execution order: a list of
+    ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries).
+
+    A loop is a ``Scan`` node or a fused recurrent layer (:class:`rnnlm.engine_ops.RecurrentLayer`, whose
+    recurrent weights ``Wt`` are its last input; its backward node is not listed)."""
     loops = []
     for node in fn.maker.fgraph.toposort():
-        if type(node.op).__name__ == "Scan":
+        kind = type(node.op).__name__
+        if kind == "Scan":
             n = node.op.info.n_non_seqs
-            loops.append({"name": node.op.name,
-                          "non_sequence_shapes": [tuple(v.type.shape) for v in node.inputs[len(node.inputs) - n:]]})
+            weights = node.inputs[len(node.inputs) - n:]
+            loops.append({"name": node.op.name, "non_sequence_shapes": [tuple(v.type.shape) for v in weights]})
+        elif kind == "RecurrentLayer":
+            loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[-1].type.shape)]})
     return loops
 
 

@@ -205,8 +205,8 @@ def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
         dh = dh + gS[t]
         if dc is not None:
             dc = dc + gC[t]
-        dA[t], dh, dc = _backward_step(op, _NP, dh, dc, mask[t], s_prev[t], None if c_prev is None else c_prev[t],
-                                       A[t], WtT)
+        cp = None if c_prev is None else c_prev[t]
+        dA[t], dh, dc = _backward_step(op, _NP, dh, dc, mask[t], s_prev[t], cp, A[t], WtT)
     return dA, dh, dc, _weight_grad(op, _NP, s_prev, A, dA)
 
 

@@ -17,6 +17,7 @@ Shapes follow the library: batches are time-major, ``x``, ``y`` and ``mask`` are
 """
 
 from rnnlm.bench.candidates import Candidates
+from rnnlm.bench.char import CHAR_PRESET, CHAR_TORCH_TARGET, bench_char, char_flops
 from rnnlm.bench.generate import PART4, bench_generate, bench_gru_part4
 from rnnlm.bench.machine import (
     blas_kernels,
@@ -44,6 +45,10 @@ from rnnlm.bench.train import (
 )
 
 __all__ = [
+    "CHAR_PRESET",
+    "CHAR_TORCH_TARGET",
+    "bench_char",
+    "char_flops",
     "CELLS",
     "PART4",
     "ROOFLINE_TARGET",

@@ -75,7 +75,27 @@ def _report_sgd(r, out):
               f"(target {r['target_speedup']:.0f}x: {verdict})", file=out)
 
 
+def _report_char(r, out):
+    s = r["settings"]
+    print(f"rnnlm bench train --preset char: V={s['vocab_size']} embedding {s['embedding_dim']} "
+          f"H={s['hidden_dim']} "
+          f"B={s['batch_size']} L={s['steps']}, Adam {s['learning_rate']:g}, clip {s['clip']:g}, float32 "
+          f"(median of {s['repeat']})", file=out)
+    print(f"  {'model':<8} {'runtime':<10} {'ms/step':>9} {'min':>8} {'steps/s':>8} {'GFLOP/s':>8} "
+          f"{'vs torch':>9} {'cold start':>10}", file=out)
+    for model, res in r["configs"].items():
+        for name, c in res.items():
+            if not isinstance(c, dict):
+                continue
+            vt = f"{c['vs_torch']:.2f}x" if "vs_torch" in c else ""
+            print(f"  {model:<8} {name:<10} {c['median_ms']:9.2f} {c['min_ms']:8.2f} {c['steps_per_s']:8.2f} "
+                  f"{c['gflops']:8.0f} {vt:>9} {c['cold_start_s']:9.1f}s", file=out)
+    print("  targets: " + ", ".join(f"{k} >= {v}" for k, v in r["targets"].items()), file=out)
+
+
 def _report_train(r, out):
+    if r.get("preset") == "char":
+        return _report_char(r, out)
     s = r["settings"]
     print(f"rnnlm bench train: V={s['vocab_size']} H={s['hidden_dim']} (embedding {s['embedding_dim']}) "
           f"B={s['batch_size']} L={s['steps']}, full softmax, SGD, float32, device {s['device']} "

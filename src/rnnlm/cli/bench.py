@@ -78,6 +78,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
     t.add_argument("--no-hand-jax", dest="hand_jax", action="store_false", help="skip hand-written JAX")
     t.add_argument("--no-roofline", dest="roofline", action="store_false", help="skip the GEMM roofline")
+    t.add_argument("--preset", choices=("char",), default=None,
+                   help="char: the recurrence-bound regime (V=65, embedding 64, LSTM/GRU H=256, 2 and 1 "
+                        "layers, B=64 x 64 steps, Adam 2e-3, clip 5) vs PyTorch in the same process; "
+                        "--cells (default lstm,gru), --layers, --hidden, --batch-size, --steps apply")
+    t.add_argument("--layers", type=csv_list(positive_int), default=None, metavar="LIST",
+                   help="--preset char: layer counts to run (default: 2,1)")
     _common(t)
 
     g = sub.add_parser("generate", help="tokens/s of incremental generation (step function)",
@@ -138,6 +144,15 @@ def run_sgd_step(args) -> dict:
                                 seed=args.seed)
 
 
+def _explicit(args, name, preset_value):
+    """The value of ``--name`` if given on the command line (differs from the default), else the preset's."""
+    value = getattr(args, name)
+    return value if value != _TRAIN_DEFAULTS.get(name) else preset_value
+
+
+_TRAIN_DEFAULTS = {"cells": list(CELL_NAMES), "hidden": 128, "batch_size": 64, "steps": 32}
+
+
 def run_train(args) -> dict:
     from rnnlm import bench, engine
 
@@ -146,6 +161,12 @@ def run_train(args) -> dict:
     linkers = args.linkers
     if args.quick and linkers is None:
         linkers = bench.default_linkers()[:1]
+    if args.preset == "char":
+        return bench.bench_char(cells=_explicit(args, "cells", ["lstm", "gru"]), layers=args.layers or [2, 1],
+                                linkers=linkers, torch=args.torch, repeat=_repeat(args), seed=args.seed,
+                                hidden_dim=_explicit(args, "hidden", None),
+                                batch_size=_explicit(args, "batch_size", None),
+                                steps=_explicit(args, "steps", None))
     return bench.bench_train(cells=args.cells, vocab_size=args.vocab_size, hidden_dim=args.hidden,
                              batch_size=args.batch_size, steps=args.steps, linkers=linkers,
                              device=args.device, torch=args.torch, hand_jax=args.hand_jax,

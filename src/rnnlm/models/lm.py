@@ -423,7 +423,7 @@ class LanguageModel:
         fn = self._compile("grads", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return {"loss_sum": float(out[0]), "ntok": float(out[1]),
-                **{k: np.asarray(g) for k, g in zip(self.params, out[2:])}}
+                **{k: np.asarray(g) for k, g in zip(self.params, out[2:], strict=True)}}
 
     def evaluate(self, x, y, mask, states=None):
         """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
@@ -482,5 +482,6 @@ def _as_batch(x, y, mask):
     y = np.asarray(y, dtype="int32") if y is not None else np.zeros_like(x)
     mask = np.ones(x.shape, FLOATX) if mask is None else np.asarray(mask, dtype=FLOATX)
     if x.ndim != 2 or x.shape != y.shape or x.shape != mask.shape:
-        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, {mask.shape}")
+        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; "
+                          f"got {x.shape}, {y.shape}, {mask.shape}")
     return x, y, mask
