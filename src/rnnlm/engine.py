@@ -268,7 +268,8 @@ def scan_loops(fn) -> list:
         if kind == "Scan":
             n = node.op.info.n_non_seqs
             weights = node.inputs[len(node.inputs) - n:]
-            loops.append({"name": node.op.name, "non_sequence_shapes": [tuple(v.type.shape) for v in weights]})
+            shapes = [tuple(v.type.shape) for v in weights]
+            loops.append({"name": node.op.name, "non_sequence_shapes": shapes})
         elif kind == "RecurrentLayer":
             loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[-1].type.shape)]})
     return loops
