@@ -80,9 +80,11 @@ def test_fast_and_faithful_forms_agree():
 
 
 def test_truncated_graph_follows_scan_definition():
-    """scan(truncate_gradient=k) is Theano's truncation, not the blog's loop."""
+    """scan(truncate_gradient=k) is Theano's truncation, not the blog's loop.  (``dv="exact"``: the fast
+    graph whose dV sums over every step, as the reference's "scan" truncation; the default ``RNN`` gives
+    the tutorial graph's dV instead, tests/models/test_tutorial_shipped.py.)"""
     k = 3
-    graph = RNN(C, H, bptt_truncate=k, seed=6)
+    graph = RNN(C, H, bptt_truncate=k, seed=6, dv="exact")
     ref = RNNNumpy(C, H, bptt_truncate=k, params={n: v.astype("float64") for n, v in graph.get_params().items()})
     for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y, truncation="scan")):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-5)
