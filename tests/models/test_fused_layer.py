@@ -47,7 +47,8 @@ def _assert_same(got, want, rtol=2e-4, atol=2e-6):
 
 
 CASES = [("rnn", "tanh", "sigmoid", 1), ("rnn", "relu", "sigmoid", 2), ("gru", "tanh", "sigmoid", 2),
-         ("gru", "tanh", "hard_sigmoid", 1), ("lstm", "tanh", "sigmoid", 2), ("lstm", "tanh", "hard_sigmoid", 1)]
+         ("gru", "tanh", "hard_sigmoid", 1), ("lstm", "tanh", "sigmoid", 2),
+         ("lstm", "tanh", "hard_sigmoid", 1)]
 
 
 @pytest.mark.core
@@ -92,7 +93,8 @@ def test_fused_gradients_equal_the_numpy_reference(cell):
 
 @pytest.mark.parametrize("linker", LINKERS)
 def test_fused_train_step_with_dropout_and_carried_state_equals_the_scan_graph(linker):
-    """A training step (Adam, clip) with locked dropout masks and a carried state: same parameters after it."""
+    """A training step (Adam, clip) with locked dropout masks and a carried state: the same parameters
+    after it as through the scan graph."""
     from rnnlm.training.optim import make_optimizer
 
     cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="lstm", layers=2, embedding_dim=D, dropout=0.3)
@@ -108,7 +110,8 @@ def test_fused_train_step_with_dropout_and_carried_state_equals_the_scan_graph(l
             model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
             states = [s + 0.25 for s in model.initial_state(B)]
             loss, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
-            results.append((float(loss), float(gnorm), [np.asarray(s) for s in new_states], model.get_params()))
+            new_states = [np.asarray(s) for s in new_states]
+            results.append((float(loss), float(gnorm), new_states, model.get_params()))
         finally:
             engine_ops.available = saved
     (l1, g1, s1, p1), (l2, g2, s2, p2) = results

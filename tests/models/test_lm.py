@@ -41,7 +41,7 @@ def test_tutorial_rnn_matches_reference(tutorial_pair):
     o_ref, _ = ref.forward_propagation(X)
     np.testing.assert_allclose(graph.forward_propagation(X), o_ref, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(graph.ce_error(X, Y), ref.calculate_total_loss([X], [Y]), rtol=1e-5)
-    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y)):
+    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y), strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-5)
 
 
@@ -49,7 +49,7 @@ def test_tutorial_rnn_matches_reference(tutorial_pair):
 def test_tutorial_rnn_gradient_check_finite_differences():
     """Graph gradients (float32) against central differences of the graph's own loss."""
     graph = RNN(C, H, bptt_truncate=-1, seed=4, linker="c")
-    grads = dict(zip("UVW", graph.bptt(X, Y)))
+    grads = dict(zip("UVW", graph.bptt(X, Y), strict=True))
     p64 = {k: v.astype("float64") for k, v in graph.get_params().items()}
     ref = RNNNumpy(C, H, bptt_truncate=-1, params=p64)
     h = 1e-3
@@ -75,7 +75,7 @@ def test_fast_and_faithful_forms_agree():
     fast = RNN(C, H, bptt_truncate=-1, seed=5, fast=True)
     faithful = RNN(C, H, bptt_truncate=-1, seed=5, fast=False)
     np.testing.assert_allclose(fast.ce_error(X, Y), faithful.ce_error(X, Y), rtol=1e-5)
-    for a, b in zip(fast.bptt(X, Y), faithful.bptt(X, Y)):
+    for a, b in zip(fast.bptt(X, Y), faithful.bptt(X, Y), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -85,8 +85,9 @@ def test_truncated_graph_follows_scan_definition():
     the tutorial graph's dV instead, tests/models/test_tutorial_shipped.py.)"""
     k = 3
     graph = RNN(C, H, bptt_truncate=k, seed=6, dv="exact")
-    ref = RNNNumpy(C, H, bptt_truncate=k, params={n: v.astype("float64") for n, v in graph.get_params().items()})
-    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y, truncation="scan")):
+    ref = RNNNumpy(C, H, bptt_truncate=k,
+                   params={n: v.astype("float64") for n, v in graph.get_params().items()})
+    for g, r in zip(graph.bptt(X, Y), ref.bptt(X, Y, truncation="scan"), strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-3, atol=1e-5)
     tut = ref.bptt(X, Y, truncation="tutorial")
     assert not np.allclose(graph.bptt(X, Y)[0], tut[0], atol=1e-4)
@@ -94,7 +95,8 @@ def test_truncated_graph_follows_scan_definition():
 
 def test_sgd_step_matches_reference(tutorial_pair):
     ref, graph = tutorial_pair
-    ref = RNNNumpy(C, H, bptt_truncate=-1, params={k: v.astype("float64") for k, v in graph.get_params().items()})
+    ref = RNNNumpy(C, H, bptt_truncate=-1,
+                   params={k: v.astype("float64") for k, v in graph.get_params().items()})
     graph.sgd_step(X, Y, np.float32(0.01))
     ref.sgd_step(X, Y, 0.01, truncation="tutorial")
     for k, v in graph.get_params().items():
@@ -136,7 +138,8 @@ def test_language_model_gradients_equal_reference(kw):
     cfg = ModelConfig(vocab_size=C, hidden_dim=H, output_bias=True, **kw)
     params = init_params(cfg, seed=7)
     rng = np.random.default_rng(2)
-    params = {k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()}  # nonzero biases
+    # nonzero biases
+    params = {k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()}
     model = LanguageModel(cfg, params=params, linker=LINKER)
     ref = GatedRNNNumpy(cfg.cell, C, H, embedding_dim=cfg.embedding_dim, layers=cfg.layers, gate=cfg.gate,
                         activation=cfg.activation, params={k: v.astype("float64") for k, v in params.items()})

@@ -61,7 +61,8 @@ def test_shipped_gradients_equal_the_tutorial_graph(params, transcription, linke
 
 @pytest.mark.core
 def test_shipped_dv_is_not_the_exact_dv(params):
-    """The tutorial graph truncates dV (the last k steps); ``dv="exact"`` sums over every step; dU, dW agree."""
+    """The tutorial graph truncates dV (the last k steps); ``dv="exact"`` sums over every step; dU and dW
+    agree."""
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, C, 12).astype("int32"), rng.integers(0, C, 12).astype("int32")
     shipped = RNN(C, H, bptt_truncate=4, params=params).bptt(x, y)
