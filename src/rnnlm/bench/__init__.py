@@ -33,6 +33,7 @@ from rnnlm.bench.machine import (
 from rnnlm.bench.report import failures, print_report
 from rnnlm.bench.roofline import gemm_roofline, output_gemm_flops, words_per_second
 from rnnlm.bench.sgd_step import SGD_TARGET_SPEEDUP, bench_sgd_step, tutorial_sgd_graph
+from rnnlm.bench.shipped import SHIPPED_TARGETS, bench_shipped
 from rnnlm.bench.timing import block, compare, error_line, summarize, time_calls, time_loop
 from rnnlm.bench.train import (
     CELLS,
@@ -45,6 +46,8 @@ from rnnlm.bench.train import (
 )
 
 __all__ = [
+    "SHIPPED_TARGETS",
+    "bench_shipped",
     "CHAR_PRESET",
     "CHAR_TORCH_TARGET",
     "bench_char",

@@ -14,7 +14,8 @@ def failures(result: dict) -> dict:
     """Every failed candidate of a result (of ``all`` too): ``{"BENCHMARK NAME": error}``."""
     if result.get("benchmark") == "all":
         return {k: v for part in PARTS for k, v in failures(result[part]).items()}
-    failed = result.get("failed") or {}
+    failed = dict(result.get("failed") or {})
+    failed.update({f"shipped {k}": v for k, v in ((result.get("shipped") or {}).get("failed") or {}).items()})
     return {f"{result.get('benchmark')} {name}": error for name, error in failed.items()}
 
 
@@ -69,6 +70,16 @@ def _report_sgd(r, out):
         speedup = "-" if c["speedup"] is None else f"{c['speedup']:.1f}"
         print(f"  {name:<16} {c['median_ms']:9.2f} {c['min_ms']:9.2f} {speedup:>7}x {c['compile_s']:10.1f}"
               f"  {c['what']}", file=out)
+    sh = r.get("shipped")
+    if sh:
+        print(f"  shipped: RNN with its defaults, called as the tutorial does ({sh['note']})", file=out)
+        for name, c in sh["candidates"].items():
+            print(f"    {name:<15} {c['median_ms']:9.2f} ms  {c['what']}", file=out)
+        keys = ("vs_numpy", "vs_torch", "vs_tutorial_numpy")
+        ratios = ", ".join(f"{k} {sh[k]:.1f}x" for k in keys if k in sh)
+        goals = ", ".join(f"{k} >= {v:g}: {'met' if sh.get('meets_targets', {}).get(k) else 'not met'}"
+                          for k, v in sh["targets"].items())
+        print(f"    shipped {ratios} (targets: {goals})", file=out)
     if r.get("best"):
         verdict = "met" if r["meets_target"] else "not met"
         print(f"  best compiled graph: {r['best']}, {r['best_speedup']:.1f}x the NumPy reference "

@@ -53,6 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="sentence length (default: 45)")
     s.add_argument("--linkers", type=csv_list(str, LINKER_NAMES), default=None, metavar="LIST",
                    help="compiled candidates to run: c,jax (default: both where available)")
+    s.add_argument("--no-shipped", dest="shipped", action="store_false",
+                   help="skip the `shipped` part (RNN's defaults vs the reference, PyTorch, the blog's code)")
     s.add_argument("--no-hand-jax", dest="hand_jax", action="store_false",
                    help="skip the hand-written JAX step (the XLA floor)")
     _common(s)
@@ -141,7 +143,7 @@ def run_sgd_step(args) -> dict:
     return bench.bench_sgd_step(word_dim=args.vocab_size, hidden_dim=args.hidden,
                                 bptt_truncate=args.bptt_truncate, length=args.length,
                                 repeat=_repeat(args), linkers=args.linkers, hand_jax=args.hand_jax,
-                                seed=args.seed)
+                                seed=args.seed, shipped=getattr(args, "shipped", True))
 
 
 def _explicit(args, name, preset_value):
