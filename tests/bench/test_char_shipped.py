@@ -12,8 +12,8 @@ from rnnlm.models.reference import RNNNumpy, init_tutorial_params
 
 def test_char_preset_runs_and_compares_with_torch(bench_cli, capsys):
     pytest.importorskip("torch")
-    args = ["bench", "train", "--preset", "char", "--json", "--cells", "gru", "--layers", "1", "--hidden", "8",
-            "--batch-size", "2", "--steps", "3", "--linkers", "c", "--repeat", "1"]
+    args = ["bench", "train", "--preset", "char", "--json", "--cells", "gru", "--layers", "1",
+            "--hidden", "8", "--batch-size", "2", "--steps", "3", "--linkers", "c", "--repeat", "1"]
     assert bench_cli(args) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["preset"] == "char" and r["settings"]["vocab_size"] == 65 and r["settings"]["clip"] == 5.0
