@@ -24,6 +24,7 @@ With ``masked=False`` the mask input is ignored (a full batch: no blend per step
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 
@@ -40,8 +41,11 @@ T = engine.T
 
 
 def available() -> bool:
-    """Whether :class:`LanguageModel` uses the fused layer: on PyTensor (every linker).  Aesara keeps
-    the ``scan`` graph (this module's ops are not tested there)."""
+    """Whether :class:`LanguageModel` uses the fused layer: on PyTensor (every linker), unless
+    ``RNNLM_FUSED_LAYERS=off`` (then every layer is a ``scan``, as on Aesara, where this module's ops
+    are not tested)."""
+    if os.environ.get("RNNLM_FUSED_LAYERS", "on").strip().lower() in ("off", "0", "no", "false"):
+        return False
     return engine.name == "pytensor"
 
 
@@ -429,5 +433,5 @@ def _register_jax():
         return layer_grad
 
 
-if available():
+if engine.name == "pytensor":
     _register_jax()
