@@ -170,8 +170,10 @@ class RNN:
 
         # The states before the window: no gradient reaches them (truncate_gradient drops it).
         if length is None:  # symbolic T: run every step (a zero-step scan is not allowed) and index
-            s_all = run(cut(U[:, x].T), None, s0, cut(Wt))
+            s_all = run(cut(U[:, x].T), None, s0, cut(Wt))  # (gathering U's columns copies U: ~0.2 ms)
             s_init = cut(T.concatenate([s0.dimshuffle("x", 0), s_all], axis=0)[start])
+            if 0 < k <= self.UNROLL:
+                return self._unrolled_window(x, y, s_init, f, lr)
         elif start > 0:
             s_init = cut(run(cut(U[:, x[:start]].T), mask[:start], s0, cut(Wt))[-1])
         else:
@@ -184,13 +186,41 @@ class RNN:
         nll = -logp[T.arange(xw.shape[0]), yw]
         loss = T.sum(nll if mw is None else nll * mw)
         dpw, dV, dW = engine.grad(loss, [pw, V, W])
+        return inputs, *self._window_updates(xw, dpw, dV, dW, lr)
+
+    def _window_updates(self, xw, dpw, dV, dW, lr):
+        """([dU, dV, dW], sgd updates) from the window's word ids and the gradient of its U columns."""
+        U, V, W = self.U, self.V, self.W
         # Scatter into U's columns (repeated words accumulate).  One zero row is appended: PyTensor's
         # AdvancedIncSubtensor1 wrongly refuses a one-row increment as "runtime broadcasting".
         cols = T.concatenate([xw, xw[:1]])
         rows = T.concatenate([dpw, T.zeros_like(dpw[:1])], axis=0)
         dU = T.inc_subtensor(T.zeros_like(U).T[cols], rows).T
         updates = [(U, T.inc_subtensor(U.T[cols], -lr * rows).T), (V, V - lr * dV), (W, W - lr * dW)]
-        return inputs, [dU, dV, dW], updates
+        return [dU, dV, dW], updates
+
+    UNROLL = 16  # C linker: windows up to this many steps are unrolled (no scan, no column gather of U)
+
+    def _unrolled_window(self, x, y, s_init, f, lr):
+        """The C linker's window for 0 < k <= UNROLL: the last k positions unrolled in the graph; positions
+        before the sentence's start (T < k) are masked (they keep the state and add no loss)."""
+        V, W = self.V, self.W
+        k, one = self.bptt_truncate, T.constant(1.0, dtype=FLOATX)
+        n_steps = x.shape[0]
+        pos = [T.maximum(n_steps - k + i, 0) for i in range(k)]
+        valid = [T.cast(T.ge(n_steps - k + i, 0), FLOATX) for i in range(k)]
+        xw = T.stack([x[p] for p in pos])
+        yw = T.stack([y[p] for p in pos])
+        pw = T.stack([self.U[:, x[p]] for p in pos])  # (k, H): k views of U's columns, one small copy
+        Wt = W.T
+        s, states = s_init, []
+        for i in range(k):
+            s = valid[i] * f(pw[i] + T.dot(s, Wt)) + (one - valid[i]) * s
+            states.append(s)
+        logp = engine.log_softmax(T.dot(T.stack(states), V.T), axis=-1)  # (k, C)
+        loss = -T.sum(T.stack(valid) * logp[T.arange(k), yw])
+        dpw, dV, dW = engine.grad(loss, [pw, V, W])
+        return [x, y], *self._window_updates(xw, dpw, dV, dW, lr)
 
     # -- bptt and sgd_step (the window graph: one compiled function, or one per length bucket) -----
     def _window_fn(self, kind, length):
