@@ -124,6 +124,9 @@ def _configure_blas() -> str:
         return ""
     folder, lib = mkl
     flags = f"-L{folder} -l:{lib} -Wl,-rpath,{folder}"
+    # MKL's OpenMP threads spin for 200 ms after each call (KMP_BLOCKTIME); on a 2-core machine they then
+    # compete with NumPy's OpenBLAS threads and XLA's.  Sleep at once instead (before MKL is loaded).
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
     try:
         config.blas__ldflags = flags
     except Exception:  # pragma: no cover - an engine version without the option
