@@ -5,6 +5,10 @@ VENV ?= .venv
 AESARA_VENV ?= .venv-aesara
 PY := $(VENV)/bin/python
 PIP_FLAGS ?= -q --disable-pip-version-check
+# BLAS for the C linker: mkl (default: the mkl wheel, linked by rnnlm.engine; x86-64 only) or none
+BLAS ?= mkl
+comma := ,
+BLAS_EXTRA := $(if $(filter mkl,$(BLAS)),$(if $(filter x86_64,$(shell uname -m)),$(comma)mkl))
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-core test-aesara notebooks lab bench serve clean help
@@ -13,6 +17,7 @@ help:
 	@echo "make demo         set up .venv, train on the default corpus until it stops learning (<= 2 min),"
 	@echo "                  judge it against n-gram baselines, print sentences (works offline)"
 	@echo "make test         set up .venv and run the full test suite (PyTensor)"
+	@echo "                  (BLAS=mkl, the default, installs MKL for the C linker; BLAS=none does not)"
 	@echo "make test-aesara  set up .venv-aesara and run the core suite on Aesara 2.9.4"
 	@echo "make notebooks    re-execute notebooks/ in place"
 	@echo "make lab          start JupyterLab in the project's environment"
@@ -22,13 +27,13 @@ help:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -e '.[pytensor,test]'
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[pytensor,test$(BLAS_EXTRA)]'
 	touch $@
 
 $(AESARA_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(AESARA_VENV)/bin/python || $(PYTHON) -m venv $(AESARA_VENV)
 	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[aesara,test]'
+	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[aesara,test$(BLAS_EXTRA)]'
 	touch $@
 
 install: $(VENV)/.installed

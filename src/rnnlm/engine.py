@@ -31,9 +31,12 @@ INSTALL_HINT = {
 # engine (:func:`quiet`), never process-wide: the C linker of a pip-installed engine usually finds no
 # BLAS (benchmarks report it: blas_info); float64 index arithmetic inside graphs is intended; PyTensor's
 # JAX backend drops shape Asserts (rnnlm validates shapes in Python before every call).
-_QUIET_MESSAGES = (r".*could not link to a BLAS.*", r".*Explicitly requested dtype float64.*",
-                   r"Skipping Assert",
-                   r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*")
+_QUIET_MESSAGES = (
+    r".*could not link to a BLAS.*",
+    r".*Explicitly requested dtype float64.*",
+    r"Skipping Assert",
+    r"(?s).*(Optimized \(vendor\) Blas|Blas \(http).*",
+)
 _QUIET_LOGGERS = ("aesara.tensor.blas", "pytensor.tensor.blas")
 
 
@@ -91,11 +94,70 @@ config = _lib.config
 config.floatX = "float32"
 floatX = "float32"
 
+
+def _find_mkl():
+    """``(folder, file)`` of the MKL runtime library installed in this environment (``pip install mkl``,
+    i.e. ``make install`` with ``RNNLM_BLAS=mkl``, the default), else None.  The wheel ships a versioned
+    ``libmkl_rt.so.N`` in ``<prefix>/lib``, which the engines' own BLAS detection misses (it looks in the
+    base interpreter's lib folder, for names ending in ``.so``)."""
+    import glob
+    import sys
+
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        folder = os.path.join(prefix, "lib")
+        found = sorted(glob.glob(os.path.join(folder, "libmkl_rt.so*")), key=len)
+        if found:
+            return folder, os.path.basename(found[0])
+    return None
+
+
+def _configure_blas() -> str:
+    """Point the C linker at MKL when it is installed here and nobody chose otherwise.
+
+    ``RNNLM_BLAS=auto`` (default): MKL if :func:`_find_mkl` finds it, else the engine's own detection;
+    ``RNNLM_BLAS=none``: leave the engine alone.  A ``blas__ldflags`` in ``PYTENSOR_FLAGS`` /
+    ``AESARA_FLAGS`` always wins.  The library folder goes into the run path (``-Wl,-rpath``), so no
+    ``LD_LIBRARY_PATH`` is needed.  Returns what was configured ("" if nothing)."""
+    choice = os.environ.get("RNNLM_BLAS", "auto").strip().lower()
+    if choice in ("none", "off", "0", "engine"):
+        return ""
+    if "blas__ldflags" in os.environ.get(f"{name.upper()}_FLAGS", ""):
+        return ""
+    mkl = _find_mkl()
+    if mkl is None:
+        return ""
+    folder, lib = mkl
+    flags = f"-L{folder} -l:{lib} -Wl,-rpath,{folder}"
+    # MKL's OpenMP threads spin for 200 ms after each call (KMP_BLOCKTIME); on a 2-core machine they then
+    # compete with NumPy's OpenBLAS threads and XLA's.  Sleep at once instead (before MKL is loaded).
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
+    try:
+        config.blas__ldflags = flags
+    except Exception:  # pragma: no cover - an engine version without the option
+        return ""
+    return flags
+
+
+blas_configured = _configure_blas()
+
 shared = _lib.shared
 grad = _lib.grad
 disconnected_grad = importlib.import_module(f"{name}.gradient").disconnected_grad
-log_softmax = _special.log_softmax
 softmax = _special.softmax
+
+
+def log_softmax(a, axis=-1):
+    """Log-softmax over ``axis`` in the stable subtract-max form, as plain elementwise and reduction nodes.
+
+    PyTensor 3's ``special.log_softmax`` is a symbolic op whose gradient leaves a ``Softmax`` node that the
+    C linker runs in Python (6.9 ms for a 4×8000 block; everything else of the tutorial's SGD step takes
+    under 1 ms); written out, forward and gradient compile to C (and fuse under JAX).  The max is a
+    constant to the gradient: the result does not depend on the shift.  Aesara keeps its own op (it has
+    C code there)."""
+    if name != "pytensor":
+        return _special.log_softmax(a, axis=axis)
+    z = a - disconnected_grad(T.max(a, axis=axis, keepdims=True))
+    return z - T.log(T.sum(T.exp(z), axis=axis, keepdims=True))
 
 
 class Compiled:
@@ -125,8 +187,16 @@ def function(inputs, outputs=None, **kwargs) -> Compiled:
         return Compiled(_lib.function(inputs, outputs, **kwargs))
 
 
-def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None,
-         truncate_gradient=-1, go_backwards=False, label=None):
+def scan(
+    fn,
+    sequences=None,
+    outputs_info=None,
+    non_sequences=None,
+    n_steps=None,
+    truncate_gradient=-1,
+    go_backwards=False,
+    label=None,
+):
     """``scan`` with one calling convention on both engines; returns only the outputs.
 
     PyTensor ≥ 2.26 can return outputs alone (``return_updates=False``); Aesara always returns
@@ -134,9 +204,16 @@ def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None
     empty and are checked, not returned.  ``strict=True``: every parameter must come through
     ``non_sequences``, which is what the JAX linker needs.
     """
-    kwargs = dict(sequences=sequences, outputs_info=outputs_info, non_sequences=non_sequences,
-                  n_steps=n_steps, truncate_gradient=truncate_gradient,
-                  go_backwards=go_backwards, strict=True, name=label)
+    kwargs = dict(
+        sequences=sequences,
+        outputs_info=outputs_info,
+        non_sequences=non_sequences,
+        n_steps=n_steps,
+        truncate_gradient=truncate_gradient,
+        go_backwards=go_backwards,
+        strict=True,
+        name=label,
+    )
     if name == "pytensor":
         kwargs["return_updates"] = False
     with quiet():
@@ -209,6 +286,7 @@ def default_linker() -> str:
     if name == "pytensor":
         try:
             import jax  # noqa: F401
+
             return "jax"
         except ImportError:
             pass
@@ -239,8 +317,10 @@ def select_device(device: str = "cpu") -> str:
         gpus = []
     if not gpus:
         if device == "gpu":
-            raise EngineError("--device gpu was asked for, but JAX sees no GPU "
-                              "(install 'jax[cuda12]' on a machine with an NVIDIA GPU, or use --device cpu)")
+            raise EngineError(
+                "--device gpu was asked for, but JAX sees no GPU "
+                "(install 'jax[cuda12]' on a machine with an NVIDIA GPU, or use --device cpu)"
+            )
         return "cpu"
     return "gpu"
 
@@ -258,19 +338,28 @@ def pprint(graph, depth: int = -1, file=None) -> str:
 
 
 def scan_loops(fn) -> list:
-    """The ``Scan`` loops of a compiled function, in execution order: a list of
-    ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries)."""
+    """The recurrent loops of a compiled function, in execution order: a list of
+    ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries).
+
+    A loop is a ``Scan`` node or a fused recurrent layer (:class:`rnnlm.engine_ops.RecurrentLayer`, whose
+    recurrent weights ``Wt`` are its last input; its backward node is not listed)."""
     loops = []
     for node in fn.maker.fgraph.toposort():
-        if type(node.op).__name__ == "Scan":
-            weights = node.inputs[len(node.inputs) - node.op.info.n_non_seqs:]
+        kind = type(node.op).__name__
+        if kind == "Scan":
+            n = node.op.info.n_non_seqs
+            weights = node.inputs[len(node.inputs) - n :]
             shapes = [tuple(v.type.shape) for v in weights]
             loops.append({"name": node.op.name, "non_sequence_shapes": shapes})
+        elif kind == "RecurrentLayer":
+            loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[-1].type.shape)]})
     return loops
 
 
 def blas_info() -> str:
-    """What the C linker links for BLAS (empty string: none, NumPy fallbacks are used)."""
+    """What the C linker links for BLAS (empty string: none, NumPy fallbacks are used).  MKL installed in
+    this environment (``pip install mkl``; ``make install`` does it) is linked by default
+    (:func:`_configure_blas`; ``RNNLM_BLAS=none`` leaves the engine's own detection)."""
     try:
         with quiet():  # reading the flag may run the engine's BLAS detection, which warns
             return str(config.blas__ldflags)

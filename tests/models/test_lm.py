@@ -80,9 +80,11 @@ def test_fast_and_faithful_forms_agree():
 
 
 def test_truncated_graph_follows_scan_definition():
-    """scan(truncate_gradient=k) is Theano's truncation, not the blog's loop."""
+    """scan(truncate_gradient=k) is Theano's truncation, not the blog's loop.  (``dv="exact"``: the fast
+    graph whose dV sums over every step, as the reference's "scan" truncation; the default ``RNN`` gives
+    the tutorial graph's dV instead, tests/models/test_tutorial_shipped.py.)"""
     k = 3
-    graph = RNN(C, H, bptt_truncate=k, seed=6)
+    graph = RNN(C, H, bptt_truncate=k, seed=6, dv="exact")
     ref = RNNNumpy(
         C, H, bptt_truncate=k, params={n: v.astype("float64") for n, v in graph.get_params().items()}
     )
@@ -138,9 +140,8 @@ def test_language_model_gradients_equal_reference(kw):
     cfg = ModelConfig(vocab_size=C, hidden_dim=H, output_bias=True, **kw)
     params = init_params(cfg, seed=7)
     rng = np.random.default_rng(2)
-    params = {
-        k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()
-    }  # nonzero biases
+    # nonzero biases
+    params = {k: (v + rng.normal(0, 0.1, v.shape)).astype("float32") for k, v in params.items()}
     model = LanguageModel(cfg, params=params, linker=LINKER)
     ref = GatedRNNNumpy(
         cfg.cell,

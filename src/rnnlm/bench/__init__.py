@@ -17,6 +17,7 @@ Shapes follow the library: batches are time-major, ``x``, ``y`` and ``mask`` are
 """
 
 from rnnlm.bench.candidates import Candidates
+from rnnlm.bench.char import CHAR_PRESET, CHAR_TORCH_TARGET, bench_char, char_flops
 from rnnlm.bench.generate import PART4, bench_generate, bench_gru_part4
 from rnnlm.bench.machine import (
     blas_kernels,
@@ -32,6 +33,7 @@ from rnnlm.bench.machine import (
 from rnnlm.bench.report import failures, print_report
 from rnnlm.bench.roofline import gemm_roofline, output_gemm_flops, words_per_second
 from rnnlm.bench.sgd_step import SGD_TARGET_SPEEDUP, bench_sgd_step, tutorial_sgd_graph
+from rnnlm.bench.shipped import SHIPPED_TARGETS, bench_shipped
 from rnnlm.bench.timing import block, compare, error_line, summarize, time_calls, time_loop
 from rnnlm.bench.train import (
     CELLS,
@@ -44,6 +46,12 @@ from rnnlm.bench.train import (
 )
 
 __all__ = [
+    "SHIPPED_TARGETS",
+    "bench_shipped",
+    "CHAR_PRESET",
+    "CHAR_TORCH_TARGET",
+    "bench_char",
+    "char_flops",
     "CELLS",
     "PART4",
     "ROOFLINE_TARGET",

@@ -14,7 +14,8 @@ def failures(result: dict) -> dict:
     """Every failed candidate of a result (of ``all`` too): ``{"BENCHMARK NAME": error}``."""
     if result.get("benchmark") == "all":
         return {k: v for part in PARTS for k, v in failures(result[part]).items()}
-    failed = result.get("failed") or {}
+    failed = dict(result.get("failed") or {})
+    failed.update({f"shipped {k}": v for k, v in ((result.get("shipped") or {}).get("failed") or {}).items()})
     return {f"{result.get('benchmark')} {name}": error for name, error in failed.items()}
 
 
@@ -69,13 +70,43 @@ def _report_sgd(r, out):
         speedup = "-" if c["speedup"] is None else f"{c['speedup']:.1f}"
         print(f"  {name:<16} {c['median_ms']:9.2f} {c['min_ms']:9.2f} {speedup:>7}x {c['compile_s']:10.1f}"
               f"  {c['what']}", file=out)
+    sh = r.get("shipped")
+    if sh:
+        print(f"  shipped: RNN with its defaults, called as the tutorial does ({sh['note']})", file=out)
+        for name, c in sh["candidates"].items():
+            print(f"    {name:<15} {c['median_ms']:9.2f} ms  {c['what']}", file=out)
+        keys = ("vs_numpy", "vs_torch", "vs_tutorial_numpy")
+        ratios = ", ".join(f"{k} {sh[k]:.1f}x" for k in keys if k in sh)
+        goals = ", ".join(f"{k} >= {v:g}: {'met' if sh.get('meets_targets', {}).get(k) else 'not met'}"
+                          for k, v in sh["targets"].items())
+        print(f"    shipped {ratios} (targets: {goals})", file=out)
     if r.get("best"):
         verdict = "met" if r["meets_target"] else "not met"
         print(f"  best compiled graph: {r['best']}, {r['best_speedup']:.1f}x the NumPy reference "
               f"(target {r['target_speedup']:.0f}x: {verdict})", file=out)
 
 
+def _report_char(r, out):
+    s = r["settings"]
+    print(f"rnnlm bench train --preset char: V={s['vocab_size']} embedding {s['embedding_dim']} "
+          f"H={s['hidden_dim']} "
+          f"B={s['batch_size']} L={s['steps']}, Adam {s['learning_rate']:g}, clip {s['clip']:g}, float32 "
+          f"(median of {s['repeat']})", file=out)
+    print(f"  {'model':<8} {'runtime':<10} {'ms/step':>9} {'min':>8} {'steps/s':>8} {'GFLOP/s':>8} "
+          f"{'vs torch':>9} {'cold start':>10}", file=out)
+    for model, res in r["configs"].items():
+        for name, c in res.items():
+            if not isinstance(c, dict):
+                continue
+            vt = f"{c['vs_torch']:.2f}x" if "vs_torch" in c else ""
+            print(f"  {model:<8} {name:<10} {c['median_ms']:9.2f} {c['min_ms']:8.2f} {c['steps_per_s']:8.2f} "
+                  f"{c['gflops']:8.0f} {vt:>9} {c['cold_start_s']:9.1f}s", file=out)
+    print("  targets: " + ", ".join(f"{k} >= {v}" for k, v in r["targets"].items()), file=out)
+
+
 def _report_train(r, out):
+    if r.get("preset") == "char":
+        return _report_char(r, out)
     s = r["settings"]
     print(f"rnnlm bench train: V={s['vocab_size']} H={s['hidden_dim']} (embedding {s['embedding_dim']}) "
           f"B={s['batch_size']} L={s['steps']}, full softmax, SGD, float32, device {s['device']} "

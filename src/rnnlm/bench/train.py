@@ -34,7 +34,7 @@ def random_batch(rng, vocab, steps, batch):
     return x, y, np.ones((steps, batch), np.float32)
 
 
-def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, seed=0):
+def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, seed=0, clip=0.0):
     """Build a LanguageModel, run its first step; returns ``(step_fn, cold_start_s)``.
 
     ``cold_start_s`` is the wall time from constructing the model to the end of the first
@@ -48,7 +48,7 @@ def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, 
 
     t0 = time.perf_counter()
     model = LanguageModel(config, seed=seed, linker=linker)
-    model.set_optimizer(make_optimizer(optimizer, lr=lr))
+    model.set_optimizer(make_optimizer(optimizer, lr=lr, clip=clip))
     shared = list(model.params.values())
 
     def step():

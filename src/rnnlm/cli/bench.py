@@ -71,6 +71,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="compiled candidates to run: c,jax (default: both where available)",
     )
     s.add_argument(
+        "--no-shipped",
+        dest="shipped",
+        action="store_false",
+        help="skip the `shipped` part (RNN's defaults vs the reference, PyTorch, the blog's code)",
+    )
+    s.add_argument(
         "--no-hand-jax",
         dest="hand_jax",
         action="store_false",
@@ -121,6 +127,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t.add_argument("--no-torch", dest="torch", action="store_false", help="skip PyTorch")
     t.add_argument("--no-hand-jax", dest="hand_jax", action="store_false", help="skip hand-written JAX")
     t.add_argument("--no-roofline", dest="roofline", action="store_false", help="skip the GEMM roofline")
+    t.add_argument(
+        "--preset",
+        choices=("char",),
+        default=None,
+        help="char: the recurrence-bound regime (V=65, embedding 64, LSTM/GRU H=256, 2 and 1 "
+        "layers, B=64 x 64 steps, Adam 2e-3, clip 5) vs PyTorch in the same process; "
+        "--cells (default lstm,gru), --layers, --hidden, --batch-size, --steps apply",
+    )
+    t.add_argument(
+        "--layers",
+        type=csv_list(positive_int),
+        default=None,
+        metavar="LIST",
+        help="--preset char: layer counts to run (default: 2,1)",
+    )
     _common(t)
 
     g = sub.add_parser(
@@ -240,7 +261,17 @@ def run_sgd_step(args) -> dict:
         linkers=args.linkers,
         hand_jax=args.hand_jax,
         seed=args.seed,
+        shipped=getattr(args, "shipped", True),
     )
+
+
+def _explicit(args, name, preset_value):
+    """The value of ``--name`` if given on the command line (differs from the default), else the preset's."""
+    value = getattr(args, name)
+    return value if value != _TRAIN_DEFAULTS.get(name) else preset_value
+
+
+_TRAIN_DEFAULTS = {"cells": list(CELL_NAMES), "hidden": 128, "batch_size": 64, "steps": 32}
 
 
 def run_train(args) -> dict:
@@ -251,6 +282,18 @@ def run_train(args) -> dict:
     linkers = args.linkers
     if args.quick and linkers is None:
         linkers = bench.default_linkers()[:1]
+    if args.preset == "char":
+        return bench.bench_char(
+            cells=_explicit(args, "cells", ["lstm", "gru"]),
+            layers=args.layers or [2, 1],
+            linkers=linkers,
+            torch=args.torch,
+            repeat=_repeat(args),
+            seed=args.seed,
+            hidden_dim=_explicit(args, "hidden", None),
+            batch_size=_explicit(args, "batch_size", None),
+            steps=_explicit(args, "steps", None),
+        )
     return bench.bench_train(
         cells=args.cells,
         vocab_size=args.vocab_size,

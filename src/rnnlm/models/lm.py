@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnlm import engine
+from rnnlm import engine, engine_ops
 from rnnlm.errors import ConfigError
 from rnnlm.models.cells import gate_count, make_step
 from rnnlm.models.reference import init_params as init_reference_params
@@ -126,8 +126,14 @@ def init_params(config: ModelConfig, seed=None) -> dict:
     rng = np.random.default_rng(seed)
     out = {}
     for d_i, d in enumerate(cfg.directions):
-        p = init_reference_params(cfg.cell, cfg.vocab_size, cfg.hidden_dim, embedding_dim=cfg.embedding_dim,
-                     layers=cfg.layers, seed=int(rng.integers(2**31)))
+        p = init_reference_params(
+            cfg.cell,
+            cfg.vocab_size,
+            cfg.hidden_dim,
+            embedding_dim=cfg.embedding_dim,
+            layers=cfg.layers,
+            seed=int(rng.integers(2**31)),
+        )
         for k, v in p.items():
             if k in ("E", "V", "c"):
                 if d_i == 0:
@@ -189,13 +195,14 @@ class LanguageModel:
         if self.static and config.bptt_truncate > 0:
             # PyTensor 3.0.7's JAX backend fails on the gradient of a truncated scan whose input
             # sequence needs a gradient (AssertionError in get_partial_traces); say so up front.
-            raise ConfigError("bptt_truncate > 0 is not supported with the jax linker (a PyTensor "
-                              "JAX-backend limitation); use --linker c or full BPTT (-1)")
+            raise ConfigError(
+                "bptt_truncate > 0 is not supported with the jax linker (a PyTensor "
+                "JAX-backend limitation); use --linker c or full BPTT (-1)"
+            )
         if params is None:
             params = init_params(config, seed=seed)
         self.validate_params(params)
-        self.params = {k: engine.shared(np.asarray(params[k], FLOATX), name=k)
-                       for k in param_shapes(config)}
+        self.params = {k: engine.shared(np.asarray(params[k], FLOATX), name=k) for k in param_shapes(config)}
         self.optimizer = None
         self._fns = {}
 
@@ -228,8 +235,7 @@ class LanguageModel:
     def initial_state(self, batch_size: int) -> list:
         """Zero states: a list of ``n_states`` arrays of shape (layers, B, H)."""
         cfg = self.config
-        return [np.zeros((cfg.layers, batch_size, cfg.hidden_dim), FLOATX)
-                for _ in range(cfg.n_states)]
+        return [np.zeros((cfg.layers, batch_size, cfg.hidden_dim), FLOATX) for _ in range(cfg.n_states)]
 
     # -- graph ---------------------------------------------------------------------------
     def _inputs(self, shape):
@@ -238,8 +244,9 @@ class LanguageModel:
         x = engine.tensor("x", "int32", (L, B))
         y = engine.tensor("y", "int32", (L, B))
         mask = engine.tensor("mask", FLOATX, (L, B))
-        states = [engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim))
-                  for i in range(cfg.n_states)]
+        states = [
+            engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim)) for i in range(cfg.n_states)
+        ]
         drops = [engine.tensor(f"drop{i}", FLOATX, s) for i, s in enumerate(self.dropout_shapes(B))]
         return x, y, mask, states, drops
 
@@ -278,12 +285,48 @@ class LanguageModel:
             proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
         return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
 
-    def _stack(self, x, mask, states, drops, direction, go_backwards=False, emask=None):
+    def _fused(self) -> bool:
+        """Whether each layer runs as one fused node (:mod:`rnnlm.engine_ops`: a hand-written backward,
+        dW as one GEMM over all steps) instead of ``scan`` + autodiff: on PyTensor, with full BPTT."""
+        return engine_ops.available() and self.config.bptt_truncate < 0
+
+    def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
+        """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
+        cfg = self.config
+        label = f"{cfg.cell}{l}{direction}"
+        if self._fused():
+            if go_backwards:
+                proj, mask = proj[::-1], mask[::-1]
+            return engine_ops.recurrent_layer(
+                cfg.cell,
+                proj,
+                mask,
+                init,
+                Wt,
+                activation=cfg.activation,
+                gate=cfg.gate,
+                masked=ragged,
+                label=label,
+            )
+        step = make_step(cfg.cell, cfg.hidden_dim, cfg.activation, cfg.gate)
+        out = engine.scan(
+            step,
+            sequences=[proj, mask],
+            outputs_info=init,
+            non_sequences=[Wt],
+            truncate_gradient=cfg.bptt_truncate,
+            go_backwards=go_backwards,
+            label=label,
+        )
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _stack(self, x, mask, states, drops, direction, go_backwards=False, emask=None, ragged=True):
         """Run every layer of one direction; returns the top layer's states (L, B, H) and
-        the final state of each layer (lists of (B, H)). ``drops``: (B, H) masks after each layer."""
+        the final state of each layer (lists of (B, H)). ``drops``: (B, H) masks after each layer;
+        ``emask``: (B, D) embedding mask. ``ragged=False`` promises a mask of ones
+        (a full batch): the fused layers then skip the per-step mask blend."""
         cfg, p = self.config, self.params
         G, H = cfg.gates, cfg.hidden_dim
-        step = make_step(cfg.cell, H, cfg.activation, cfg.gate)
         finals = [[] for _ in range(cfg.n_states)]
         inp = None
         for l in range(cfg.layers):
@@ -291,14 +334,13 @@ class LanguageModel:
                 proj = self._embed(x, direction, emask)
             else:
                 L, B = inp.shape[0], inp.shape[1]
-                proj = (T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
-                        + p[f"b{l}{direction}"].flatten()).reshape((L, B, G * H))
+                proj = (
+                    T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
+                    + p[f"b{l}{direction}"].flatten()
+                ).reshape((L, B, G * H))
             init = [s[l] for s in states]
-            out = engine.scan(step, sequences=[proj, mask], outputs_info=init,
-                              non_sequences=[p[f"W{l}{direction}"].reshape((G * H, H)).T],
-                              truncate_gradient=cfg.bptt_truncate, go_backwards=go_backwards,
-                              label=f"{cfg.cell}{l}{direction}")
-            outs = out if isinstance(out, (list, tuple)) else [out]
+            Wt = p[f"W{l}{direction}"].reshape((G * H, H)).T
+            outs = self._layer(l, proj, mask, init, Wt, direction, go_backwards, ragged)
             for i, o in enumerate(outs):
                 finals[i].append(o[-1])
             inp = outs[0]
@@ -321,7 +363,7 @@ class LanguageModel:
             logits = logits + p["c"]
         return logits
 
-    def _features(self, x, y, mask, states, drops):
+    def _features(self, x, y, mask, states, drops, ragged=True):
         """Top-layer features, their targets and mask, and the final states.
 
         Returns ``(feats (L', B, H_out), targets (L', B), tmask (L', B), new_states)``.  For the
@@ -332,13 +374,15 @@ class LanguageModel:
         cfg = self.config
         drops, emask = self._split_drops(drops)
         if not cfg.bidirectional:
-            top, finals = self._stack(x, mask, states, drops, "", emask=emask)
+            top, finals = self._stack(x, mask, states, drops, "", emask=emask, ragged=ragged)
             if drops:
                 top = top * drops[-1].dimshuffle("x", 0, 1)
             return top, y, mask, [T.stack(f) for f in finals]
         H = cfg.hidden_dim
-        fwd, _ = self._stack(x, mask, states, [d[:, :H] for d in drops], "", emask=emask)
-        bwd, _ = self._stack(x, mask, states, [d[:, H:] for d in drops], "_b", go_backwards=True, emask=emask)
+        fwd, _ = self._stack(x, mask, states, [d[:, :H] for d in drops], "", emask=emask, ragged=ragged)
+        bwd, _ = self._stack(
+            x, mask, states, [d[:, H:] for d in drops], "_b", go_backwards=True, emask=emask, ragged=ragged
+        )
         feats = T.concatenate([fwd[:-2], bwd[2:]], axis=2)  # (L-2, B, 2H)
         if drops:
             feats = feats * drops[-1].dimshuffle("x", 0, 1)
@@ -350,28 +394,30 @@ class LanguageModel:
         L, B = feats.shape[0], feats.shape[1]
         return self._output_logits(feats.reshape((L * B, feats.shape[2])))
 
-    def _graph(self, x, y, mask, states, drops):
+    def _graph(self, x, y, mask, states, drops, ragged=True):
         """Symbolic per-position NLL (L', B), its mask, and final states."""
-        feats, target, tmask, new_states = self._features(x, y, mask, states, drops)
+        feats, target, tmask, new_states = self._features(x, y, mask, states, drops, ragged)
         nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
         return nll, tmask, new_states
 
     # -- compiled functions ----------------------------------------------------------------
-    def _key(self, kind, shape):
-        return (kind, tuple(shape) if self.static else None)
+    def _key(self, kind, shape, ragged=True):
+        return (kind, tuple(shape) if self.static else None, bool(ragged) or not self._fused())
 
-    def _compile(self, kind, shape):
-        key = self._key(kind, shape)
+    def _compile(self, kind, shape, ragged=True):
+        """The compiled function of ``kind`` for batches of ``shape``; ``ragged=False`` (a batch whose
+        mask is all ones) gets its own function without per-step mask blends (fused layers only)."""
+        key = self._key(kind, shape, ragged)
         if key not in self._fns:
             with engine.quiet():  # engine chatter while building graphs is not the user's concern
-                self._fns[key] = self._build(kind, shape)
+                self._fns[key] = self._build(kind, shape, key[2])
         return self._fns[key]
 
-    def _build(self, kind, shape):
+    def _build(self, kind, shape, ragged=True):
         x, y, mask, states, drops = self._inputs(shape)
         if kind != "train":
             drops = []
-        nll, tmask, new_states = self._graph(x, y, mask, states, drops)
+        nll, tmask, new_states = self._graph(x, y, mask, states, drops, ragged)
         loss_sum = T.sum(nll * tmask)
         ntok = T.sum(tmask)
         inputs = [x, y, mask] + states + drops
@@ -382,18 +428,23 @@ class LanguageModel:
             loss = loss_sum / T.maximum(ntok, _f32(1.0))
             grads = engine.grad(loss, params)
             updates, gnorm = self.optimizer.updates(params, grads)
-            fn = engine.function(inputs, [loss_sum, ntok, gnorm] + new_states, updates=updates,
-                                 mode=self.mode, on_unused_input="ignore")
+            fn = engine.function(
+                inputs,
+                [loss_sum, ntok, gnorm] + new_states,
+                updates=updates,
+                mode=self.mode,
+                on_unused_input="ignore",
+            )
         elif kind == "grads":
             params = list(self.params.values())
             grads = engine.grad(loss_sum, params)
-            fn = engine.function(inputs, [loss_sum, ntok] + grads, mode=self.mode,
-                                 on_unused_input="ignore")
+            fn = engine.function(inputs, [loss_sum, ntok] + grads, mode=self.mode, on_unused_input="ignore")
         elif kind == "eval":
-            fn = engine.function(inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode,
-                                 on_unused_input="ignore")
+            fn = engine.function(
+                inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode, on_unused_input="ignore"
+            )
         elif kind == "dist":
-            feats = self._features(x, y, mask, states, [])[0]
+            feats = self._features(x, y, mask, states, [], ragged)[0]
             logp = engine.log_softmax(self._logits(feats), axis=-1)
             logp = logp.reshape((feats.shape[0], feats.shape[1], self.config.vocab_size))
             fn = engine.function(inputs, logp, mode=self.mode, on_unused_input="ignore")
@@ -420,22 +471,25 @@ class LanguageModel:
     def train_step(self, x, y, mask, states=None, drops=()):
         """One optimizer step on a batch.  Returns (loss_sum, ntok, grad_norm, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("train", x.shape)
+        fn = self._compile("train", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]), *drops)
         return out[0], out[1], out[2], list(out[3:])
 
     def gradients(self, x, y, mask, states=None) -> dict:
         """Gradients of the *summed* masked loss w.r.t. every parameter (no update)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("grads", x.shape)
+        fn = self._compile("grads", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
-        return {"loss_sum": float(out[0]), "ntok": float(out[1]),
-                **{k: np.asarray(g) for k, g in zip(self.params, out[2:], strict=True)}}
+        return {
+            "loss_sum": float(out[0]),
+            "ntok": float(out[1]),
+            **{k: np.asarray(g) for k, g in zip(self.params, out[2:], strict=True)},
+        }
 
     def evaluate(self, x, y, mask, states=None):
         """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("eval", x.shape)
+        fn = self._compile("eval", x.shape, _ragged(mask))
         out = fn(x, y, mask, *self._states(states, x.shape[1]))
         return float(out[0]), float(out[1]), np.asarray(out[2]), list(out[3:])
 
@@ -446,7 +500,7 @@ class LanguageModel:
         distribution of the word at position t given both sides (L' = L − 2).
         """
         x, y, mask = _as_batch(x, None, mask)
-        fn = self._compile("dist", x.shape)
+        fn = self._compile("dist", x.shape, _ragged(mask))
         return np.asarray(fn(x, y, mask, *self.initial_state(x.shape[1])))
 
     # -- incremental decoding ----------------------------------------------------------------
@@ -468,15 +522,21 @@ class LanguageModel:
         cfg = self.config
         B = batch_size if self.static else None
         tok = engine.tensor("tokens", "int32", (B,))
-        states = [engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim))
-                  for i in range(cfg.n_states)]
+        states = [
+            engine.tensor(f"state{i}", FLOATX, (cfg.layers, B, cfg.hidden_dim)) for i in range(cfg.n_states)
+        ]
         x = tok.dimshuffle("x", 0)  # (1, B)
         mask = T.ones_like(x, dtype=FLOATX)
-        top, finals = self._stack(x, mask, states, [], "")
+        top, finals = self._stack(x, mask, states, [], "", ragged=False)
         logp = engine.log_softmax(self._output_logits(top[0]), axis=-1)
         fn = engine.function([tok] + states, [logp] + [T.stack(f) for f in finals], mode=self.mode)
         self._fns[key] = fn
         return fn
+
+
+def _ragged(mask) -> bool:
+    """Whether a batch has padding (a mask that is not all ones)."""
+    return not bool(np.all(mask == 1))
 
 
 def _as_batch(x, y, mask):
@@ -484,6 +544,7 @@ def _as_batch(x, y, mask):
     y = np.asarray(y, dtype="int32") if y is not None else np.zeros_like(x)
     mask = np.ones(x.shape, FLOATX) if mask is None else np.asarray(mask, dtype=FLOATX)
     if x.ndim != 2 or x.shape != y.shape or x.shape != mask.shape:
-        raise ConfigError(f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, "
-                          f"{mask.shape}")
+        raise ConfigError(
+            f"x, y, mask must be (L, B) arrays of one shape; got {x.shape}, {y.shape}, {mask.shape}"
+        )
     return x, y, mask

@@ -1,0 +1,155 @@
+"""The recurrence-bound regime (issue 15, target A): ``rnnlm bench train --preset char``.
+
+PyTorch's usual char-level LSTM (``shared/anchors/torch_charlm.py``): tinyshakespeare's 65 characters,
+embedding 64, 2-layer LSTM H=256, batch 64 × 64 steps, Adam 2e-3, global-norm clip 5.  The output layer
+is tiny (V=65); almost all the work is the recurrence (≈21 GFLOP a step for the 2-layer LSTM).  Each
+configuration is timed for rnnlm (``LanguageModel.train_step``) and PyTorch eager in the same process, in
+alternation, so their ratio is meaningful on a shared machine.  The batch is random ids: the speed of a
+step does not depend on the text.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rnnlm.bench.candidates import Candidates
+from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module
+from rnnlm.bench.timing import block
+from rnnlm.bench.train import random_batch, rnnlm_train_candidate
+from rnnlm.errors import ConfigError
+
+__all__ = ["CHAR_PRESET", "CHAR_TORCH_TARGET", "bench_char", "char_flops", "torch_char_candidate"]
+
+CHAR_PRESET = {"vocab_size": 65, "embedding_dim": 64, "hidden_dim": 256, "layers": 2, "batch_size": 64,
+               "steps": 64, "optimizer": "adam", "learning_rate": 2e-3, "clip": 5.0}
+
+CHAR_TORCH_TARGET = 1.0  # issue 15 A: steps/s vs PyTorch, fp32
+
+
+def char_flops(cell: str, vocab: int, embed: int, hidden: int, layers: int, rows: int) -> float:
+    """FLOPs of one training step (forward + backward ≈ 3× the forward's matrix products)."""
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    fwd = 0
+    for l in range(layers):
+        d_in = embed if l == 0 else hidden
+        fwd += 2 * rows * (d_in + hidden) * G * hidden
+    fwd += 2 * rows * hidden * vocab
+    return 3.0 * fwd
+
+
+def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, seed=0):
+    """PyTorch eager: Embedding(V, D) → nn.LSTM/GRU(D, H, layers) → Linear(H, V), mean cross-entropy,
+    ``clip_grad_norm_``, Adam.  Returns ``(step_fn, first_step_s)``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, embed)
+            self.rnn = rnn_cls(embed, hidden, layers)  # time-major (L, B, ·), as rnnlm
+            self.out = nn.Linear(hidden, vocab)
+
+        def forward(self, x):
+            h, _ = self.rnn(self.embed(x))
+            return self.out(h.reshape(-1, hidden))
+
+    t0 = time.perf_counter()
+    net = Net()
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    xt = torch.as_tensor(x.astype(np.int64))
+    yt = torch.as_tensor(y.astype(np.int64)).reshape(-1)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(net(xt), yt)
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), clip)
+        opt.step()
+        return loss
+
+    block(step())
+    return step, time.perf_counter() - t0
+
+
+def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool = True, repeat: int = 10,
+               seed: int = 0, **overrides) -> dict:
+    """Steps/s of the char preset for each (cell, layers), rnnlm vs PyTorch, timed in alternation.
+
+    Per configuration ``"lstm x2"``..., name -> timing (``median_ms``...), ``steps_per_s``,
+    ``gflops`` (achieved), ``cold_start_s``; rnnlm candidates add ``vs_torch`` (steps/s over
+    PyTorch's) and ``meets_targets``.
+    """
+    from rnnlm.models.lm import ModelConfig
+
+    settings = {**CHAR_PRESET, **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(settings) - set(CHAR_PRESET)
+    if unknown:
+        raise ConfigError(f"unknown char-preset settings: {', '.join(sorted(unknown))}")
+    linkers = default_linkers() if linkers is None else list(linkers)
+    skipped, failed = {}, {}
+    torch_mod = optional_module("torch") if torch else None
+    if torch and torch_mod is None:
+        skipped["torch"] = "PyTorch is not installed (optional: pip install 'rnnlm[torch]')"
+    load_before = load_average()
+    s = settings
+    x, y, mask = random_batch(np.random.default_rng(seed), s["vocab_size"], s["steps"], s["batch_size"])
+    rows = s["steps"] * s["batch_size"]
+    results = {}
+    for cell in cells:
+        for n_layers in layers:
+            cfg = ModelConfig(vocab_size=s["vocab_size"], hidden_dim=s["hidden_dim"], cell=cell,
+                              layers=n_layers, embedding_dim=s["embedding_dim"])
+            cands = Candidates()
+            for linker in linkers:
+                def rnnlm_step(cfg=cfg, linker=linker):
+                    fn, cold = _rnnlm_adam(cfg, x, y, mask, linker, s, seed)
+                    return fn, {"cold_start_s": cold, "what": f"LanguageModel.train_step, {linker} linker"}
+
+                cands.add(f"rnnlm_{linker}", rnnlm_step)
+            if torch_mod is not None:
+                def torch_step(cell=cell, n_layers=n_layers):
+                    fn, first = torch_char_candidate(cell, s["vocab_size"], s["embedding_dim"],
+                                                     s["hidden_dim"], n_layers, x, y, s["learning_rate"],
+                                                     s["clip"], seed=seed)
+                    return fn, {"cold_start_s": first,
+                                "what": f"PyTorch {torch_mod.__version__} eager, nn.{cell.upper()}, "
+                                        f"{torch_mod.get_num_threads()} threads"}
+
+                cands.add("torch", torch_step)
+            timings = cands.compare(repeat)
+            skipped.update(cands.skipped)
+            failed.update({f"{cell} x{n_layers} {name}": err for name, err in cands.failed.items()})
+            flops = char_flops(cell, s["vocab_size"], s["embedding_dim"], s["hidden_dim"], n_layers, rows)
+            res = {}
+            for name in cands.fns:
+                t = timings[name]
+                res[name] = {**cands.info[name], **t, "steps_per_s": 1e3 / t["median_ms"],
+                             "gflops": flops / t["median_ms"] / 1e6}
+            for name, r in res.items():
+                if name.startswith("rnnlm_") and "torch" in res:
+                    r["vs_torch"] = r["steps_per_s"] / res["torch"]["steps_per_s"]
+                    r["meets_targets"] = {"vs_torch": bool(r["vs_torch"] >= CHAR_TORCH_TARGET)}
+            results[f"{cell} x{n_layers}"] = {"gflop_per_step": flops / 1e9, **res}
+    out = {
+        "benchmark": "train",
+        "preset": "char",
+        "settings": {**settings, "cells": list(cells), "layers": list(layers), "linkers": linkers,
+                     "dtype": "float32", "repeat": repeat, "seed": seed, "device": "cpu",
+                     "data": "random ids (speed does not depend on the text)"},
+        "configs": results,
+        "skipped": skipped,
+        "failed": failed,
+        "targets": {"vs_torch": CHAR_TORCH_TARGET},
+    }
+    return finish(out, load_before)
+
+
+def _rnnlm_adam(cfg, x, y, mask, linker, s, seed):
+    return rnnlm_train_candidate(cfg, x, y, mask, linker, optimizer=s["optimizer"], lr=s["learning_rate"],
+                                 seed=seed, clip=s["clip"])
