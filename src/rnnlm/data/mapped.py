@@ -35,6 +35,7 @@ __all__ = [
     "counts",
     "ids_dtype",
     "is_mapped",
+    "is_prepared",
     "iter_concat",
     "iter_ids",
     "read",
@@ -58,6 +59,18 @@ class Segments(NamedTuple):
 def is_mapped(path) -> bool:
     """Whether ``path`` names a memory-mapped corpus (its metadata file, ``NAME.json``)."""
     return Path(path).suffix.lower() == ".json"
+
+
+def is_prepared(path) -> bool:
+    """Whether ``path`` is a prepared corpus file (an ``.npz``, or a mapped corpus's ``NAME.json``)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if path.suffix.lower() == ".npz":
+        return head.startswith(b"PK")
+    return is_mapped(path) and head.replace(b" ", b"").startswith(b'{"format":"rnnlm-corpus"')
 
 
 def ids_dtype(vocab_size: int) -> np.dtype:
@@ -159,8 +172,9 @@ def _write_npy(path: Path, dtype, shape, parts) -> None:
     atomic_write(path, write)
 
 
-def write(path, meta: dict, ids, starts, lengths, vocab_size: int) -> Path:
-    """Save the segments of ``ids`` as a mapped corpus at ``path`` (``NAME.json``) with metadata ``meta``."""
+def write(path, meta: dict, ids, starts, lengths, vocab_size: int, table=None) -> Path:
+    """Save the segments of ``ids`` as a mapped corpus at ``path`` (``NAME.json``) with metadata ``meta``;
+    ``table``: write ``table[id]`` for every id (a re-encoding), a slice at a time."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -171,7 +185,10 @@ def write(path, meta: dict, ids, starts, lengths, vocab_size: int) -> Path:
     np.cumsum(lengths, out=offsets[1:])
     dtype = ids_dtype(vocab_size)
     try:
-        _write_npy(ids_path, dtype, (int(offsets[-1]),), iter_ids(ids, starts, lengths))
+        parts = iter_ids(ids, starts, lengths)
+        _write_npy(
+            ids_path, dtype, (int(offsets[-1]),), parts if table is None else (table[p] for p in parts)
+        )
         _write_npy(offsets_path, np.int64, (len(offsets),), [offsets])
         doc = {
             **meta,
