@@ -333,6 +333,9 @@ def placement(devices, batch_size: int | None = None, linker: str = "jax") -> Pl
         return None
     if linker != "jax" or engine.name != "pytensor":
         raise ConfigError(f"--devices: {ONE_LINE}")
+    text = str(devices).strip()
+    if batch_size is not None and text.isdigit() and int(text) >= 1:
+        check_batch(batch_size, int(text))  # the batch split first: it does not depend on the machine
     count = device_count(devices)
     if batch_size is not None:
         check_batch(batch_size, count)

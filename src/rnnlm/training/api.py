@@ -284,11 +284,11 @@ def train(
     joined = devices.initialize(**(distributed or {}))  # before JAX starts its backends
     writer = joined is None or joined["process_id"] == 0
     linker = linker or engine.default_linker()
+    if joined is not None and config.devices is None:  # several processes: every device of every one
+        config = dataclasses.replace(config, devices="all")
     if config.devices is not None:  # bad device settings are refused before anything is written
         level = corpus.level if isinstance(corpus, Corpus) else (prepare_options or {}).get("level", "word")
         devices.placement(config.devices, config.resolved(level or "word").batch_size, linker)
-    elif joined is not None:
-        raise ConfigError("a multi-process run trains on several devices: give --devices N or all")
     if out is not None:
         out = check_output_dir(out) if writer else Path(out)  # the others only read it (a resume)
     ck = None
