@@ -45,7 +45,7 @@ __all__ = [
 
 MAPPED_VERSION = 2
 #: Token ids per slice when a corpus is read or written in pieces.
-CHUNK = 1 << 22
+CHUNK = 1 << 20
 
 
 class Segments(NamedTuple):
@@ -101,7 +101,7 @@ def iter_ids(ids, starts, lengths, chunk: int = CHUNK):
             yield np.asarray(ids[i : min(i + chunk, b)], np.int64)
         return
     ends = np.cumsum(lengths)
-    first = 0
+    first, chunk = 0, max(chunk // 4, 1)  # a gather holds a few index arrays of its size
     while first < len(starts):
         last = max(int(np.searchsorted(ends, ends[first] - lengths[first] + chunk, side="right")), first + 1)
         yield _gather(ids, starts[first:last], lengths[first:last])
