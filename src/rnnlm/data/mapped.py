@@ -91,14 +91,15 @@ def contiguous(starts: np.ndarray, lengths: np.ndarray) -> bool:
 
 
 def iter_ids(ids, starts, lengths, chunk: int = CHUNK):
-    """The tokens of the segments, in order, as int64 arrays of about ``chunk`` tokens."""
+    """The tokens of the segments, in order, as arrays of about ``chunk`` tokens (views of ``ids`` where the
+    segments are contiguous, so a slice is never copied twice)."""
     starts, lengths = np.asarray(starts, np.int64), np.asarray(lengths, np.int64)
     if not len(starts):
         return
     if contiguous(starts, lengths):
         a, b = int(starts[0]), int(starts[-1] + lengths[-1])
         for i in range(a, b, chunk):
-            yield np.asarray(ids[i : min(i + chunk, b)], np.int64)
+            yield ids[i : min(i + chunk, b)]
         return
     ends = np.cumsum(lengths)
     first, chunk = 0, max(chunk // 4, 1)  # a gather holds a few index arrays of its size
@@ -109,12 +110,12 @@ def iter_ids(ids, starts, lengths, chunk: int = CHUNK):
 
 
 def _gather(ids, starts, lengths) -> np.ndarray:
-    """The segments' tokens concatenated (int64)."""
+    """The segments' tokens concatenated (a copy, in the dtype of ``ids``)."""
     total = int(lengths.sum())
     if not total:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, ids.dtype)
     base = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return np.asarray(ids[base + np.arange(total, dtype=np.int64)], np.int64)
+    return np.asarray(ids[base + np.arange(total, dtype=np.int64)])
 
 
 def iter_concat(ids, starts, lengths) -> np.ndarray:
