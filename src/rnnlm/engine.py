@@ -313,3 +313,11 @@ def trust_inputs(fn) -> None:
     then reach the JAX linker as they are (its input check would copy them to NumPy). The caller validates."""
     inner = fn.fn if isinstance(fn, Compiled) else fn
     inner.trust_input = True
+
+
+def jax_hlo(fn, *args) -> str:
+    """The optimized HLO text XLA compiles a JAX-linked function to for these explicit inputs (placed JAX
+    arrays: it then shows what the SPMD partitioner did, e.g. the all-reduce of the gradients)."""
+    inner = fn.fn if isinstance(fn, Compiled) else fn
+    shared = [storage[0] for storage in inner.vm.inputs[len(args):]]
+    return inner.vm.jit_fn.lower(*args, *shared).compile().as_text()

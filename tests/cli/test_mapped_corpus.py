@@ -48,6 +48,8 @@ def test_prepare_info_train_and_resume_a_mapped_corpus(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["steps"] == 4
     kept = Corpus.load(run / "corpus.json")  # the run's corpus, mapped, not corpus.npz
     assert kept.mapped and not (run / "corpus.npz").exists() and kept.n_tokens == stats["tokens"]
+    same = (run / "corpus.ids.npy").stat(), (tmp_path / "c.ids.npy").stat()
+    assert (same[0].st_ino, same[0].st_dev) == (same[1].st_ino, same[1].st_dev)  # linked, not copied
     assert main([*train, "--max-steps", "3", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 7
 

@@ -66,7 +66,7 @@ def test_steps_on_four_devices_equal_one_device(cell):
 
     L, B = 6, 8
     cfg = ModelConfig(
-        vocab_size=30, hidden_dim=16, cell=cell, embedding_dim=8, layers=2, dropout=0.3, embed_dropout=0.2
+        vocab_size=37, hidden_dim=16, cell=cell, embedding_dim=8, layers=2, dropout=0.3, embed_dropout=0.2
     )
     runs = []
     for devices in (None, 4):
@@ -76,7 +76,7 @@ def test_steps_on_four_devices_equal_one_device(cell):
         out, states = [], None
         for step in range(5):
             r = np.random.default_rng([1, step])
-            x, y = (r.integers(0, 30, (L, B)).astype(np.int32) for _ in range(2))
+            x, y = (r.integers(0, 37, (L, B)).astype(np.int32) for _ in range(2))
             mask = (r.random((L, B)) < 0.9).astype(np.float32)
             keep = 1.0 if step == 0 else 0.7  # the first step without dropout
             drops = [(r.random(s) < keep).astype(np.float32) / np.float32(keep) for s in m.dropout_shapes(B)]
@@ -95,6 +95,13 @@ def test_steps_on_four_devices_equal_one_device(cell):
     assert value.sharding.mesh == mesh and value.sharding.is_fully_replicated
     assert len(value.sharding.device_set) == 4
     assert not states[0].sharding.is_fully_replicated  # (layers, B, H) split along B: data parallel
+    pl = m4.placement
+    placed = [pl.from_local(a, 1) for a in (x, y, mask, *m4.initial_state(B))] + [
+        pl.from_local(d, 0) for d in drops
+    ]
+    hlo = engine.jax_hlo(m4.graph("train", (L, B)), *placed)
+    assert "all-reduce" in hlo  # XLA sums the devices' gradients
+    assert f"f32[{L * B // 4},37]" in hlo and f"f32[{L * B},37]" not in hlo  # each device: its rows' logits
 
 
 def _config(**kw):

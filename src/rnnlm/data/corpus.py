@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlm.data import mapped
+from rnnlm.data.encoded import EncodedText
 from rnnlm.data.readers import FORMATS, detect_format, report, require_content
 from rnnlm.data.tokenize import LEVELS, SentenceSplitter, Settings, sentence_tokens, validate_settings
 from rnnlm.data.vocab import SENTENCE_END, SENTENCE_START, TokenIds, Vocabulary, id_counts
@@ -48,41 +49,6 @@ __all__ = ["CORPUS_FILE_FORMAT", "CORPUS_FILE_VERSION", "Corpus", "EncodedText"]
 
 CORPUS_FILE_FORMAT = "rnnlm-corpus"
 CORPUS_FILE_VERSION = 1
-
-
-@dataclass
-class EncodedText:
-    """New text encoded with a corpus's vocabulary (see :meth:`Corpus.encode`).
-
-    ``n_words`` counts tokens other than SENTENCE_START/SENTENCE_END; ``n_oov`` those not in the
-    vocabulary (mapped to the unknown token; a literal unknown token such as ``<unk>`` in the text is
-    in the vocabulary and is not counted); ``n_predicted`` is ``sum(len(s) - 1)``: every token after the
-    first of a sentence, i.e. the words plus SENTENCE_END at word level -- the count that perplexity
-    averages over.
-    """
-
-    sentences: list[np.ndarray]
-    n_words: int
-    n_oov: int
-    oov_counts: dict[str, int]
-    n_predicted: int
-    replacement_chars: int = 0
-
-    @property
-    def oov_rate(self) -> float:
-        return self.n_oov / self.n_words if self.n_words else 0.0
-
-    def summary(self) -> dict:
-        """JSON-ready counts (the sentences themselves left out)."""
-        return {
-            "sentences": len(self.sentences),
-            "words": self.n_words,
-            "oov": self.n_oov,
-            "oov_rate": self.oov_rate,
-            "oov_types": len(self.oov_counts),
-            "predicted_tokens": self.n_predicted,
-            "replacement_chars": self.replacement_chars,
-        }
 
 
 def _as_int32_list(sentences: Iterable) -> list[np.ndarray]:
@@ -240,10 +206,10 @@ class Corpus:
                 return id_counts(self.stream(), len(self.vocab))
         return self._counts
 
-    def subset(self, indices, stats: dict | None = None) -> Corpus:
+    def subset(self, indices, stats: dict | None = None, counts=None) -> Corpus:
         """The sentences ``indices`` (in that order), sharing this corpus's ids when they are a map (no copy)
         and copied otherwise; same vocabulary and settings; statistics: ``stats`` (default this corpus's)
-        with the counts of the subset."""
+        with the counts of the subset (``counts``: its token counts, when known)."""
         indices = np.asarray(indices, np.int64)
         ids, starts, lengths = self.segments()
         chosen = lengths[indices]
@@ -254,6 +220,7 @@ class Corpus:
         else:
             sub = Corpus.from_arrays(self.vocab, mapped.iter_concat(ids, starts[indices], chosen), offsets,
                                      self.level, settings=self.settings, splitter=self._splitter)
+        sub._counts = None if counts is None else np.asarray(counts, np.int64)
         sub.stats = sub.count_stats(dict(self.stats if stats is None else stats))
         return sub
 
@@ -341,11 +308,15 @@ class Corpus:
             "valid": order[n_train : n_train + n_valid],
             "test": order[n_train + n_valid :],
         }
-        # sentences keep corpus order; a mapped corpus's splits read its map (no copy)
-        return {
-            name: self.subset(np.sort(idx), {**self.stats, "split": name, "split_seed": seed})
-            for name, idx in parts.items()
-        }
+        # sentences keep corpus order; a mapped corpus's splits read its map (no copy), and the training
+        # split's counts are the whole's minus the others' (no pass over the map)
+        out = {k: self.subset(np.sort(parts[k]), {**self.stats, "split": k, "split_seed": seed})
+               for k in ("valid", "test")}
+        rest = None
+        if self.mapped and self._counts is not None:
+            rest = self._counts - out["valid"].token_counts() - out["test"].token_counts()
+        stats = {**self.stats, "split": "train", "split_seed": seed}
+        return {"train": self.subset(np.sort(parts["train"]), stats, rest), **out}
 
     def count_stats(self, base: dict) -> dict:
         """``base`` plus the statistics the ids determine: sentences, tokens, words (tokens other than

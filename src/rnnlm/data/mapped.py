@@ -21,6 +21,7 @@ of a mapped corpus is its own segments over the parent's map, not a copy; :func:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -173,9 +174,30 @@ def _write_npy(path: Path, dtype, shape, parts) -> None:
     atomic_write(path, write)
 
 
+def _link_whole(ids, starts, lengths, dtype, target: Path) -> bool:
+    """When the segments are all of a mapped ``.npy`` of ``dtype``, in order, hard-link that file to
+    ``target`` (no copy, no read) and return True; False where that cannot be done (then copy)."""
+    source = getattr(ids, "filename", None)
+    if source is None or ids.dtype != dtype or not len(starts) or not contiguous(starts, lengths):
+        return False
+    whole = starts[0] == 0 and int(starts[-1] + lengths[-1]) == len(ids)
+    if not whole or Path(source).resolve() == target.resolve():
+        return False
+    tmp = target.with_name(f".{target.name}.link.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:  # another file system, or links not allowed
+        tmp.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def write(path, meta: dict, ids, starts, lengths, vocab_size: int, table=None) -> Path:
     """Save the segments of ``ids`` as a mapped corpus at ``path`` (``NAME.json``) with metadata ``meta``;
-    ``table``: write ``table[id]`` for every id (a re-encoding), a slice at a time."""
+    ``table``: write ``table[id]`` for every id (a re-encoding), a slice at a time. The ids of a whole mapped
+    corpus saved unchanged are hard-linked, not copied (``.npy`` files are never written in place)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -186,10 +208,10 @@ def write(path, meta: dict, ids, starts, lengths, vocab_size: int, table=None) -
     np.cumsum(lengths, out=offsets[1:])
     dtype = ids_dtype(vocab_size)
     try:
-        parts = iter_ids(ids, starts, lengths)
-        _write_npy(
-            ids_path, dtype, (int(offsets[-1]),), parts if table is None else (table[p] for p in parts)
-        )
+        if table is not None or not _link_whole(ids, starts, lengths, dtype, ids_path):
+            parts = iter_ids(ids, starts, lengths)
+            shape = (int(offsets[-1]),)
+            _write_npy(ids_path, dtype, shape, parts if table is None else (table[p] for p in parts))
         _write_npy(offsets_path, np.int64, (len(offsets),), [offsets])
         doc = {
             **meta,

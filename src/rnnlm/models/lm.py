@@ -354,6 +354,10 @@ class LanguageModel:
     def _graph(self, x, y, mask, states, drops):
         """Symbolic per-position NLL (L', B), its mask, and final states."""
         feats, target, tmask, new_states = self._features(x, y, mask, states, drops)
+        if self.placement is not None:  # rows batch-major, so that a batch split over devices survives the
+            # reshape to (rows, H) and each device computes the output layer of its own columns only
+            rows = _nll_rows(self._logits(feats.dimshuffle(1, 0, 2)), target.T.flatten())
+            return rows.reshape((target.shape[1], target.shape[0])).T, tmask, new_states
         nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
         return nll, tmask, new_states
 
@@ -428,6 +432,8 @@ class LanguageModel:
             from rnnlm.devices import ONE_LINE
 
             raise ConfigError(ONE_LINE)
+        if placement is not self.placement:
+            self._fns = {}  # compiled anew: placed graphs lay the output layer's rows out batch-major
         self.placement = placement
 
     def _run(self, kind, x, y, mask, states, drops=(), local=False):

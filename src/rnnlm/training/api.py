@@ -26,7 +26,7 @@ from rnnlm.training.config import TrainConfig
 
 #: The n-gram baselines are fitted on at most this many training tokens (the first sentences of the
 #: training split): Kneser-Ney counting holds several int64 arrays per token.
-BASELINE_FIT_TOKENS = 2_000_000
+BASELINE_FIT_TOKENS = 1_000_000
 
 
 @dataclass
