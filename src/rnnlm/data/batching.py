@@ -129,20 +129,25 @@ class SentenceBatches(_Lazy):
         self.lo, self.hi = self._cols(columns, batch_size)
         self.buckets = tuple(sorted(buckets or default_buckets(max_length)))
         rng = np.random.default_rng([int(seed), int(epoch)])
+        # Per piece: where its x starts in ids (int64) and its length (int32); 12 bytes a sentence.
         if fill:  # x = y = the sentence's first max_length tokens, if it has at least 3
             n = np.minimum(lengths, max_length)
             keep = n >= 3
-            self.start, self.xlen = starts[keep], n[keep]
+            self.start, self.xlen = starts[keep], n[keep].astype(np.int32)
+        elif lengths.max(initial=0) <= max_length + 1:  # every sentence is one piece (the common case)
+            keep = lengths >= 2
+            self.start, self.xlen = starts[keep], (lengths[keep] - 1).astype(np.int32)
         else:  # pieces of max_length predictions: a piece starts every max_length tokens
             pieces = np.where(lengths >= 2, (lengths - 2) // max_length + 1, 0)
             first = np.repeat(np.cumsum(pieces) - pieces, pieces)
             j = np.arange(int(pieces.sum()), dtype=np.int64) - first  # piece number within its sentence
             owner = np.repeat(np.arange(len(lengths)), pieces)
             self.start = starts[owner] + j * max_length
-            self.xlen = np.minimum(max_length, lengths[owner] - 1 - j * max_length)
+            self.xlen = np.minimum(max_length, lengths[owner] - 1 - j * max_length).astype(np.int32)
         if not len(self.start):
             raise ConfigError("no sentence has at least two tokens: nothing to train on")
-        order = np.arange(len(self.start))
+        # int32 positions where they fit: the same permutation (a shuffle depends only on the length)
+        order = np.arange(len(self.start), dtype=np.int32 if len(self.start) < 2**31 else np.int64)
         if shuffle:
             rng.shuffle(order)
         # Stable sort by length after the shuffle: similar lengths together, random among equals.

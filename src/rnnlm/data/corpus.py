@@ -207,16 +207,22 @@ class Corpus:
         return self._counts
 
     def subset(self, indices, stats: dict | None = None, counts=None) -> Corpus:
-        """The sentences ``indices`` (in that order), sharing this corpus's ids when they are a map (no copy)
-        and copied otherwise; same vocabulary and settings; statistics: ``stats`` (default this corpus's)
-        with the counts of the subset (``counts``: its token counts, when known)."""
+        """The sentences ``indices`` (in that order), sharing this corpus's ids when they are a map (no copy;
+        less than an eighth of a map is read into memory instead, without touching the map) and copied
+        otherwise; same vocabulary and settings; statistics: ``stats`` (default this corpus's) with the
+        counts of the subset (``counts``: its token counts, when known)."""
         indices = np.asarray(indices, np.int64)
         ids, starts, lengths = self.segments()
         chosen = lengths[indices]
         offsets = np.concatenate([[0], np.cumsum(chosen)]).astype(np.int64)
-        if self.mapped:
+        # a small share of a mapped corpus (a validation split) is read into memory, the rest stays mapped
+        small = mapped.read_segments(ids, starts[indices], chosen) if 8 * len(indices) < len(self) else None
+        if self.mapped and small is None:
             sub = Corpus(self.vocab, _Flat(ids, offsets, starts[indices]), self.level, settings=self.settings,
                          splitter=self._splitter)
+        elif small is not None:
+            sub = Corpus.from_arrays(self.vocab, small, offsets, self.level, settings=self.settings,
+                                     splitter=self._splitter)
         else:
             sub = Corpus.from_arrays(self.vocab, mapped.iter_concat(ids, starts[indices], chosen), offsets,
                                      self.level, settings=self.settings, splitter=self._splitter)

@@ -40,6 +40,7 @@ __all__ = [
     "iter_concat",
     "iter_ids",
     "read",
+    "read_segments",
     "read_span",
     "write",
 ]
@@ -126,6 +127,23 @@ def iter_concat(ids, starts, lengths) -> np.ndarray:
     for part in iter_ids(ids, starts, lengths):
         out[pos : pos + len(part)] = part
         pos += len(part)
+    return out
+
+
+def read_segments(ids, starts, lengths) -> np.ndarray | None:
+    """The segments' tokens (int32) read from the file behind the memory map ``ids`` with ``pread``: the
+    map's pages are not touched, so scattered sentences (a validation split) do not page in the whole file
+    around them (read-ahead). None when ``ids`` is not a whole mapped ``.npy`` file."""
+    name, size = getattr(ids, "filename", None), ids.dtype.itemsize
+    if name is None or not os.path.isfile(name) or os.path.getsize(name) != ids.offset + len(ids) * size:
+        return None
+    out = np.empty(int(np.sum(lengths)), np.int32)
+    pos = 0
+    with open(name, "rb") as f:
+        fd = f.fileno()
+        for a, n in zip(np.asarray(starts).tolist(), np.asarray(lengths).tolist(), strict=True):
+            out[pos : pos + n] = np.frombuffer(os.pread(fd, n * size, ids.offset + a * size), ids.dtype)
+            pos += n
     return out
 
 
