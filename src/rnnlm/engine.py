@@ -382,3 +382,31 @@ def tensor(label: str, dtype: str, shape):
     if name == "pytensor":
         return T.tensor(name=label, dtype=dtype, shape=shape)
     return T.TensorType(dtype, shape=(None,) * len(shape))(label)
+
+
+# -- devices: raw access for the placement of shared values (rnnlm.devices) ------------------------------
+def stored(variable):
+    """The value a shared variable holds as it is (a NumPy array, or a JAX array the JAX linker left there),
+    without the copy ``get_value`` makes."""
+    return variable.container.storage[0]
+
+
+def store(variable, value) -> None:
+    """Put ``value`` (e.g. a JAX array placed on a device mesh) into a shared variable as it is: ``set_value``
+    would turn it back into a NumPy array. The caller vouches for its dtype and shape."""
+    variable.container.storage[0] = value
+
+
+def trust_inputs(fn) -> None:
+    """Pass a compiled function's inputs through unchecked (PyTensor's ``trust_input``): placed JAX arrays
+    then reach the JAX linker as they are (its input check would copy them to NumPy). The caller validates."""
+    inner = fn.fn if isinstance(fn, Compiled) else fn
+    inner.trust_input = True
+
+
+def jax_hlo(fn, *args) -> str:
+    """The optimized HLO text XLA compiles a JAX-linked function to for these explicit inputs (placed JAX
+    arrays: it then shows what the SPMD partitioner did, e.g. the all-reduce of the gradients)."""
+    inner = fn.fn if isinstance(fn, Compiled) else fn
+    shared = [storage[0] for storage in inner.vm.inputs[len(args):]]
+    return inner.vm.jit_fn.lower(*args, *shared).compile().as_text()

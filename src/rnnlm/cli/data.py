@@ -40,12 +40,20 @@ def add_parser(subparsers):
 
     pr = sub.add_parser(
         "prepare",
-        help="read, tokenize and encode a corpus into an .npz file",
+        help="read, tokenize and encode a corpus into an .npz file (or a memory-mapped .json corpus)",
         description="Prepare a corpus (a file or a known name such as reddit or "
-        "tinyshakespeare): the tutorial's preprocessing, printed with its statistics.",
+        "tinyshakespeare): the tutorial's preprocessing, printed with its statistics. An --out name "
+        "ending in .json writes the memory-mapped format: NAME.json (vocabulary and statistics) beside "
+        "NAME.ids.npy (token ids, uint16 or uint32) and NAME.offsets.npy, which `rnnlm train NAME.json` "
+        "reads from a memory map, never whole; any other name, one compressed .npz file.",
     )
     pr.add_argument("source", help="corpus file or known corpus name (reddit, tinyshakespeare)")
-    pr.add_argument("--out", required=True, metavar="FILE.npz", help="where to write the prepared corpus")
+    pr.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.npz|FILE.json",
+        help="where to write the prepared corpus (.json: memory-mapped, for corpora past RAM)",
+    )
     add_corpus_arguments(pr)
     pr.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     pr.set_defaults(run=run_prepare)
@@ -53,9 +61,9 @@ def add_parser(subparsers):
     i = sub.add_parser(
         "info",
         help="show the statistics of a prepared corpus",
-        description="Show the statistics and vocabulary head of a prepared .npz corpus.",
+        description="Show the statistics and vocabulary head of a prepared corpus (.npz or .json).",
     )
-    i.add_argument("file", metavar="FILE.npz")
+    i.add_argument("file", metavar="FILE.npz|FILE.json")
     i.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     i.set_defaults(run=run_info)
     return p

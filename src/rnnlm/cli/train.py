@@ -225,8 +225,58 @@ def add_parser(subparsers):
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_device_arguments(p)
     p.set_defaults(run=run)
     return p
+
+
+def add_device_arguments(p):
+    d = p.add_argument_group(
+        "devices and processes (jax linker; README: \"Several devices, several processes\")"
+    )
+    d.add_argument(
+        "--devices",
+        default=None,
+        metavar="N|all",
+        help="train data-parallel over N devices (or all): every batch split along its batch axis, so "
+        "--batch-size must divide by N; parameters replicated (default: one device)",
+    )
+    d.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="join a multi-process run whose process 0 listens at HOST:PORT (default: "
+        "JAX_COORDINATOR_ADDRESS); --devices then counts every process's devices",
+    )
+    d.add_argument(
+        "--num-processes", type=int, default=None, metavar="P", help="processes in all (JAX_NUM_PROCESSES)"
+    )
+    d.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this process, 0..P-1; process 0 alone writes checkpoints and logs (JAX_PROCESS_ID)",
+    )
+    d.add_argument(
+        "--coordinator-timeout",
+        default="120s",
+        metavar="DUR",
+        help="how long to wait for the coordinator and the other processes (default: 120s)",
+    )
+
+
+def distributed_options(args) -> dict:
+    """The ``distributed`` argument of :func:`rnnlm.training.api.train` from the flags (JAX's environment
+    variables fill in what they leave out)."""
+    from rnnlm.training.config import parse_duration
+
+    return {
+        "coordinator": getattr(args, "coordinator", None),
+        "num_processes": getattr(args, "num_processes", None),
+        "process_id": getattr(args, "process_id", None),
+        "timeout": parse_duration(getattr(args, "coordinator_timeout", None) or "120s"),
+    }
 
 
 def train_config(args):
@@ -255,6 +305,7 @@ def train_config(args):
         weight_decay=args.weight_decay,
         on_nan=args.on_nan,
         seed=args.seed,
+        devices=getattr(args, "devices", None),
     )
 
 
@@ -278,20 +329,25 @@ def model_settings(args) -> dict:
 def run_training(args, corpus=None, quiet=False):
     """``rnnlm train``'s work through :func:`rnnlm.training.api.train`; returns its TrainResult.
     ``corpus``: an already prepared corpus (the demo's), else ``args.corpus`` is prepared."""
+    from rnnlm import devices
     from rnnlm.training.api import train
     from rnnlm.training.baselines import describe
 
+    distributed = distributed_options(args)
+    devices.initialize(**distributed)  # before the engine chooses a device: JAX's backends start after it
     engine, linker = setup_engine(args.engine, args.device, args.linker)
 
     def started(trainer, corpus, splits, chosen):
-        if quiet:
+        if quiet or not trainer.writer:  # process 0 speaks for a multi-process run
             return
         m = trainer.model
         c = m.config
+        pl = trainer.placement
+        where = f" on {pl.count} {pl.platform} devices ({pl.process_count} processes)" if pl else ""
         print(
             f"rnnlm: {c.cell} x{c.layers}, H={c.hidden_dim}, {m.n_parameters():,} "
             f"parameters, vocabulary {len(corpus.vocab):,}; engine {engine.name} {engine.version}, linker "
-            f"{linker}; {len(splits['train'])} training sequences; writing to {trainer.out}",
+            f"{linker}{where}; {len(splits['train'])} training sequences; writing to {trainer.out}",
             file=sys.stderr,
         )
         if chosen:
@@ -332,6 +388,7 @@ def run_training(args, corpus=None, quiet=False):
         linker=linker,
         progress=not args.no_progress,
         on_start=started,
+        distributed=distributed,
     )
 
 
@@ -351,6 +408,8 @@ def run(args) -> int:
     from rnnlm.training.baselines import describe
 
     result = run_training(args)
+    if not result.trainer.writer:
+        return 0  # process 0 reports
     res = result.summary()
     if args.json:
         print_json(res)

@@ -11,9 +11,12 @@ Modules, from the file to the batch:
   saved with a corpus.
 - :mod:`~rnnlm.data.vocab` -- :class:`Vocabulary` and the one ranking of tokens; the special tokens.
 - :mod:`~rnnlm.data.corpus` -- :class:`Corpus` (ids (N,) int32 + offsets (S + 1,) int64; split,
-  save/load ``.npz``) and :class:`EncodedText` (new text encoded with a corpus's vocabulary).
+  save/load ``.npz`` or the memory-mapped ``.json`` format).
+- :mod:`~rnnlm.data.mapped` -- the memory-mapped format (``NAME.json`` + ``NAME.ids.npy`` uint16/uint32 +
+  ``NAME.offsets.npy``) and reading ids in slices, never whole.
+- :mod:`~rnnlm.data.encoded` -- :class:`EncodedText` (new text encoded with a corpus's vocabulary).
 - :mod:`~rnnlm.data.pipeline` -- :func:`prepare`: a file or known name to a :class:`Corpus`, streamed.
-- :mod:`~rnnlm.data.batching` -- padded minibatches (T, B) int32 and masks for training.
+- :mod:`~rnnlm.data.batching` -- padded minibatches (T, B) int32 and masks for training, made lazily.
 """
 
 from rnnlm.data.corpus import CORPUS_FILE_FORMAT, CORPUS_FILE_VERSION, Corpus, EncodedText

@@ -8,9 +8,11 @@ Storage: one flat ``ids`` (N,) int32 array for N tokens and ``offsets`` (S + 1,)
 (sentence ``i`` is ``ids[offsets[i]:offsets[i + 1]]``); a corpus built from a list of arrays keeps the
 list. ``stream()`` is the flat (N,) array.
 
-Saved files (``.npz``, :meth:`Corpus.save`): ``ids`` (N,) int32, ``offsets`` (S + 1,) int64 and
+Saved files (:meth:`Corpus.save`): ``NAME.npz`` holds ``ids`` (N,) int32, ``offsets`` (S + 1,) int64 and
 ``meta`` (M,) uint8 -- UTF-8 JSON of :meth:`Corpus.metadata` (file format ``rnnlm-corpus`` version 1:
-level, vocabulary, statistics, settings, Punkt parameters). No pickle.
+level, vocabulary, statistics, settings, Punkt parameters). No pickle. ``NAME.json`` is the memory-mapped
+format (version 2, :mod:`rnnlm.data.mapped`): the metadata, with the ids (uint16/uint32) and offsets in
+``.npy`` files beside it; a loaded mapped corpus, and its splits, read their ids from the map.
 
 Untrusted files: :meth:`Corpus.load` never unpickles (``allow_pickle=False``), checks array dtypes and
 shapes, id ranges, offsets and the types of every JSON field, and recomputes the statistics that the
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlm.data import mapped
+from rnnlm.data.encoded import EncodedText
 from rnnlm.data.readers import FORMATS, detect_format, report, require_content
 from rnnlm.data.tokenize import LEVELS, SentenceSplitter, Settings, sentence_tokens, validate_settings
 from rnnlm.data.vocab import SENTENCE_END, SENTENCE_START, TokenIds, Vocabulary, id_counts
@@ -47,56 +51,29 @@ CORPUS_FILE_FORMAT = "rnnlm-corpus"
 CORPUS_FILE_VERSION = 1
 
 
-@dataclass
-class EncodedText:
-    """New text encoded with a corpus's vocabulary (see :meth:`Corpus.encode`).
-
-    ``n_words`` counts tokens other than SENTENCE_START/SENTENCE_END; ``n_oov`` those not in the
-    vocabulary (mapped to the unknown token; a literal unknown token such as ``<unk>`` in the text is
-    in the vocabulary and is not counted); ``n_predicted`` is ``sum(len(s) - 1)``: every token after the
-    first of a sentence, i.e. the words plus SENTENCE_END at word level -- the count that perplexity
-    averages over.
-    """
-
-    sentences: list[np.ndarray]
-    n_words: int
-    n_oov: int
-    oov_counts: dict[str, int]
-    n_predicted: int
-    replacement_chars: int = 0
-
-    @property
-    def oov_rate(self) -> float:
-        return self.n_oov / self.n_words if self.n_words else 0.0
-
-    def summary(self) -> dict:
-        """JSON-ready counts (the sentences themselves left out)."""
-        return {
-            "sentences": len(self.sentences),
-            "words": self.n_words,
-            "oov": self.n_oov,
-            "oov_rate": self.oov_rate,
-            "oov_types": len(self.oov_counts),
-            "predicted_tokens": self.n_predicted,
-            "replacement_chars": self.replacement_chars,
-        }
-
-
 def _as_int32_list(sentences: Iterable) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int32).reshape(-1) for s in sentences]
 
 
-def _views(ids: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-    """The sentences of flat ``ids`` (N,) and ``offsets`` (S + 1,): S views into ``ids``."""
-    return [ids[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
+def _views(ids: np.ndarray, offsets: np.ndarray, starts: np.ndarray | None = None) -> list[np.ndarray]:
+    """The sentences of flat ``ids`` (N,) and ``offsets`` (S + 1,): S views into ``ids`` (int32 copies when
+    ``ids`` is a map of another dtype); ``starts``: where each begins in ``ids`` (default: ``offsets``)."""
+    begin = offsets[:-1] if starts is None else starts
+    end = begin + np.diff(offsets)
+    if ids.dtype == np.int32:
+        return [ids[a:b] for a, b in zip(begin.tolist(), end.tolist(), strict=True)]
+    return [np.array(ids[a:b], np.int32) for a, b in zip(begin.tolist(), end.tolist(), strict=True)]
 
 
 @dataclass
 class _Flat:
-    """Sentences stored flat: ``ids`` (N,) int32 and ``offsets`` (S + 1,) int64 (see :class:`Corpus`)."""
+    """Sentences stored flat: ``ids`` (N,) int32 (or a read-only map, uint16/uint32) and ``offsets`` (S + 1,)
+    int64 (see :class:`Corpus`); ``starts`` (S,) int64 where each sentence begins in ``ids`` when they are
+    a selection (a split of a mapped corpus), None when sentence i begins at ``offsets[i]``."""
 
     ids: np.ndarray
     offsets: np.ndarray
+    starts: np.ndarray | None = None
 
 
 class Corpus:
@@ -129,10 +106,13 @@ class Corpus:
         self.level = level
         self._ids: np.ndarray | None = None  # flat storage (N,) int32 and offsets (S + 1,) int64 ...
         self._offsets: np.ndarray | None = None
+        self._starts: np.ndarray | None = None  # ... (S,) where each sentence begins (a mapped selection)
         self._sentences: list[np.ndarray] | None = None  # ... or a list of sentences
+        self._counts: np.ndarray | None = None  # token counts, when a load already counted them
         if isinstance(sentences, _Flat):
-            self._ids, self._offsets = sentences.ids, sentences.offsets
-            self._ids.flags.writeable = False  # the sentence views share it
+            self._ids, self._offsets, self._starts = sentences.ids, sentences.offsets, sentences.starts
+            if self._ids.flags.writeable:
+                self._ids.flags.writeable = False  # the sentence views share it
         else:
             self._sentences = _as_int32_list(sentences)
         self.stats: dict = dict(stats or {})
@@ -202,19 +182,67 @@ class Corpus:
     @property
     def sentences(self) -> list[np.ndarray]:
         if self._sentences is None:
-            ids, offsets = self._ids, self._offsets
-            self._sentences = _views(ids, offsets)
+            self._sentences = _views(self._ids, self._offsets, self._starts)
         return self._sentences
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the ids are read from a memory map (a ``.json`` corpus or one of its splits)."""
+        return self._ids is not None and isinstance(self._ids, np.memmap)
+
+    def segments(self) -> mapped.Segments:
+        """``(ids, starts, lengths)``: sentence i is ``ids[starts[i]:starts[i] + lengths[i]]``, not copying
+        a mapped corpus's ids (batching reads them a batch at a time, :mod:`rnnlm.data.batching`)."""
+        ids, offsets = (self._ids, self._offsets) if self._ids is not None else self._flat()
+        lengths = np.diff(offsets)
+        return mapped.Segments(ids, offsets[:-1] if self._starts is None else self._starts, lengths)
+
+    def token_counts(self) -> np.ndarray:
+        """How often each vocabulary id occurs, (V,) int64 (a mapped corpus is read a slice at a time)."""
+        if self._counts is None:
+            if self._ids is not None:
+                self._counts = mapped.counts(*self.segments(), len(self.vocab))
+            else:
+                return id_counts(self.stream(), len(self.vocab))
+        return self._counts
+
+    def subset(self, indices, stats: dict | None = None, counts=None) -> Corpus:
+        """The sentences ``indices`` (in that order), sharing this corpus's ids when they are a map (no copy;
+        less than an eighth of a map is read into memory instead, without touching the map) and copied
+        otherwise; same vocabulary and settings; statistics: ``stats`` (default this corpus's) with the
+        counts of the subset (``counts``: its token counts, when known)."""
+        indices = np.asarray(indices, np.int64)
+        ids, starts, lengths = self.segments()
+        chosen = lengths[indices]
+        offsets = np.concatenate([[0], np.cumsum(chosen)]).astype(np.int64)
+        # a small share of a mapped corpus (a validation split) is read into memory, the rest stays mapped
+        small = mapped.read_segments(ids, starts[indices], chosen) if 8 * len(indices) < len(self) else None
+        if self.mapped and small is None:
+            sub = Corpus(self.vocab, _Flat(ids, offsets, starts[indices]), self.level, settings=self.settings,
+                         splitter=self._splitter)
+        elif small is not None:
+            sub = Corpus.from_arrays(self.vocab, small, offsets, self.level, settings=self.settings,
+                                     splitter=self._splitter)
+        else:
+            sub = Corpus.from_arrays(self.vocab, mapped.iter_concat(ids, starts[indices], chosen), offsets,
+                                     self.level, settings=self.settings, splitter=self._splitter)
+        sub._counts = None if counts is None else np.asarray(counts, np.int64)
+        sub.stats = sub.count_stats(dict(self.stats if stats is None else stats))
+        return sub
 
     @sentences.setter
     def sentences(self, value) -> None:
         self._sentences = _as_int32_list(value)
-        self._ids = self._offsets = None
+        self._ids = self._offsets = self._starts = self._counts = None
 
     def _flat(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, offsets)``; computed (not kept) for a list-backed corpus, whose list may change."""
+        """``(ids, offsets)``; computed (not kept) for a list-backed corpus, whose list may change, and as an
+        int32 copy for a mapped one (whole-corpus operations; batching reads :meth:`segments` instead)."""
         if self._ids is not None and self._offsets is not None:
-            return self._ids, self._offsets
+            if self._starts is None and self._ids.dtype == np.int32:
+                return self._ids, self._offsets
+            ids, starts, lengths = self.segments()
+            return mapped.iter_concat(ids, starts, lengths), self._offsets
         offsets = np.zeros(len(self._sentences) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in self._sentences], out=offsets[1:])
         if not self._sentences:
@@ -235,7 +263,7 @@ class Corpus:
     @property
     def n_tokens(self) -> int:
         if self._ids is not None:
-            return len(self._ids)
+            return int(self._offsets[-1])
         return int(sum(len(s) for s in self._sentences))
 
     def xy(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -245,7 +273,8 @@ class Corpus:
     def stream(self) -> np.ndarray:
         """All sentences concatenated into one int32 array (at char level: the text's characters).
 
-        For a flat-stored corpus this is its (read-only) id array itself, not a copy.
+        For a flat-stored corpus this is its (read-only) id array itself, not a copy; for a mapped corpus
+        (other than int32) a copy: batching reads :meth:`segments` instead.
         """
         return self._flat()[0]
 
@@ -285,36 +314,28 @@ class Corpus:
             "valid": order[n_train : n_train + n_valid],
             "test": order[n_train + n_valid :],
         }
-        ids, offsets = self._flat()
-        lengths = np.diff(offsets)
-        out = {}
-        for name, idx in parts.items():
-            chosen = np.zeros(n, dtype=bool)
-            chosen[idx] = True  # sentences keep corpus order
-            sub = Corpus.from_arrays(
-                self.vocab,
-                ids[np.repeat(chosen, lengths)],
-                np.concatenate([[0], np.cumsum(lengths[chosen])]),
-                self.level,
-                settings=self.settings,
-                splitter=self._splitter,
-            )
-            sub.stats = sub.count_stats({**self.stats, "split": name, "split_seed": seed})
-            out[name] = sub
-        return out
+        # sentences keep corpus order; a mapped corpus's splits read its map (no copy), and the training
+        # split's counts are the whole's minus the others' (no pass over the map)
+        out = {k: self.subset(np.sort(parts[k]), {**self.stats, "split": k, "split_seed": seed})
+               for k in ("valid", "test")}
+        rest = None
+        if self.mapped and self._counts is not None:
+            rest = self._counts - out["valid"].token_counts() - out["test"].token_counts()
+        stats = {**self.stats, "split": "train", "split_seed": seed}
+        return {"train": self.subset(np.sort(parts["train"]), stats, rest), **out}
 
     def count_stats(self, base: dict) -> dict:
         """``base`` plus the statistics the ids determine: sentences, tokens, words (tokens other than
         SENTENCE_START/END), unknown_tokens and unknown_rate (= unknown_tokens / words)."""
         stats = dict(base)
-        ids = self.stream()
         special = [i for i in (self.vocab.start_index, self.vocab.end_index) if i is not None]
-        counts = id_counts(ids, len(self.vocab))
-        words = int(len(ids) - counts[special].sum())
+        counts = self.token_counts()
+        n_tokens = self.n_tokens
+        words = int(n_tokens - counts[special].sum())
         unknown = int(counts[self.vocab.unk_index])
         stats.update(
             sentences=len(self),
-            tokens=len(ids),
+            tokens=n_tokens,
             words=words,
             unknown_tokens=unknown,
             unknown_rate=unknown / words if words else 0.0,
@@ -426,12 +447,15 @@ class Corpus:
         }
 
     def save(self, path) -> Path:
-        """Write an ``.npz`` (``ids`` int32, ``offsets`` int64, ``meta`` UTF-8 JSON as uint8): no pickle.
+        """Write an ``.npz`` (``ids`` int32, ``offsets`` int64, ``meta`` UTF-8 JSON as uint8): no pickle; or,
+        for a name ending in ``.json``, the memory-mapped format (:mod:`rnnlm.data.mapped`).
 
         Written to a temporary file in the same folder and moved into place, so a failure never leaves
         a partial file at ``path``.
         """
         path = Path(path)
+        if mapped.is_mapped(path):
+            return mapped.write(path, self.metadata(), *self.segments(), len(self.vocab))
         ids, offsets = self._flat()
         meta = np.frombuffer(json.dumps(self.metadata(), ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
         try:
@@ -444,12 +468,16 @@ class Corpus:
 
     @classmethod
     def load(cls, path) -> Corpus:
-        """Load a corpus written by :meth:`save` (``allow_pickle=False``); :class:`CorpusError` otherwise."""
+        """Load a corpus written by :meth:`save` (``allow_pickle=False``); :class:`CorpusError` otherwise. A
+        ``.json`` corpus keeps its ids in a read-only memory map."""
         p = Path(path)
         if p.is_dir():
             raise CorpusError(f"{p}: is a directory, not a prepared corpus")
         if not p.exists():
             raise CorpusError(f"{p}: no such file")
+        if mapped.is_mapped(p):
+            meta, ids, offsets, counts = mapped.read(p, lambda m: len(_vocabulary(p, m)))
+            return cls._from_file(p, meta, ids, offsets, counts)
         try:
             # allow_pickle=False: an object array (a pickle) raises ValueError instead of running code.
             with np.load(p, allow_pickle=False) as z:
@@ -469,20 +497,22 @@ class Corpus:
             raise
         except _NPZ_READ_ERRORS as e:
             raise CorpusError(f"{p}: not a readable prepared corpus ({type(e).__name__}: {e})") from None
+        return cls._from_file(p, meta, ids, offsets)
+
+    @classmethod
+    def _from_file(cls, p: Path, meta, ids, offsets, counts=None) -> Corpus:
+        """A loaded file's corpus, every metadata field checked (``counts``: of every id, when counted)."""
         if not isinstance(meta, dict) or meta.get("format") != CORPUS_FILE_FORMAT:
             raise CorpusError(f"{p}: not a prepared rnnlm corpus")
         version = meta.get("version", 0)
-        if not isinstance(version, int) or version > CORPUS_FILE_VERSION:
+        if not isinstance(version, int) or version > (mapped.MAPPED_VERSION if counts is not None else 1):
             raise CorpusError(f"{p}: corpus file version {version!r} is not one this rnnlm supports")
         if meta.get("level", "word") not in LEVELS:
             raise CorpusError(f"{p}: unknown level {meta.get('level')!r}")
         for key in ("stats", "settings", "splitter"):
             if meta.get(key) is not None and not isinstance(meta[key], dict):
                 raise CorpusError(f"{p}: bad {key!r} entry in the corpus metadata")
-        try:
-            vocab = Vocabulary.from_json(meta["vocab"])
-        except (ConfigError, KeyError, TypeError, AttributeError) as e:
-            raise CorpusError(f"{p}: bad vocabulary ({e})") from None
+        vocab = _vocabulary(p, meta)
         if (
             offsets.ndim != 1
             or len(offsets) < 1
@@ -491,7 +521,7 @@ class Corpus:
             or np.any(np.diff(offsets) < 0)
         ):
             raise CorpusError(f"{p}: inconsistent offsets")
-        if len(ids) and (ids.min() < 0 or ids.max() >= len(vocab)):
+        if counts is None and len(ids) and (ids.min() < 0 or ids.max() >= len(vocab)):
             raise CorpusError(f"{p}: token ids out of range for its vocabulary of {len(vocab)}")
         try:
             corpus = cls(
@@ -504,6 +534,7 @@ class Corpus:
             )
         except (ConfigError, TypeError) as e:
             raise CorpusError(f"{p}: bad corpus metadata ({e})") from None
+        corpus._counts = counts
         corpus.stats = corpus._loaded_stats(meta.get("stats") or {})
         return corpus
 
@@ -513,11 +544,19 @@ class Corpus:
         clean = {k: v for k, v in stats.items() if isinstance(v, (str, int, float, bool, type(None)))}
         unique = clean.get("unique_tokens")
         if not isinstance(unique, int) or isinstance(unique, bool):
-            unique = int(len(np.unique(self.stream())))
+            unique = int(np.count_nonzero(self.token_counts()))
         requested = clean.get("requested_vocab_size")
         if requested is not None and (not isinstance(requested, int) or isinstance(requested, bool)):
             requested = None
         return self.count_stats({**clean, **self.vocab.stats(unique, requested)})
+
+
+def _vocabulary(p: Path, meta) -> Vocabulary:
+    """The vocabulary of a corpus file's metadata; :class:`CorpusError` naming the file otherwise."""
+    try:
+        return Vocabulary.from_json(meta["vocab"])
+    except (ConfigError, KeyError, TypeError, AttributeError) as e:
+        raise CorpusError(f"{p}: bad vocabulary ({e})") from None
 
 
 #: What reading a damaged or hostile .npz can raise: zipfile and zlib errors, an unknown compression

@@ -204,6 +204,7 @@ class LanguageModel:
         self.validate_params(params)
         self.params = {k: engine.shared(np.asarray(params[k], FLOATX), name=k) for k in param_shapes(config)}
         self.optimizer = None
+        self.placement = None  # rnnlm.devices.Placement: data-parallel over a device mesh (see place())
         self._fns = {}
 
     # -- parameters ----------------------------------------------------------------------
@@ -397,6 +398,10 @@ class LanguageModel:
     def _graph(self, x, y, mask, states, drops, ragged=True):
         """Symbolic per-position NLL (L', B), its mask, and final states."""
         feats, target, tmask, new_states = self._features(x, y, mask, states, drops, ragged)
+        if self.placement is not None:  # rows batch-major, so that a batch split over devices survives the
+            # reshape to (rows, H) and each device computes the output layer of its own columns only
+            rows = _nll_rows(self._logits(feats.dimshuffle(1, 0, 2)), target.T.flatten())
+            return rows.reshape((target.shape[1], target.shape[0])).T, tmask, new_states
         nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
         return nll, tmask, new_states
 
@@ -468,11 +473,37 @@ class LanguageModel:
     def _states(self, states, B):
         return self.initial_state(B) if states is None else list(states)
 
+    def place(self, placement) -> None:
+        """Run ``train`` and ``eval`` data-parallel on ``placement`` (:class:`rnnlm.devices.Placement`; None:
+        one device): parameters and optimizer state replicated over its devices, every batch sharded along
+        its batch axis; XLA inserts the gradient all-reduce. Under several processes, :meth:`train_step`
+        takes this process's columns of the batch (:meth:`~rnnlm.devices.Placement.columns`) and
+        :meth:`evaluate` the whole batch."""
+        if placement is not None and not self.static:
+            from rnnlm.devices import ONE_LINE
+
+            raise ConfigError(ONE_LINE)
+        if placement is not self.placement:
+            self._fns = {}  # compiled anew: placed graphs lay the output layer's rows out batch-major
+        self.placement = placement
+
+    def _run(self, kind, x, y, mask, states, drops=(), local=False):
+        """The compiled ``kind`` function on a batch, placed over the devices when the model is."""
+        pl, B = self.placement, x.shape[1]
+        if pl is None:
+            return self._compile(kind, x.shape, _ragged(mask))(x, y, mask, *self._states(states, B), *drops)
+        # one graph whatever this process's columns hold: every process must run the same program
+        fn = self._compile(kind, (x.shape[0], pl.global_width(B) if local else B), ragged=True)
+        shared = list(self.params.values())
+        if kind == "train":
+            shared += [*self.optimizer.state.values(), self.optimizer.lr]
+        pl.place_shared(shared)
+        return pl.run(fn, [x, y, mask, *self._states(states, B)], drops, local=local)
+
     def train_step(self, x, y, mask, states=None, drops=()):
         """One optimizer step on a batch.  Returns (loss_sum, ntok, grad_norm, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("train", x.shape, _ragged(mask))
-        out = fn(x, y, mask, *self._states(states, x.shape[1]), *drops)
+        out = self._run("train", x, y, mask, states, drops, local=True)
         return out[0], out[1], out[2], list(out[3:])
 
     def gradients(self, x, y, mask, states=None) -> dict:
@@ -489,9 +520,9 @@ class LanguageModel:
     def evaluate(self, x, y, mask, states=None):
         """Forward only.  Returns (loss_sum, ntok, nll (L', B) masked, new_states)."""
         x, y, mask = _as_batch(x, y, mask)
-        fn = self._compile("eval", x.shape, _ragged(mask))
-        out = fn(x, y, mask, *self._states(states, x.shape[1]))
-        return float(out[0]), float(out[1]), np.asarray(out[2]), list(out[3:])
+        out = self._run("eval", x, y, mask, states)
+        nll = np.asarray(out[2]) if self.placement is None else self.placement.to_host(out[2])
+        return float(out[0]), float(out[1]), nll, list(out[3:])
 
     def distribution(self, x, mask=None, states=None) -> np.ndarray:
         """log p(· | context) at every predicted position: (L', B, C) float32.

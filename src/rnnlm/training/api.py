@@ -3,6 +3,11 @@
 Prepare (or load) the corpus, split it, build or resume the model, check memory and disk before any
 training time is spent, save ``corpus.npz`` beside the checkpoints, run the :class:`Trainer`, score the
 test split. The command line only parses flags into these arguments and prints the result.
+
+Past one device and past RAM: ``config.devices`` trains data-parallel (:mod:`rnnlm.devices`), and
+``distributed`` (or JAX's environment variables) joins a multi-process run in which only process 0
+writes; a prepared memory-mapped corpus (``NAME.json``, :mod:`rnnlm.data.mapped`) is trained on from its
+map, its splits are selections of it, and the run keeps it as ``corpus.json`` (not ``corpus.npz``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import numpy as np
 
 from rnnlm.errors import ConfigError
 from rnnlm.training.config import TrainConfig
+
+#: The n-gram baselines are fitted on at most this many training tokens (the first sentences of the
+#: training split): Kneser-Ney counting holds several int64 arrays per token.
+BASELINE_FIT_TOKENS = 1_000_000
 
 
 @dataclass
@@ -126,7 +135,7 @@ def check_resources(out, config, optimizer: str, batch_size: int, max_length: in
         )
 
 
-def training_vocabulary(corpus, train, min_count: int = 2):
+def training_vocabulary(corpus, train, min_count: int = 2, path=None):
     """``corpus`` with the tokens that occur fewer than ``min_count`` times in its training split ``train``
     folded into the unknown token, or ``corpus`` itself when there are none.
 
@@ -136,12 +145,13 @@ def training_vocabulary(corpus, train, min_count: int = 2):
     and -- so that the unknown token itself is seen in training -- words seen once there are read as it
     too: its probability then estimates that of a new word (Good-Turing: the share of words seen once).
     The model and its baselines share the result. The reserved tokens (SENTENCE_START, SENTENCE_END, the
-    unknown token) are always kept; ``min_count=1`` keeps every training word.
+    unknown token) are always kept; ``min_count=1`` keeps every training word. A memory-mapped corpus is
+    re-encoded a slice at a time, into the mapped corpus file ``path`` when given (else into memory).
     """
-    from rnnlm.data import Corpus, Vocabulary
+    from rnnlm.data import Corpus, Vocabulary, mapped
 
     vocab = corpus.vocab
-    counts = np.bincount(np.asarray(train.stream(), np.int64), minlength=len(vocab))
+    counts = train.token_counts()
     keep = counts >= max(int(min_count), 1)
     for i in (vocab.start_index, vocab.end_index, vocab.unk_index):
         if i is not None:
@@ -157,30 +167,38 @@ def training_vocabulary(corpus, train, min_count: int = 2):
     new_vocab = Vocabulary(words + [vocab.unknown_token], vocab.unknown_token, new_counts)
     table = np.full(len(vocab), len(words), np.int32)  # every dropped id -> the unknown token
     table[kept] = np.arange(len(words), dtype=np.int32)
-    ids = table[np.asarray(corpus.stream())]
-    offsets = np.concatenate([[0], np.cumsum([len(q) for q in corpus.sentences])])
-    meta = corpus.metadata()
-    out = Corpus.from_arrays(
-        new_vocab, ids, offsets, corpus.level, settings=meta["settings"], splitter=meta["splitter"]
-    )
-    unknown = int((ids == len(words)).sum())
-    out.stats = {
+    every = corpus.token_counts()
+    unknown = int(every[~keep].sum() + every[vocab.unk_index])
+    stats = {
         **corpus.stats,
         "vocab_size": len(new_vocab),
         "rare_in_training": int((~keep).sum()),
         "min_count": int(min_count),
         "unknown_tokens": unknown,
-        "unknown_rate": unknown / max(len(ids), 1),
+        "unknown_rate": unknown / max(corpus.n_tokens, 1),
     }
+    meta = corpus.metadata()
+    segments = corpus.segments()
+    if corpus.mapped and path is not None:
+        new_meta = {**meta, "vocab": new_vocab.to_json(), "stats": stats}
+        out = Corpus.load(mapped.write(path, new_meta, *segments, len(new_vocab), table=table))
+    else:
+        offsets = np.concatenate([[0], np.cumsum(segments.lengths)])
+        ids = table[mapped.iter_concat(*segments)] if corpus.mapped else table[np.asarray(corpus.stream())]
+        out = Corpus.from_arrays(
+            new_vocab, ids, offsets, corpus.level, settings=meta["settings"], splitter=meta["splitter"]
+        )
+    out.stats = stats
     return out
 
 
-def split_for_training(corpus, valid: float, test: float, seed: int, min_count: int = 2):
+def split_for_training(corpus, valid: float, test: float, seed: int, min_count: int = 2, path=None):
     """``(corpus, splits)``: the train/valid/test split, with the :func:`training_vocabulary` of its training
-    split (the corpus re-encoded when words were folded; the split is the same sentences either way). A
-    corpus that already has that vocabulary (a resumed run's corpus.npz) is returned as it is."""
+    split (the corpus re-encoded when words were folded -- a mapped corpus into ``path`` when given; the
+    split is the same sentences either way). A corpus that already has that vocabulary (a resumed run's
+    corpus.npz) is returned as it is."""
     splits = corpus.split(valid=valid, test=test, seed=seed)
-    restricted = training_vocabulary(corpus, splits["train"], min_count)
+    restricted = training_vocabulary(corpus, splits["train"], min_count, path)
     if restricted is corpus:
         return corpus, splits
     return restricted, restricted.split(valid=valid, test=test, seed=seed)
@@ -223,11 +241,13 @@ def train(
     progress: bool = True,
     on_start=None,
     callback=None,
+    distributed: dict | None = None,
 ) -> TrainResult:
     """Train a language model as ``rnnlm train`` does; returns a :class:`TrainResult`.
 
     Args:
-        corpus: a :class:`~rnnlm.data.corpus.Corpus`, a corpus file, or a known name (``reddit``,
+        corpus: a :class:`~rnnlm.data.corpus.Corpus`, a prepared corpus file (``.npz``, or a mapped
+            ``NAME.json``: trained on from its memory map), a corpus file, or a known name (``reddit``,
             ``tinyshakespeare``), prepared with ``prepare_options`` (the keyword arguments of
             :func:`rnnlm.data.prepare`).
         out: the run folder (``checkpoint.npz``, ``best.npz``, ``log.jsonl``, ``loss.png``,
@@ -247,9 +267,12 @@ def train(
         on_start: called as ``on_start(trainer, corpus, splits, chosen)`` before the first step, with the
             names of the settings ``size`` chose (the CLI prints its start line there).
         callback: called after every training step with the trainer.
+        distributed: ``{"coordinator": "HOST:PORT", "num_processes": P, "process_id": I, "timeout": s}``:
+            join a multi-process run (:func:`rnnlm.devices.initialize`; JAX's environment variables
+            otherwise); only process 0 writes to ``out``. ``config.devices`` spans every process's devices.
     """
-    from rnnlm import engine
-    from rnnlm.data import Corpus, prepare
+    from rnnlm import devices, engine
+    from rnnlm.data import Corpus, mapped, prepare
     from rnnlm.models.lm import LanguageModel
     from rnnlm.training.baselines import baselines
     from rnnlm.training.checkpoint import load_model, read_checkpoint
@@ -258,8 +281,16 @@ def train(
     if task not in ("lm", "fill"):
         raise ConfigError(f"task must be lm or fill, got {task!r}")
     config = config or TrainConfig()
+    joined = devices.initialize(**(distributed or {}))  # before JAX starts its backends
+    writer = joined is None or joined["process_id"] == 0
     linker = linker or engine.default_linker()
-    out = check_output_dir(out) if out is not None else None
+    if joined is not None and config.devices is None:  # several processes: every device of every one
+        config = dataclasses.replace(config, devices="all")
+    if config.devices is not None:  # bad device settings are refused before anything is written
+        level = corpus.level if isinstance(corpus, Corpus) else (prepare_options or {}).get("level", "word")
+        devices.placement(config.devices, config.resolved(level or "word").batch_size, linker)
+    if out is not None:
+        out = check_output_dir(out) if writer else Path(out)  # the others only read it (a resume)
     ck = None
     if resume:
         if resume is True and out is None:
@@ -270,13 +301,18 @@ def train(
         ck = read_checkpoint(path)
         if ck["tutorial"]:
             raise ConfigError(f"{path}: the tutorial's model file has no training state to resume")
-        if not isinstance(corpus, Corpus) and (path.parent / "corpus.npz").is_file():
-            corpus = Corpus.load(path.parent / "corpus.npz")
+        for name in ("corpus.npz", "corpus.json"):
+            if not isinstance(corpus, Corpus) and (path.parent / name).is_file():
+                corpus = Corpus.load(path.parent / name)
+    if isinstance(corpus, (str, os.PathLike)) and mapped.is_prepared(corpus):
+        corpus = Corpus.load(corpus)  # a prepared corpus: a mapped one stays on disk
     if not isinstance(corpus, Corpus):
-        corpus = prepare(corpus, progress=progress, **(prepare_options or {}))
+        corpus = prepare(corpus, progress=progress and writer, **(prepare_options or {}))
     if len(corpus) < 3:
         raise ConfigError(f"corpus has only {len(corpus)} sentences; need at least 3")
-    corpus, splits = split_for_training(corpus, valid_fraction, test_fraction, config.seed, min_count)
+    kept = out / "corpus.json" if corpus.mapped and out is not None and writer else None
+    source = corpus
+    corpus, splits = split_for_training(corpus, valid_fraction, test_fraction, config.seed, min_count, kept)
     config = config.resolved(corpus.level)
     if config.lr is None and ck is not None:  # a resumed run continues at the rate it was started with
         saved = ((ck["meta"].get("train_state") or {}).get("train_config") or {}).get("lr")
@@ -298,7 +334,7 @@ def train(
         mcfg, chosen = _model_config(model, splits["train"], task, size)
         lm = None
     mcfg = lm.config if lm is not None else mcfg
-    if out is not None:
+    if out is not None and writer:
         check_resources(out, mcfg, config.optimizer, config.batch_size, config.max_length)
     if lm is None:
         lm = LanguageModel(mcfg, seed=config.seed, linker=linker)
@@ -307,12 +343,17 @@ def train(
     )
     if ck is not None:
         trainer.resume(ck)
-    if out is not None and (ck is None or not (out / "corpus.npz").exists()):
-        corpus.save(out / "corpus.npz")  # once every setting was accepted
-    models, report = baselines(splits["train"], {"valid": splits["valid"], "test": splits.get("test")})
+    run_corpus = out / ("corpus.json" if corpus.mapped else "corpus.npz") if out is not None else None
+    if writer and run_corpus is not None and (ck is None or not run_corpus.exists()):
+        if not (kept is not None and corpus is not source):  # (a re-encoded mapped corpus is there already)
+            corpus.save(run_corpus)  # once every setting was accepted
+    fit_on = _baseline_sample(splits["train"])
+    models, report = baselines(fit_on, {"valid": splits["valid"], "test": splits.get("test")})
+    if fit_on is not splits["train"]:
+        report["fit_tokens"] = fit_on.n_tokens
     trainer.state["baselines"] = report
     trainer.log({"event": "baselines", **report})
-    if out is not None:
+    if out is not None and writer:
         models["kn"].save(out / "ngram.npz")  # for `rnnlm perplexity --interpolate`
     if on_start is not None:
         on_start(trainer, corpus, splits, chosen)
@@ -326,6 +367,15 @@ def train(
     return TrainResult(lm, state, corpus, splits, trainer, test, out)
 
 
+def _baseline_sample(train):
+    """``train``, or its first sentences when it holds more than :data:`BASELINE_FIT_TOKENS` tokens."""
+    if train.n_tokens <= BASELINE_FIT_TOKENS:
+        return train
+    lengths = train.segments().lengths
+    k = max(1, int(np.searchsorted(np.cumsum(lengths), BASELINE_FIT_TOKENS, side="right")))
+    return train.subset(np.arange(k))
+
+
 def _final_scores(trainer, ngram, splits, out) -> dict | None:
     """Put the best-validated parameters into the model, score the test split with them, and mix the model
     with the n-gram (λ tuned on validation; stored in best.npz). Returns the test score (or None)."""
@@ -334,14 +384,15 @@ def _final_scores(trainer, ngram, splits, out) -> dict | None:
 
     model, state = trainer.model, trainer.state
     best = out / "best.npz" if out is not None else None
-    if best is not None and best.is_file():
-        model.set_params(read_checkpoint(best)["params"])
-    elif trainer.best_params is not None:  # no run folder: the copy the trainer kept
-        model.set_params(trainer.best_params)
+    params = trainer.best_params  # this run's best (every process has it), else an earlier run's file
+    if params is None and best is not None and best.is_file():
+        params = read_checkpoint(best)["params"]
+    if params is not None:
+        model.set_params(params)
     test = trainer.evaluate(splits["test"]) if len(splits.get("test") or []) else None
     if not model.config.bidirectional and splits.get("valid") is not None and len(splits["valid"]):
         state["interpolation"] = mixture = interpolation(trainer, model, ngram, splits)
         trainer.log({"event": "interpolation", **mixture})
-        if best is not None and best.is_file():
+        if trainer.writer and best is not None and best.is_file():
             update_train_state(best, interpolation={**mixture, "ngram": "ngram.npz"})
     return test

@@ -28,6 +28,9 @@ class TrainConfig:
     budget, between 10 s and 5 min; without a budget every 5 min), so a long epoch cannot hide a plateau.
     ``patience`` (default 6 for the decays) then counts evaluations: a decay anneals after that many without
     a new best and stops after that many more (see :class:`~rnnlm.training.schedules.WarmupDecay`).
+
+    ``devices``: train data-parallel over this many devices (an int, or ``"all"``; JAX linker only): each
+    batch is split along its batch axis, so ``batch_size`` must divide by it (None: one device).
     """
 
     optimizer: str = "adam"
@@ -53,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay per unit of learning rate
     on_nan: str = "recover"  # recover | stop
     seed: int = 0
+    devices: int | str | None = None  # data parallel over N devices, or "all" (None: one device)
 
     def __post_init__(self):
         if self.epochs is not None and self.epochs < 0:
@@ -83,6 +87,11 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.devices is not None:
+            text = str(self.devices).strip().lower()
+            if isinstance(self.devices, bool) or not (text == "all" or (text.isdigit() and int(text) >= 1)):
+                raise ConfigError(f"devices must be a positive integer or 'all', got {self.devices!r}")
+            self.devices = "all" if text == "all" else int(text)
 
     @property
     def epoch_cap(self) -> int | None:

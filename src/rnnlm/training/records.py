@@ -1,5 +1,5 @@
 """What a training run writes beside its checkpoints: log.jsonl (one JSON record per line: train, valid,
-baselines, compile, stop...), loss.png (the loss curve), and the running meter behind the progress bar."""
+baselines, compile, stop...), loss.png (the loss curve), the progress bar and the meter behind it."""
 
 from __future__ import annotations
 
@@ -96,3 +96,28 @@ class Meter:
         }
         self.t0, self.words, self.loss, self.tokens = now, 0.0, 0.0, 0.0
         return out
+
+
+def progress_bar(cfg, state: dict, steps_per_epoch: int, enabled: bool = True):
+    """The run's one tqdm bar: seconds of the time budget when there is one (``cfg.time_budget``), else
+    steps of the epoch cap; it starts where ``state`` (a resumed run's) left off."""
+    from tqdm.auto import tqdm
+
+    if cfg.time_budget:
+        return tqdm(
+            total=round(cfg.time_budget, 1),
+            initial=round(min(state["elapsed"], cfg.time_budget), 1),
+            unit="s",
+            disable=not enabled,
+            dynamic_ncols=True,
+            desc="train",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        )
+    return tqdm(
+        total=(cfg.epoch_cap or 1) * steps_per_epoch,
+        initial=state["global_step"],
+        unit="step",
+        disable=not enabled,
+        dynamic_ncols=True,
+        desc="train",
+    )

@@ -20,7 +20,12 @@ it) on a :class:`~rnnlm.models.lm.LanguageModel`:
 - exact resume: batch order and dropout masks are pure functions of ``(seed, epoch, step)``, and the
   checkpoint holds parameters, optimizer state, schedule state, position and carried hidden state, so an
   interrupted and resumed run ends with the same parameters as an uninterrupted one (runs whose schedule
-  follows the clock -- a time budget -- are as exact as the clock).
+  follows the clock -- a time budget -- are as exact as the clock);
+- data parallelism (``devices``, JAX linker, :mod:`rnnlm.devices`): every batch split along its batch axis
+  over the devices, parameters and optimizer state replicated; the same batches and masks whatever the
+  device count, so the results are the same to float32 round-off and checkpoints are interchangeable.
+  Under several processes each reads only its columns of every batch, process 0 alone writes files and
+  shows progress, and decisions taken on the clock (or a Ctrl-C) follow process 0's clock on every process.
 """
 
 from __future__ import annotations
@@ -32,13 +37,14 @@ from pathlib import Path
 import numpy as np
 
 from rnnlm.data.batching import sentence_batches, stream_batches
+from rnnlm.devices import placement as make_placement
 from rnnlm.errors import CheckpointError, ConfigError, RnnlmError
 from rnnlm.fileio import remove_stale_temps
 from rnnlm.inference.scoring import perplexity_of, sentence_token_logprobs, stream_token_logprobs
 from rnnlm.training.checkpoint import read_checkpoint, save_checkpoint
 from rnnlm.training.config import TrainConfig
 from rnnlm.training.optim import DEFAULT_LR, make_optimizer
-from rnnlm.training.records import Meter, RunRecords
+from rnnlm.training.records import Meter, RunRecords, progress_bar
 from rnnlm.training.schedules import WarmupDecay, make_schedule
 
 #: Train records in log.jsonl: one every this many steps (and at the end of every epoch).
@@ -66,9 +72,16 @@ class Trainer:
     def __init__(self, model, train, valid=None, config=None, out_dir=None, corpus=None, progress=True):
         self.model, self.train_corpus, self.valid_corpus = model, train, valid
         self.cfg = cfg = (config or TrainConfig()).resolved(getattr(train, "level", "word"))
-        self.out = Path(out_dir) if out_dir else None
+        if cfg.devices is not None:  # data parallel over a device mesh (checks the linker and batch size)
+            model.place(make_placement(cfg.devices, cfg.batch_size, model.linker))
+        self.placement = pl = model.placement
+        self.writer = pl is None or pl.writer  # only process 0 writes files and shows progress
+        multi = pl is not None and pl.process_count > 1
+        self._cols = pl.columns(cfg.batch_size) if multi else None  # this process's columns of a batch
+        self._clock0 = time.monotonic()
+        self.out = Path(out_dir) if out_dir and self.writer else None
         self.corpus = corpus if corpus is not None else train
-        self.progress = progress
+        self.progress = progress and self.writer
         peak = cfg.lr if cfg.lr is not None else DEFAULT_LR.get(cfg.optimizer, 0.001)
         if model.optimizer is None:
             model.set_optimizer(
@@ -112,20 +125,22 @@ class Trainer:
         self._interrupted = False  # set by the first Ctrl-C during fit
 
     # -- batches ------------------------------------------------------------------------------
-    def _batches(self, corpus, epoch, shuffle=True, whole=False):
-        """Training batches; ``whole=True`` (evaluation) never cuts a sentence into pieces, so
-        every token is scored with its full left context (the perplexity definition)."""
+    def _batches(self, corpus, epoch, shuffle=True, whole=False, columns=None):
+        """Training batches, made lazily from the corpus's ids (a memory map for a mapped corpus);
+        ``whole=True`` (evaluation) never cuts a sentence into pieces, so every token is scored with its
+        full left context (the perplexity definition). ``columns``: only these columns of every batch."""
         c = self.cfg
+        segments = corpus.segments()
         if self.batching == "stream":
-            return stream_batches(corpus.stream(), c.batch_size, c.bptt)
+            return stream_batches(segments, c.batch_size, c.bptt, columns=columns)
         max_length = c.max_length
         if whole:
-            longest = max((len(s) for s in corpus.sentences), default=2)
+            longest = int(segments.lengths.max(initial=2))
             while max_length < longest:
                 max_length *= 2  # a few extra bucket shapes at most
         buckets = c.buckets if not whole else None  # scoring: every sentence whole, default buckets
         return sentence_batches(
-            corpus.sentences,
+            segments,
             c.batch_size,
             max_length,
             buckets=buckets,
@@ -133,6 +148,7 @@ class Trainer:
             seed=c.seed,
             epoch=epoch,
             fill=self.model.config.bidirectional,
+            columns=columns,
         )
 
     def _dropout(self, batch_size, epoch, step) -> tuple:
@@ -180,7 +196,16 @@ class Trainer:
         }
 
     # -- checkpoints --------------------------------------------------------------------------
+    def _host_states(self):
+        """The carried hidden state (stream batching) as NumPy arrays of the whole batch: gathered from every
+        process under several (a collective: every process saves at the same points)."""
+        if self.batching != "stream" or self.states is None:
+            return None
+        pl = self.placement
+        return [np.asarray(s) if pl is None else pl.to_host(s) for s in self.states]
+
     def _save(self, name):
+        states = self._host_states()
         if self.out is None:
             return None
         st = dict(self.state)
@@ -192,7 +217,7 @@ class Trainer:
             self.model,
             corpus=self.corpus,
             train_state=st,
-            states=self.states if self.batching == "stream" else None,
+            states=states,
         )
 
     def resume(self, checkpoint):
@@ -241,6 +266,8 @@ class Trainer:
                 self.state[k] = st[k]
         if isinstance(st.get("schedule"), dict):
             self.schedule.load(st["schedule"])
+        if states is not None and self._cols is not None:  # this process carries its columns only
+            states = [np.asarray(s)[:, self._cols] for s in states]
         self.states = states
         return self
 
@@ -269,6 +296,17 @@ class Trainer:
         if not cap or not self._steps_per_epoch:
             return 0.0
         return min(st["global_step"] / (cap * self._steps_per_epoch), 1.0)
+
+    def _now(self) -> float:
+        """``time.monotonic()``; under several processes, process 0's clock on every process, and a Ctrl-C
+        on any process counts on all (a collective: every process calls it at the same points of :meth:`fit`,
+        so every decision taken on the clock is the same everywhere)."""
+        pl = self.placement
+        if pl is None or pl.process_count == 1:
+            return time.monotonic()
+        every = pl.agree([time.monotonic() - self._clock0, float(self._interrupted)])
+        self._interrupted = bool(every[:, 1].max())
+        return float(every[0, 0])
 
     def _remember_good(self):
         self._good = (self.model.get_params(), self.model.optimizer.get_state())
@@ -332,7 +370,8 @@ class Trainer:
         from rnnlm.data.batching import bucket_length
 
         t0, model = time.monotonic(), self.model
-        shapes = sorted({tuple(x.shape) for x, _, _ in batches})
+        known = getattr(batches, "shapes", None)  # lazy batches know their shapes without being made
+        shapes = sorted(known() if known else {tuple(x.shape) for x, _, _ in batches})
         params, opt = model.get_params(), model.optimizer.get_state()
         for L, B in shapes:
             z = np.zeros((L, B), np.int32)
@@ -353,30 +392,6 @@ class Trainer:
                 z = np.zeros((L, B), np.int32)
                 model.evaluate(z, z, np.zeros((L, B), np.float32), model.initial_state(B))
         return time.monotonic() - t0
-
-    def _bar(self):
-        from tqdm.auto import tqdm
-
-        cfg = self.cfg
-        if cfg.time_budget:
-            return tqdm(
-                total=round(cfg.time_budget, 1),
-                initial=round(min(self.state["elapsed"], cfg.time_budget), 1),
-                unit="s",
-                disable=not self.progress,
-                dynamic_ncols=True,
-                desc="train",
-                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
-            )
-        cap = cfg.epoch_cap or 1
-        return tqdm(
-            total=cap * self._steps_per_epoch,
-            initial=self.state["global_step"],
-            unit="step",
-            disable=not self.progress,
-            dynamic_ncols=True,
-            desc="train",
-        )
 
     def _catch_ctrl_c(self):
         """Turn the first Ctrl-C into a flag the loop checks after every step (a KeyboardInterrupt raised
@@ -401,7 +416,7 @@ class Trainer:
         """The current epoch's batches (made once per epoch: their order is a function of seed and epoch)."""
         epoch = self.state["epoch"]
         if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-            self._epoch_cache = (epoch, self._batches(self.train_corpus, epoch))
+            self._epoch_cache = (epoch, self._batches(self.train_corpus, epoch, columns=self._cols))
             self._steps_per_epoch = len(self._epoch_cache[1])
         return self._epoch_cache[1]
 
@@ -420,7 +435,10 @@ class Trainer:
         lr = self.schedule.rate(self.fraction_done())
         model.optimizer.learning_rate = lr
         x, y, mask = batches[i]
-        drops = self._dropout(x.shape[1], st["epoch"], i)
+        if self._cols is None:
+            drops = self._dropout(x.shape[1], st["epoch"], i)
+        else:  # the masks of the whole batch, then this process's columns: the same whatever the split
+            drops = tuple(d[self._cols] for d in self._dropout(self.cfg.batch_size, st["epoch"], i))
         states = self.states if self.batching == "stream" else None
         t0 = time.perf_counter()
         loss_sum, ntok, gnorm, new_states = model.train_step(x, y, mask, states, drops)
@@ -475,13 +493,13 @@ class Trainer:
         elapsed0, steps_this_run, stop, bar = st["elapsed"], 0, None, None
         last_valid_step = st["global_step"]
         cap, budget = cfg.epoch_cap, cfg.time_budget
-        t_start = time.monotonic()
+        t_start = self._now()
         restore = self._catch_ctrl_c()
         try:
             self._begin()
-            t_start = last_valid = time.monotonic()
+            t_start = last_valid = self._now()
             self._remember_good()
-            bar = self._bar()
+            bar = progress_bar(self.cfg, self.state, self._steps_per_epoch, self.progress)
             meter = Meter()
             while stop is None:
                 if cap is not None and st["epoch"] >= cap:
@@ -489,11 +507,11 @@ class Trainer:
                     break
                 epoch = st["epoch"]
                 r = self.step()
+                now = self._now()
                 if self._interrupted:
                     raise KeyboardInterrupt
                 if r["finite"]:
                     steps_this_run += 1
-                    now = time.monotonic()
                     before, st["elapsed"] = st["elapsed"], elapsed0 + now - t_start
                     meter.add(r)
                     bar.set_postfix_str(meter.describe(epoch, st["best_valid"], r["lr"], now), refresh=False)
@@ -516,7 +534,7 @@ class Trainer:
                 recent = budget is not None and time.monotonic() - last_valid < cfg.validation_interval / 5
                 if r["epoch_done"] and not recent:
                     stop = self._validate()
-                    last_valid, last_valid_step = time.monotonic(), st["global_step"]
+                    last_valid, last_valid_step = self._now(), st["global_step"]
                     self._remember_good()
                 if not r["finite"] or stop is not None:
                     pass
@@ -525,10 +543,10 @@ class Trainer:
                 elif budget is not None and st["elapsed"] >= budget:
                     stop = "time_budget"
                 elif (cfg.valid_every and st["global_step"] % cfg.valid_every == 0) or (
-                    time.monotonic() - last_valid >= cfg.validation_interval
+                    now - last_valid >= cfg.validation_interval
                 ):
                     stop = self._validate()
-                    last_valid, last_valid_step = time.monotonic(), st["global_step"]
+                    last_valid, last_valid_step = self._now(), st["global_step"]
                 if (
                     r["epoch_done"]
                     or stop is not None
@@ -547,7 +565,7 @@ class Trainer:
             restore()
             if bar is not None:
                 bar.close()
-        st["elapsed"] = elapsed0 + time.monotonic() - t_start
+        st["elapsed"] = elapsed0 + self._now() - t_start
         st["stopped"] = stop
         best = perplexity_of(st["best_valid"], 1) if st["best_valid"] is not None else None
         self.log(
