@@ -90,7 +90,7 @@ def test_demo_offline_without_data_trains_judges_and_says_what_next(offline, cap
     # how good it is: why it stopped, perplexity beside the baselines of the same split, what that means
     assert re.search(r"^stopped: .+ after \d+ steps", out, re.M), out
     assert re.search(r"^validation perplexity [\d.]+ \(KN-3 [\d.]+, unigram [\d.]+", out, re.M), out
-    assert re.search(r"^test perplexity [\d.]+ \(KN-3 [\d.]+, unigram [\d.]+", out, re.M), out
+    assert re.search(r"^test perplexity [\d.]+ over \d+ tokens \(KN-3 [\d.]+, unigram [\d.]+", out, re.M), out
     assert "=> " in out and "lower is better" in out
     # the sentences come last on stdout
     sentences = out.split("Generated sentences:")[1].strip().splitlines()

@@ -78,10 +78,8 @@ def run(args) -> int:
     import numpy as np
 
     from rnnlm.cli import train
-    from rnnlm.cli.train import STOP_REASONS
     from rnnlm.data import datasets, prepare
     from rnnlm.inference.sampling import generate
-    from rnnlm.training.baselines import describe
     from rnnlm.training.config import parse_duration
 
     print(
@@ -103,17 +101,9 @@ def run(args) -> int:
     result = train.run_training(targs, corpus=corpus)
     res = result.summary()
 
-    print(
-        f"\nstopped: {STOP_REASONS.get(res['stopped'], res['stopped'])} after {res['steps']} steps, "
-        f"{res['epochs']} epochs ({res['elapsed_s']:.0f} s of training)"
-    )
-    base, mixture = res.get("baselines"), res.get("interpolation")
-    if "best_valid_perplexity" in res:
-        also = describe(base, "valid", mixture)
-        print(f"validation perplexity {res['best_valid_perplexity']:.2f}" + (f" ({also})" if also else ""))
-    if "test" in res:
-        also = describe(base, "test", mixture)
-        print(f"test perplexity {res['test']['perplexity']:.2f}" + (f" ({also})" if also else ""))
+    print()
+    for line in train.final_lines(res):
+        print(line)
     for line in _judgement(res, len(result.corpus.vocab)):
         print(line)
 

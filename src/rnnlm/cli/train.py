@@ -404,9 +404,30 @@ STOP_REASONS = {
 }
 
 
-def run(args) -> int:
+def final_lines(res: dict) -> list:
+    """The lines a run ends with (``TrainResult.summary()``): why it stopped, then the validation and test
+    perplexities beside the baselines and the RNN + n-gram mixture."""
     from rnnlm.training.baselines import describe
 
+    lines = [
+        f"stopped: {STOP_REASONS.get(res['stopped'], res['stopped'])} after {res['steps']} steps, "
+        f"{res['epochs']} epochs ({res['elapsed_s']:.0f} s of training)"
+    ]
+    base, mixture = res.get("baselines"), res.get("interpolation")
+    if "best_valid_perplexity" in res:
+        also = describe(base, "valid", mixture)
+        ppl = res["best_valid_perplexity"]
+        lines.append(f"validation perplexity {ppl:.2f}" + (f" ({also})" if also else ""))
+    if "test" in res:
+        also = describe(base, "test", mixture)
+        lines.append(
+            f"test perplexity {res['test']['perplexity']:.2f} over {res['test']['tokens']} tokens"
+            + (f" ({also})" if also else "")
+        )
+    return lines
+
+
+def run(args) -> int:
     result = run_training(args)
     if not result.trainer.writer:
         return 0  # process 0 reports
@@ -414,19 +435,7 @@ def run(args) -> int:
     if args.json:
         print_json(res)
         return 0
-    print(
-        f"stopped: {STOP_REASONS.get(res['stopped'], res['stopped'])} after {res['steps']} steps, "
-        f"{res['epochs']} epochs ({res['elapsed_s']} s)"
-    )
-    base, mixture = res.get("baselines"), res.get("interpolation")
-    if "best_valid_perplexity" in res:
-        also = describe(base, "valid", mixture)
-        print(f"validation perplexity {res['best_valid_perplexity']:.2f}" + (f" ({also})" if also else ""))
-    if "test" in res:
-        also = describe(base, "test", mixture)
-        print(
-            f"test perplexity {res['test']['perplexity']:.2f} over {res['test']['tokens']} tokens"
-            + (f" ({also})" if also else "")
-        )
+    for line in final_lines(res):
+        print(line)
     print(f"checkpoints: {result.out / 'checkpoint.npz'}, {result.out / 'best.npz'}")
     return 0
