@@ -102,3 +102,46 @@ def test_perplexity_interpolate_with_lambda_0_1_and_auto(trained, tmp_path, caps
     assert results["auto"]["interpolation"]["lambda"] == pytest.approx(stored)
     rc, _, err = run(capsys, *base, "--lambda", "2")
     assert rc == 2 and "[0, 1]" in err
+
+
+@pytest.mark.parametrize(("level", "batching"), [("word", "stream"), ("char", "sentences")])
+def test_the_mixture_scores_the_definition_whatever_the_training_batches(level, batching, tmp_path, capsys):
+    """Words are mixed sentence by sentence and characters as one stream even when training batched them
+    the other way: the mixture covers every predicted token of the validation split, and its n-gram part
+    is the KN baseline reported for that split."""
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat\nthe dog sat on the log\na cat and a dog met\n" * 30)
+    out = tmp_path / "run"
+    rc, _, err = run(
+        capsys,
+        "train",
+        text,
+        "--format",
+        "lines",
+        "--level",
+        level,
+        "--batching",
+        batching,
+        "--model",
+        "gru",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--embedding",
+        "8",
+        "--max-steps",
+        "3",
+        "--out",
+        out,
+        "--no-progress",
+        "--json",
+    )
+    assert rc == 0, err
+    corpus = Corpus.load(out / "corpus.npz")
+    valid = corpus.split(valid=0.05, test=0.05, seed=0)["valid"]
+    state = read_checkpoint(out / "best.npz")["meta"]["train_state"]
+    mix = state["interpolation"]["valid"]
+    want = valid.n_tokens - 1 if level == "char" else sum(len(s) - 1 for s in valid.sentences)
+    assert mix["tokens"] == want
+    assert mix["ngram"] == pytest.approx(state["baselines"]["valid"]["kn"], rel=1e-6)
