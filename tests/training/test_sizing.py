@@ -16,17 +16,17 @@ def test_word_rule_grows_the_model_and_shrinks_dropout_with_the_corpus():
     assert not auto_model("word", 20_000, 5000, task="fill")["tie_embeddings"]
 
 
-def test_char_rule_is_the_char_rnn_recipe():
+def test_char_rule_is_a_two_layer_gru():
     m = auto_model("char", 1_000_000, 65)
     assert (m["cell"], m["layers"], m["hidden_dim"], m["embedding_dim"], m["dropout"]) == (
-        "lstm",
+        "gru",
         2,
         256,
         64,
-        0.0,
+        0.2,
     )
     assert auto_model("char", 10_000_000, 65)["hidden_dim"] == 512
-    assert auto_learning_rate("char", "adam") == 2e-3 and auto_learning_rate("word", "adam") == 5e-3
+    assert auto_learning_rate("char", "adam") == 4e-3 and auto_learning_rate("word", "adam") == 5e-3
     assert auto_learning_rate("word", "sgd") is None
 
 

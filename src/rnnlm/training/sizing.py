@@ -4,9 +4,12 @@ The rule (docs/quality.md has the runs behind it) picks the cell, depth, width, 
 and Adam's learning rate from the number of training tokens and the level; every value the user gives
 wins. The chosen values are printed by ``rnnlm train`` and stored in the checkpoint like any other setting.
 
-- Character level: a 2-layer LSTM (char-rnn's and PyTorch's usual recipe), embedding 64, no tying, Adam
-  2e-3; H = 256 below 3M training characters, 512 above; dropout 0 below 3M characters (a 10-minute budget
-  on two cores sees the corpus only a handful of times: the model underfits), 0.2 above.
+- Character level: a 2-layer GRU, embedding 64, no tying, locked dropout 0.2, Adam 4e-3; H = 256 below 3M
+  training characters, 512 above. Measured on tinyshakespeare (1M training characters, last 10% held out,
+  2 cores): at a 3-minute budget GRU 2x256 reached 1.471 nats/char at Adam 4e-3 (1.469 at 6e-3, 1.530 at
+  2e-3) against 1.884 for char-rnn's 2-layer LSTM at 2e-3 (1.751 at 4e-3) -- the GRU runs more steps in the
+  time and learns faster per step; at 10 minutes dropout 0.2 gave 1.464 (0.1: 1.468; 0: 1.471, stopping
+  early on a plateau after 16 epochs).
 - Word level: a 1-layer LSTM with tied input/output embeddings (D = H, so no projection), Adam 5e-3, and
   locked dropout that shrinks as the corpus grows: H = 128 with dropout 0.6 (embedding 0.2) below 50k
   training tokens, 256 with 0.5 (0.1) below 1M, 512 with 0.3 (0.05) above. Measured: on the reddit sample
@@ -29,11 +32,11 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm")
     if level == "char":
         big = train_tokens >= 3_000_000
         return {
-            "cell": "lstm",
+            "cell": "gru",
             "layers": 2,
             "hidden_dim": 512 if big else 256,
             "embedding_dim": 64,
-            "dropout": 0.2 if big else 0.0,
+            "dropout": 0.2,
             "embed_dropout": 0.0,
             "tie_embeddings": False,
         }
@@ -60,7 +63,7 @@ def auto_learning_rate(level: str, optimizer: str) -> float | None:
     """Adam's rate by level (the rule above); None (the optimizer's default) for the others."""
     if optimizer != "adam":
         return None
-    return 2e-3 if level == "char" else 5e-3
+    return 4e-3 if level == "char" else 5e-3
 
 
 def complete(
