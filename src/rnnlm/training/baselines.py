@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlm.inference.scoring import perplexity_of, sentence_token_logprobs, stream_token_logprobs
+from rnnlm.inference.scoring import perplexity_of
 from rnnlm.models.ngram import KneserNey, Unigram
 
 #: KN order by level.
@@ -84,14 +84,8 @@ def interpolation(trainer, model, ngram, splits: dict) -> dict:
     def both(corpus):
         seqs, stream = _data(corpus)
         lp_ngram = np.concatenate([np.zeros(0), *ngram.token_logprobs(seqs, stream=stream)])
-        # whatever the training batches were: characters as one stream (the fast form with parallel
-        # tracks: the same tokens, all but the first), words sentence by sentence from SENTENCE_START
-        if stream:
-            tracks = trainer.cfg.batch_size
-            return stream_token_logprobs(model, seqs, tracks=tracks, warmup=256), lp_ngram
-        return np.concatenate(
-            [np.zeros(0), *sentence_token_logprobs(model, seqs, trainer.cfg.batch_size)]
-        ), lp_ngram
+        # whatever the training batches were: characters as one stream, words sentence by sentence
+        return trainer.token_logprobs(corpus, model, stream=stream), lp_ngram
 
     valid = both(splits["valid"])
     lam = tune_lambda(*valid)

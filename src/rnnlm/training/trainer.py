@@ -167,13 +167,15 @@ class Trainer:
         )
 
     # -- evaluation ---------------------------------------------------------------------------
-    def token_logprobs(self, corpus, model=None) -> np.ndarray:
+    def token_logprobs(self, corpus, model=None, stream: bool | None = None) -> np.ndarray:
         """log p of every predicted token of ``corpus`` under ``model`` (default: the one being trained; no
         dropout), by the one scoring path (:mod:`rnnlm.inference.scoring`): sentences from
-        SENTENCE_START; a character stream in ``batch_size`` parallel tracks, each warmed up on the 256
-        tokens before it."""
+        SENTENCE_START; a stream (``stream``, default: when training batches a stream) in ``batch_size``
+        parallel tracks, each warmed up on the 256 tokens before it."""
         model = model or self.model
-        if self.batching == "stream":
+        if stream is None:
+            stream = self.batching == "stream"
+        if stream:
             return stream_token_logprobs(model, corpus.stream(), tracks=self.cfg.batch_size, warmup=256)
         return np.concatenate(
             [np.zeros(0), *sentence_token_logprobs(model, corpus.sentences, self.cfg.batch_size)]
