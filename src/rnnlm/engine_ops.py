@@ -17,8 +17,10 @@ weights, transposed.  Outputs: ``S`` (L, B, H) the states (LSTM also ``C``, the 
 activations the backward pass needs (rnn: f(a) (L, B, H); gru: z, r, c (L, B, 3H); lstm: i, f, o, g
 (L, B, 4H)); ``A`` is internal: no gradient flows through it.
 
-With ``masked=False`` the mask input is ignored (a full batch: no blend per step).  Only
-``engine`` is imported from rnnlm: this module belongs to the engine layer.
+With ``masked=False`` the mask input is ignored (a full batch: no blend per step).  With
+``precision="bf16"`` every matrix product (per step and for dW) takes bfloat16 operands and accumulates
+in float32, as :class:`MatMul` does for the products outside the layers; states, gates and parameters
+stay float32.  Only ``engine`` is imported from rnnlm: this module belongs to the engine layer.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ import numpy as np
 
 from rnnlm import engine
 
-__all__ = ["RecurrentLayer", "RecurrentLayerGrad", "available", "recurrent_layer"]
+__all__ = ["PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available", "matmul",
+           "recurrent_layer", "round_bf16"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+PRECISIONS = ("fp32", "bf16")  # of the matrix products; bf16: bfloat16 operands, float32 accumulation
 
 _Op = importlib.import_module(f"{engine.name}.graph.op").Op
 _Apply = importlib.import_module(f"{engine.name}.graph.basic").Apply
@@ -55,20 +59,49 @@ def available() -> bool:
 
 
 class _Backend:
-    """The few array functions the cell math needs: NumPy (float32 throughout) or jax.numpy."""
+    """The few array functions the cell math needs: NumPy (float32 throughout) or jax.numpy; ``low``
+    (a function or None): rounds a matrix product's operands to bfloat16 (``precision="bf16"``)."""
 
-    def __init__(self, xp, sigmoid):
-        self.xp, self.sigmoid = xp, sigmoid
+    def __init__(self, xp, sigmoid, low=None):
+        self.xp, self.sigmoid, self.low = xp, sigmoid, low
 
     def concat(self, parts):
         return self.xp.concatenate(parts, axis=-1)
+
+    def dot(self, a, b):
+        if self.low is None:
+            return self.xp.dot(a, b)
+        if self.xp is np:
+            return np.dot(self.low(a), self.low(b))
+        return self.xp.dot(self.low(a), self.low(b), preferred_element_type=np.float32)
 
 
 def _np_sigmoid(a):
     return 0.5 * (1.0 + np.tanh(0.5 * a))  # stays float32, cannot overflow
 
 
-_NP = _Backend(np, _np_sigmoid)
+def round_bf16(x):
+    """float32 -> the nearest bfloat16 value (ties to even), kept as float32: what a bf16 operand holds."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    u = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return u.view(np.float32)
+
+
+def _jax_bf16(x):
+    import jax.numpy as jnp
+
+    return x.astype(jnp.bfloat16)
+
+
+def _numpy_backend(precision):
+    return _Backend(np, _np_sigmoid, round_bf16 if precision == "bf16" else None)
+
+
+def _jax_backend(precision):
+    import jax
+    import jax.numpy as jnp
+
+    return _Backend(jnp, jax.nn.sigmoid, _jax_bf16 if precision == "bf16" else None)
 
 
 def _act(bk, name, a):
@@ -100,16 +133,16 @@ def _forward_step(op, bk, p_t, m_t, s, c, Wt):
     xp, H = bk.xp, s.shape[-1]
     c_new = None
     if op.cell == "rnn":
-        s_new = _act(bk, op.activation, p_t + xp.dot(s, Wt))
+        s_new = _act(bk, op.activation, p_t + bk.dot(s, Wt))
         a_t = s_new
     elif op.cell == "gru":
-        zr = _gate(bk, op.gate, p_t[:, : 2 * H] + xp.dot(s, Wt[:, : 2 * H]))
+        zr = _gate(bk, op.gate, p_t[:, : 2 * H] + bk.dot(s, Wt[:, : 2 * H]))
         z, r = zr[:, :H], zr[:, H:]
-        cand = xp.tanh(p_t[:, 2 * H:] + xp.dot(s * r, Wt[:, 2 * H:]))
+        cand = xp.tanh(p_t[:, 2 * H:] + bk.dot(s * r, Wt[:, 2 * H:]))
         s_new = (1.0 - z) * cand + z * s
         a_t = bk.concat([zr, cand])
     else:
-        a = p_t + xp.dot(s, Wt)
+        a = p_t + bk.dot(s, Wt)
         ifo = _gate(bk, op.gate, a[:, : 3 * H])
         g = xp.tanh(a[:, 3 * H:])
         c_new = ifo[:, H: 2 * H] * c + ifo[:, :H] * g
@@ -135,14 +168,14 @@ def _backward_step(op, bk, dh, dc, m_t, s_prev, c_prev, a_t, WtT):
     dc_prev = None
     if op.cell == "rnn":
         dA = dh * _act_grad(bk, op.activation, a_t)
-        ds = xp.dot(dA, WtT)
+        ds = bk.dot(dA, WtT)
     elif op.cell == "gru":
         z, r, cand = a_t[:, :H], a_t[:, H: 2 * H], a_t[:, 2 * H:]
         dz = dh * (s_prev - cand)
         dac = dh * (1.0 - z) * (1.0 - cand * cand)
-        dsr = xp.dot(dac, WtT[2 * H:])
+        dsr = bk.dot(dac, WtT[2 * H:])
         dzr = bk.concat([dz, dsr * s_prev]) * _gate_grad(bk, op.gate, a_t[:, : 2 * H])
-        ds = dh * z + dsr * r + xp.dot(dzr, WtT[: 2 * H])
+        ds = dh * z + dsr * r + bk.dot(dzr, WtT[: 2 * H])
         dA = bk.concat([dzr, dac])
     else:
         i, f, o, g = a_t[:, :H], a_t[:, H: 2 * H], a_t[:, 2 * H: 3 * H], a_t[:, 3 * H:]
@@ -150,7 +183,7 @@ def _backward_step(op, bk, dh, dc, m_t, s_prev, c_prev, a_t, WtT):
         dcc = dc + dh * o * (1.0 - tc * tc)
         dgates = bk.concat([dcc * g, dcc * c_prev, dh * tc]) * _gate_grad(bk, op.gate, a_t[:, : 3 * H])
         dA = bk.concat([dgates, dcc * i * (1.0 - g * g)])
-        ds = xp.dot(dA, WtT)
+        ds = bk.dot(dA, WtT)
         dc_prev = dcc * f
     if op.masked:
         ds = ds + dh_keep
@@ -161,14 +194,14 @@ def _backward_step(op, bk, dh, dc, m_t, s_prev, c_prev, a_t, WtT):
 
 def _weight_grad(op, bk, s_prev, A, dA):
     """dWt (H, G·H) as one GEMM over all L·B rows (two for the GRU: its candidate sees s ⊙ r)."""
-    xp, H = bk.xp, s_prev.shape[-1]
+    H = s_prev.shape[-1]
     rows = s_prev.shape[0] * s_prev.shape[1]
     sp = s_prev.reshape(rows, H)
     dA2 = dA.reshape(rows, dA.shape[-1])
     if op.cell != "gru":
-        return xp.dot(sp.T, dA2)
+        return bk.dot(sp.T, dA2)
     sr = (s_prev * A[..., H: 2 * H]).reshape(rows, H)
-    return bk.concat([xp.dot(sp.T, dA2[:, : 2 * H]), xp.dot(sr.T, dA2[:, 2 * H:])])
+    return bk.concat([bk.dot(sp.T, dA2[:, : 2 * H]), bk.dot(sr.T, dA2[:, 2 * H:])])
 
 
 def _shift(first, seq, xp):
@@ -182,13 +215,13 @@ def _shift(first, seq, xp):
 
 
 def numpy_forward(op, P, mask, s0, c0, Wt):
-    L = P.shape[0]
+    L, bk = P.shape[0], _numpy_backend(op.precision)
     S = np.empty(P.shape[:2] + s0.shape[-1:], P.dtype)
     C = np.empty_like(S) if op.cell == "lstm" else None
     A = None
     s, c = s0, c0
     for t in range(L):
-        s, c, a_t = _forward_step(op, _NP, P[t], mask[t], s, c, Wt)
+        s, c, a_t = _forward_step(op, bk, P[t], mask[t], s, c, Wt)
         if A is None:
             A = np.empty((L,) + a_t.shape, P.dtype)
         S[t], A[t] = s, a_t
@@ -198,7 +231,7 @@ def numpy_forward(op, P, mask, s0, c0, Wt):
 
 
 def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
-    L = S.shape[0]
+    L, bk = S.shape[0], _numpy_backend(op.precision)
     WtT = np.ascontiguousarray(Wt.T)
     s_prev = _shift(s0, S, np)
     c_prev = _shift(c0, C, np) if C is not None else None
@@ -210,8 +243,8 @@ def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
         if dc is not None:
             dc = dc + gC[t]
         cp = None if c_prev is None else c_prev[t]
-        dA[t], dh, dc = _backward_step(op, _NP, dh, dc, mask[t], s_prev[t], cp, A[t], WtT)
-    return dA, dh, dc, _weight_grad(op, _NP, s_prev, A, dA)
+        dA[t], dh, dc = _backward_step(op, bk, dh, dc, mask[t], s_prev[t], cp, A[t], WtT)
+    return dA, dh, dc, _weight_grad(op, bk, s_prev, A, dA)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -221,9 +254,10 @@ def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
 
 def jax_forward(op, P, mask, s0, c0, Wt):
     import jax
-    import jax.numpy as jnp
 
-    bk = _Backend(jnp, jax.nn.sigmoid)
+    bk = _jax_backend(op.precision)
+    if bk.low is not None:
+        Wt = bk.low(Wt)  # once, not at every step
 
     def step(carry, xs):
         s, c = carry
@@ -240,8 +274,8 @@ def jax_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
     import jax
     import jax.numpy as jnp
 
-    bk = _Backend(jnp, jax.nn.sigmoid)
-    WtT = Wt.T
+    bk = _jax_backend(op.precision)
+    WtT = Wt.T if bk.low is None else bk.low(Wt).T
     s_prev = _shift(s0, S, jnp)
     lstm = op.cell == "lstm"
     c_prev = _shift(c0, C, jnp) if lstm else s_prev  # (a placeholder sequence for rnn/gru)
@@ -279,13 +313,15 @@ def _zeros_if_disconnected(g, like):
 
 
 class _LayerOp(_Op):
-    __props__ = ("cell", "activation", "gate", "masked", "label")
+    __props__ = ("cell", "activation", "gate", "masked", "label", "precision")
 
-    def __init__(self, cell, activation="tanh", gate="sigmoid", masked=True, label="layer"):
+    def __init__(self, cell, activation="tanh", gate="sigmoid", masked=True, label="layer", precision="fp32"):
         if cell not in GATES:
             raise ValueError(f"unknown cell {cell!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
         self.cell, self.activation, self.gate = cell, activation, gate
-        self.masked, self.label = bool(masked), str(label)
+        self.masked, self.label, self.precision = bool(masked), str(label), precision
         super().__init__()
 
     @property
@@ -293,7 +329,9 @@ class _LayerOp(_Op):
         return self.cell == "lstm"
 
     def __str__(self):
-        return f"{type(self).__name__}{{{self.label}, {self.cell}{', masked' if self.masked else ''}}}"
+        extra = ", masked" if self.masked else ""
+        extra += "" if self.precision == "fp32" else f", {self.precision}"
+        return f"{type(self).__name__}{{{self.label}, {self.cell}{extra}}}"
 
 
 class RecurrentLayer(_LayerOp):
@@ -345,14 +383,14 @@ class RecurrentLayer(_LayerOp):
             P, mask, s0, c0, Wt = inputs
             S, C, A = outputs
             gS, gC = (_zeros_if_disconnected(g, o) for g, o in zip(output_grads[:2], (S, C), strict=True))
-            grads = RecurrentLayerGrad(self.cell, self.activation, self.gate, self.masked, self.label)(
+            grads = RecurrentLayerGrad(*self._props())(
                 mask, s0, c0, Wt, S, C, A, gS, gC)
             dP, ds0, dc0, dWt = grads
             return [dP, _gradient.disconnected_type(), ds0, dc0, dWt]
         P, mask, s0, Wt = inputs
         S, A = outputs
         gS = _zeros_if_disconnected(output_grads[0], S)
-        dP, ds0, dWt = RecurrentLayerGrad(self.cell, self.activation, self.gate, self.masked, self.label)(
+        dP, ds0, dWt = RecurrentLayerGrad(*self._props())(
             mask, s0, Wt, S, A, gS)
         return [dP, _gradient.disconnected_type(), ds0, dWt]
 
@@ -400,11 +438,50 @@ class RecurrentLayerGrad(_LayerOp):
     L_op = pullback
 
 
+class MatMul(_Op):
+    """``a · b`` for 2-D float32 ``a`` (M, K) and ``b`` (K, N) with bfloat16 operands and float32
+    accumulation (``precision="bf16"``; the output is float32).  Its gradient is two more of the same
+    (``g · bᵀ``, ``aᵀ · g``), so the backward GEMMs run at the same precision, as under PyTorch's autocast."""
+
+    __props__ = ("precision",)
+
+    def __init__(self, precision="bf16"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        self.precision = precision
+        super().__init__()
+
+    def make_node(self, a, b):
+        a, b = T.as_tensor_variable(a), T.as_tensor_variable(b)
+        if a.type.ndim != 2 or b.type.ndim != 2:
+            raise TypeError("MatMul takes two matrices")
+        return _Apply(self, [a, b], [_tensor_type(a.type.dtype, (a.type.shape[0], b.type.shape[1]))()])
+
+    def perform(self, node, inputs, output_storage):
+        a, b = inputs
+        output_storage[0][0] = _numpy_backend(self.precision).dot(a, b).astype(node.outputs[0].dtype)
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [(shapes[0][0], shapes[1][1])]
+
+    def pullback(self, inputs, outputs, output_grads):
+        a, b = inputs
+        (g,) = output_grads
+        return [self(g, b.T), self(a.T, g)]
+
+    L_op = pullback
+
+
+def matmul(a, b, precision="fp32"):
+    """``a · b`` in the graph: ``T.dot`` at fp32, :class:`MatMul` at bf16."""
+    return T.dot(a, b) if precision == "fp32" else MatMul(precision)(a, b)
+
+
 def recurrent_layer(cell, P, mask, states, Wt, activation="tanh", gate="sigmoid", masked=True,
-                    label="layer"):
+                    label="layer", precision="fp32"):
     """Apply one fused layer; returns the state sequences ``[S]`` or ``[S, C]`` (each (L, B, H)),
     in processing order, like ``scan`` would."""
-    op = RecurrentLayer(cell, activation, gate, masked, label)
+    op = RecurrentLayer(cell, activation, gate, masked, label, precision)
     outs = op(P, mask, *states, Wt)
     return list(outs[:-1])
 
@@ -431,6 +508,15 @@ def _register_jax():
             return (dA, ds0, dc0, dWt) if op.lstm else (dA, ds0, dWt)
 
         return layer_grad
+
+    @dispatch.jax_funcify.register(MatMul)
+    def _jax_matmul(op, node=None, **kwargs):
+        bk = _jax_backend(op.precision)
+
+        def matmul(a, b):
+            return bk.dot(a, b)
+
+        return matmul
 
 
 if engine.name == "pytensor":

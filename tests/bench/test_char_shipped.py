@@ -26,6 +26,26 @@ def test_char_preset_runs_and_compares_with_torch(bench_cli, capsys):
     assert "--preset char" in capsys.readouterr().out
 
 
+def test_char_preset_times_bf16_against_torch_autocast(bench_cli, capsys):
+    pytest.importorskip("torch")
+    from rnnlm import engine, engine_ops
+
+    if engine.default_linker() != "jax" or not engine_ops.available():
+        pytest.skip("bf16 runs on PyTensor's JAX linker")
+    args = ["bench", "train", "--preset", "char", "--json", "--cells", "gru", "--layers", "1", "--hidden", "8",
+            "--batch-size", "2", "--steps", "3", "--linkers", "jax,c", "--repeat", "1", "--precision", "both"]
+    assert bench_cli(args) == 0
+    r = json.loads(capsys.readouterr().out)
+    res = r["configs"]["gru x1"]
+    assert set(res) >= {"rnnlm_jax", "rnnlm_c", "rnnlm_jax_bf16", "torch", "torch_bf16"}
+    assert "bf16" in res["rnnlm_jax_bf16"]["what"] and "autocast" in res["torch_bf16"]["what"]
+    bf = res["rnnlm_jax_bf16"]
+    assert bf["vs_torch"] == pytest.approx(bf["steps_per_s"] / res["torch_bf16"]["steps_per_s"])
+    assert bf["vs_fp32"] == pytest.approx(bf["steps_per_s"] / res["rnnlm_jax"]["steps_per_s"])
+    assert r["skipped"]["rnnlm_c_bf16"] == "bf16 runs on the jax linker only"
+    assert r["targets"] == {"vs_torch": 1.0, "bf16 vs_torch_fp32": 1.5}
+
+
 def test_char_flops_of_the_2_layer_lstm_are_21_gflop():
     assert bench.char_flops("lstm", 65, 64, 256, 2, 64 * 64) / 1e9 == pytest.approx(21.0, rel=0.05)
 

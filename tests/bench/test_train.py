@@ -69,3 +69,19 @@ def test_bench_train_says_which_targets_are_met(monkeypatch, rnnlm_ms, meets):
     assert c["vs_roofline"] == pytest.approx(3.0 / rnnlm_ms)
     assert c["meets_targets"] == meets
     assert "meets_targets" not in r["cells"]["rnn"]["torch"] and r["failed"] == {}
+
+
+def test_precision_ratios_compare_each_precision_with_its_own_peer():
+    """bf16 candidates are judged against PyTorch under autocast, and also against PyTorch fp32 and
+    their own fp32 run; fp32 ones against PyTorch fp32 only."""
+    from rnnlm.bench.train import precision_ratios
+
+    res = {"rnnlm_jax": {"rate": 10.0}, "rnnlm_jax_bf16": {"rate": 18.0}, "torch": {"rate": 8.0},
+           "torch_bf16": {"rate": 12.0}, "rnnlm_c": {"rate": 4.0}}
+    precision_ratios(res, "rate", {"vs_torch": 1.0}, {"vs_torch_fp32": 2.5})
+    assert res["rnnlm_jax"]["vs_torch"] == pytest.approx(10 / 8) and "vs_fp32" not in res["rnnlm_jax"]
+    bf = res["rnnlm_jax_bf16"]
+    assert (bf["vs_torch"], bf["vs_torch_fp32"], bf["vs_fp32"]) == pytest.approx((18 / 12, 18 / 8, 18 / 10))
+    assert bf["meets_targets"] == {"vs_torch": True, "vs_torch_fp32": False}
+    assert res["rnnlm_c"]["meets_targets"] == {"vs_torch": False}
+    assert "meets_targets" not in res["torch_bf16"]

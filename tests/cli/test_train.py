@@ -69,6 +69,8 @@ def test_train_30s_on_the_reddit_sample(reddit_csv, tmp_path, capsys):
         (["train", "{csv}", "--out", "{csv}/sub"], "out"),
         (["train", "{tmp}"], "directory"),
         (["train", "no-such-corpus-name"], "no-such-corpus-name"),
+        (["train", "{csv}", "--precision", "bf16", "--linker", "c"], "bf16 needs the jax linker"),
+        (["train", "{csv}", "--precision", "fp8"], "invalid choice"),
     ],
 )
 def test_train_bad_flags_and_files_fail_cleanly(reddit_csv, tmp_path, capsys, argv, needle):

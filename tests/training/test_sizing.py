@@ -16,18 +16,19 @@ def test_word_rule_grows_the_model_and_shrinks_dropout_with_the_corpus():
     assert not auto_model("word", 20_000, 5000, task="fill")["tie_embeddings"]
 
 
-def test_char_rule_is_a_two_layer_gru():
-    m = auto_model("char", 1_000_000, 65)
-    assert (m["cell"], m["layers"], m["hidden_dim"], m["embedding_dim"], m["dropout"]) == (
-        "gru",
-        2,
-        256,
-        64,
-        0.2,
-    )
-    assert auto_model("char", 10_000_000, 65)["hidden_dim"] == 512
-    assert auto_learning_rate("char", "adam") == 4e-3 and auto_learning_rate("word", "adam") == 5e-3
+def test_char_rule_is_a_two_layer_gru_sized_by_corpus_and_budget():
+    def pick(n, budget):
+        m = auto_model("char", n, 65, budget_s=budget)
+        assert (m["cell"], m["layers"], m["embedding_dim"], m["tie_embeddings"]) == ("gru", 2, 64, False)
+        return m["hidden_dim"], m["dropout"]
+
+    assert pick(1_000_000, None) == pick(1_000_000, 600) == pick(1_000_000, 300) == (384, 0.3)
+    assert pick(1_000_000, 180) == pick(1_000_000, 299) == (256, 0.0)  # a short budget: more steps
+    assert pick(10_000_000, None) == pick(10_000_000, 60) == (512, 0.2)
+    assert auto_learning_rate("char", "adam") == 6e-3 and auto_learning_rate("word", "adam") == 5e-3
     assert auto_learning_rate("word", "sgd") is None
+    got, chosen = complete(None, "char", 1_000_000, 65, budget_s=120)
+    assert got["hidden_dim"] == 256 and "hidden_dim" in chosen
 
 
 def test_given_values_win_and_the_rest_is_reported():

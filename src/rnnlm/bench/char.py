@@ -17,15 +17,17 @@ import numpy as np
 from rnnlm.bench.candidates import Candidates
 from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module
 from rnnlm.bench.timing import block
-from rnnlm.bench.train import random_batch, rnnlm_train_candidate
+from rnnlm.bench.train import precision_ratios, random_batch, rnnlm_train_candidate, torch_autocast
 from rnnlm.errors import ConfigError
 
-__all__ = ["CHAR_PRESET", "CHAR_TORCH_TARGET", "bench_char", "char_flops", "torch_char_candidate"]
+__all__ = ["CHAR_BF16_TARGET", "CHAR_PRESET", "CHAR_TORCH_TARGET", "bench_char", "char_flops",
+           "torch_char_candidate"]
 
 CHAR_PRESET = {"vocab_size": 65, "embedding_dim": 64, "hidden_dim": 256, "layers": 2, "batch_size": 64,
                "steps": 64, "optimizer": "adam", "learning_rate": 2e-3, "clip": 5.0}
 
 CHAR_TORCH_TARGET = 1.0  # issue 15 A: steps/s vs PyTorch, fp32
+CHAR_BF16_TARGET = 1.5  # issue 15 A/4: steps/s with bf16 matmuls vs PyTorch fp32
 
 
 def char_flops(cell: str, vocab: int, embed: int, hidden: int, layers: int, rows: int) -> float:
@@ -39,9 +41,10 @@ def char_flops(cell: str, vocab: int, embed: int, hidden: int, layers: int, rows
     return 3.0 * fwd
 
 
-def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, seed=0):
+def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, seed=0, precision="fp32"):
     """PyTorch eager: Embedding(V, D) → nn.LSTM/GRU(D, H, layers) → Linear(H, V), mean cross-entropy,
-    ``clip_grad_norm_``, Adam.  Returns ``(step_fn, first_step_s)``."""
+    ``clip_grad_norm_``, Adam; ``precision="bf16"``: the forward pass under ``torch.autocast``.
+    Returns ``(step_fn, first_step_s)``."""
     import torch
     from torch import nn
 
@@ -67,7 +70,8 @@ def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, see
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(net(xt), yt)
+        with torch_autocast(torch, precision):
+            loss = nn.functional.cross_entropy(net(xt), yt)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), clip)
         opt.step()
@@ -78,12 +82,14 @@ def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, see
 
 
 def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool = True, repeat: int = 10,
-               seed: int = 0, **overrides) -> dict:
+               seed: int = 0, precisions=("fp32",), **overrides) -> dict:
     """Steps/s of the char preset for each (cell, layers), rnnlm vs PyTorch, timed in alternation.
 
     Per configuration ``"lstm x2"``..., name -> timing (``median_ms``...), ``steps_per_s``,
     ``gflops`` (achieved), ``cold_start_s``; rnnlm candidates add ``vs_torch`` (steps/s over
-    PyTorch's) and ``meets_targets``.
+    PyTorch's at the same precision) and ``meets_targets``.  ``precisions`` adding ``"bf16"`` adds
+    ``rnnlm_jax_bf16`` (bf16 matmuls, :mod:`rnnlm.engine_ops`) and ``torch_bf16`` (autocast), and for
+    the former ``vs_torch_fp32``.
     """
     from rnnlm.models.lm import ModelConfig
 
@@ -106,22 +112,32 @@ def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool =
             cfg = ModelConfig(vocab_size=s["vocab_size"], hidden_dim=s["hidden_dim"], cell=cell,
                               layers=n_layers, embedding_dim=s["embedding_dim"])
             cands = Candidates()
-            for linker in linkers:
-                def rnnlm_step(cfg=cfg, linker=linker):
-                    fn, cold = _rnnlm_adam(cfg, x, y, mask, linker, s, seed)
-                    return fn, {"cold_start_s": cold, "what": f"LanguageModel.train_step, {linker} linker"}
+            for precision in precisions:
+                tag = "" if precision == "fp32" else f"_{precision}"
+                for linker in linkers:
+                    if precision != "fp32" and linker != "jax":
+                        skipped[f"rnnlm_{linker}{tag}"] = f"{precision} runs on the jax linker only"
+                        continue
 
-                cands.add(f"rnnlm_{linker}", rnnlm_step)
-            if torch_mod is not None:
-                def torch_step(cell=cell, n_layers=n_layers):
-                    fn, first = torch_char_candidate(cell, s["vocab_size"], s["embedding_dim"],
-                                                     s["hidden_dim"], n_layers, x, y, s["learning_rate"],
-                                                     s["clip"], seed=seed)
-                    return fn, {"cold_start_s": first,
-                                "what": f"PyTorch {torch_mod.__version__} eager, nn.{cell.upper()}, "
-                                        f"{torch_mod.get_num_threads()} threads"}
+                    def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
+                        fn, cold = rnnlm_train_candidate(
+                            cfg, x, y, mask, linker, optimizer=s["optimizer"], lr=s["learning_rate"],
+                            seed=seed, clip=s["clip"], precision=precision)
+                        return fn, {"cold_start_s": cold,
+                                    "what": f"LanguageModel.train_step, {linker} linker, {precision}"}
 
-                cands.add("torch", torch_step)
+                    cands.add(f"rnnlm_{linker}{tag}", rnnlm_step)
+                if torch_mod is not None:
+                    def torch_step(cell=cell, n_layers=n_layers, precision=precision):
+                        fn, first = torch_char_candidate(cell, s["vocab_size"], s["embedding_dim"],
+                                                         s["hidden_dim"], n_layers, x, y, s["learning_rate"],
+                                                         s["clip"], seed=seed, precision=precision)
+                        how = "" if precision == "fp32" else ", autocast bf16"
+                        return fn, {"cold_start_s": first,
+                                    "what": f"PyTorch {torch_mod.__version__} eager, nn.{cell.upper()}, "
+                                            f"{torch_mod.get_num_threads()} threads{how}"}
+
+                    cands.add(f"torch{tag}", torch_step)
             timings = cands.compare(repeat)
             skipped.update(cands.skipped)
             failed.update({f"{cell} x{n_layers} {name}": err for name, err in cands.failed.items()})
@@ -131,25 +147,20 @@ def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool =
                 t = timings[name]
                 res[name] = {**cands.info[name], **t, "steps_per_s": 1e3 / t["median_ms"],
                              "gflops": flops / t["median_ms"] / 1e6}
-            for name, r in res.items():
-                if name.startswith("rnnlm_") and "torch" in res:
-                    r["vs_torch"] = r["steps_per_s"] / res["torch"]["steps_per_s"]
-                    r["meets_targets"] = {"vs_torch": bool(r["vs_torch"] >= CHAR_TORCH_TARGET)}
+            precision_ratios(res, "steps_per_s", {"vs_torch": CHAR_TORCH_TARGET},
+                             {"vs_torch_fp32": CHAR_BF16_TARGET})
             results[f"{cell} x{n_layers}"] = {"gflop_per_step": flops / 1e9, **res}
     out = {
         "benchmark": "train",
         "preset": "char",
         "settings": {**settings, "cells": list(cells), "layers": list(layers), "linkers": linkers,
-                     "dtype": "float32", "repeat": repeat, "seed": seed, "device": "cpu",
+                     "dtype": "float32", "precisions": list(precisions), "repeat": repeat, "seed": seed,
+                     "device": "cpu",
                      "data": "random ids (speed does not depend on the text)"},
         "configs": results,
         "skipped": skipped,
         "failed": failed,
-        "targets": {"vs_torch": CHAR_TORCH_TARGET},
+        "targets": {"vs_torch": CHAR_TORCH_TARGET,
+                    **({"bf16 vs_torch_fp32": CHAR_BF16_TARGET} if "bf16" in precisions else {})},
     }
     return finish(out, load_before)
-
-
-def _rnnlm_adam(cfg, x, y, mask, linker, s, seed):
-    return rnnlm_train_candidate(cfg, x, y, mask, linker, optimizer=s["optimizer"], lr=s["learning_rate"],
-                                 seed=seed, clip=s["clip"])

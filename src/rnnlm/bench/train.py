@@ -14,8 +14,8 @@ from rnnlm.bench.roofline import gemm_roofline, words_per_second
 from rnnlm.bench.timing import block
 from rnnlm.errors import ConfigError
 
-__all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "random_batch",
-           "rnnlm_train_candidate", "torch_train_candidate"]
+__all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "precision_ratios",
+           "random_batch", "rnnlm_train_candidate", "torch_autocast", "torch_train_candidate"]
 
 
 TORCH_TARGET_RATIO = 2.0  # issue 4, CPU: words/s vs PyTorch
@@ -34,7 +34,28 @@ def random_batch(rng, vocab, steps, batch):
     return x, y, np.ones((steps, batch), np.float32)
 
 
-def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, seed=0, clip=0.0):
+def precision_ratios(res: dict, rate: str, targets: dict, bf16_targets: dict | None = None) -> None:
+    """Add to every ``rnnlm_*`` entry of ``res`` (name -> timing with a ``rate`` key, higher is faster)
+    ``vs_torch`` (over the PyTorch candidate of its precision: ``torch`` or ``torch_bf16``), for a bf16
+    entry also ``vs_torch_fp32`` and ``vs_fp32`` (over the same linker at fp32), and ``meets_targets``
+    (ratio -> reached; ``targets`` at fp32, ``bf16_targets`` -- default the same -- at bf16)."""
+    for name, r in res.items():
+        if not name.startswith("rnnlm_"):
+            continue
+        low = name.endswith("_bf16")
+        tag = "_bf16" if low else ""
+        if f"torch{tag}" in res:
+            r["vs_torch"] = r[rate] / res[f"torch{tag}"][rate]
+        if low and "torch" in res:
+            r["vs_torch_fp32"] = r[rate] / res["torch"][rate]
+        if low and name[: -len(tag)] in res:
+            r["vs_fp32"] = r[rate] / res[name[: -len(tag)]][rate]
+        want = {**targets, **(bf16_targets or {})} if low else targets
+        r["meets_targets"] = {k: bool(r[k] >= v) for k, v in want.items() if k in r}
+
+
+def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, seed=0, clip=0.0,
+                          precision="fp32"):
     """Build a LanguageModel, run its first step; returns ``(step_fn, cold_start_s)``.
 
     ``cold_start_s`` is the wall time from constructing the model to the end of the first
@@ -47,7 +68,7 @@ def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, 
     from rnnlm.training.optim import make_optimizer
 
     t0 = time.perf_counter()
-    model = LanguageModel(config, seed=seed, linker=linker)
+    model = LanguageModel(config, seed=seed, linker=linker, precision=precision)
     model.set_optimizer(make_optimizer(optimizer, lr=lr, clip=clip))
     shared = list(model.params.values())
 
@@ -63,12 +84,22 @@ def rnnlm_train_candidate(config, x, y, mask, linker, optimizer="sgd", lr=None, 
     return step, time.perf_counter() - t0
 
 
-def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0):
+def torch_autocast(torch, precision, device="cpu"):
+    """The context the forward pass runs in: ``torch.autocast`` to bfloat16 for ``precision="bf16"``
+    (PyTorch's mixed precision: bf16 matmuls, float32 weights), else nothing."""
+    import contextlib
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda" if device == "gpu" else "cpu", dtype=torch.bfloat16)
+
+
+def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0, precision="fp32"):
     """PyTorch's version of the same model: nn.Embedding(C, H) → nn.RNN/GRU/LSTM(H, H) →
     nn.Linear(H, C), mean cross-entropy, plain SGD; returns ``(step_fn, first_step_s)``.
 
     On a GPU, TF32 matmuls are allowed (JAX's default precision for float32 there) and the
-    batch is copied to the device once.
+    batch is copied to the device once. ``precision="bf16"``: the forward pass under autocast.
     """
     import torch
     from torch import nn
@@ -101,7 +132,8 @@ def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(net(xt), yt)
+        with torch_autocast(torch, precision, device):
+            loss = nn.functional.cross_entropy(net(xt), yt)
         loss.backward()
         opt.step()
         return loss  # a CUDA loss is blocked on by block(); every kernel before it is done
@@ -175,7 +207,7 @@ def _hand_jax_train_step(cell, vocab, hidden, x, y, lr, seed=0):
 def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batch_size: int = 64,
                 steps: int = 32, linkers=None, device: str = "cpu", torch: bool = True,
                 hand_jax: bool = True, roofline: bool = True, repeat: int = 10, seed: int = 0,
-                learning_rate: float = 0.005) -> dict:
+                learning_rate: float = 0.005, precisions=("fp32",)) -> dict:
     """One training step (full softmax, SGD, float32) of rnnlm vs PyTorch vs the GEMM roofline.
 
     Both models have an embedding of size H (``embedding_dim=hidden_dim`` in rnnlm), so they do
@@ -184,9 +216,10 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     its last step, :func:`~rnnlm.bench.timing.time_loop`); for each rnnlm candidate ``vs_torch``
     (its words/s over PyTorch's), ``vs_torch_loop`` (the same from ``loop_ms``), ``vs_roofline``
     (roofline time over its time) and ``meets_targets`` (ratio -> whether it reaches its entry in
-    ``targets``).  ``device="gpu"`` runs JAX and PyTorch on the GPU (the C linker and the NumPy
-    roofline are CPU-only and skipped).  Candidates that cannot run here are listed under
-    ``skipped``, those that raise under ``failed`` as ``"CELL NAME"`` with the error.
+    ``targets``).  ``precisions`` with ``"bf16"`` adds ``rnnlm_jax_bf16`` and ``torch_bf16`` (autocast),
+    compared with each other (:func:`precision_ratios`).  ``device="gpu"`` runs JAX and PyTorch on the
+    GPU (the C linker and the NumPy roofline are CPU-only and skipped).  Candidates that cannot run
+    here are listed under ``skipped``, those that raise under ``failed`` as ``"CELL NAME"`` with the error.
     """
     from rnnlm import engine
     from rnnlm.models.lm import ModelConfig
@@ -231,22 +264,31 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     for cell in cells:
         cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, embedding_dim=hidden_dim)
         cands = Candidates()
-        for linker in linkers:
-            def rnnlm_step(cfg=cfg, linker=linker):
-                fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed)
-                return fn, {"cold_start_s": cold, "what": f"LanguageModel.train_step, {linker} linker"}
+        for precision in precisions:
+            tag = "" if precision == "fp32" else f"_{precision}"
+            for linker in linkers:
+                if precision != "fp32" and linker != "jax":
+                    skipped[f"rnnlm_{linker}{tag}"] = f"{precision} runs on the jax linker only"
+                    continue
 
-            if cands.add(f"rnnlm_{linker}", rnnlm_step) and first_step_at is None:
-                first_step_at = process_age()  # interpreter, imports, graph, compile, first step
-        if torch_mod is not None:
-            def torch_step(cell=cell):
-                fn, first = torch_train_candidate(cell, vocab_size, hidden_dim, x, y, learning_rate,
-                                                  device=platform_used, seed=seed)
-                module = cell.upper() if cell != "rnn" else "RNN"
-                return fn, {"cold_start_s": first,
-                            "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}"}
+                def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
+                    fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed,
+                                                     precision=precision)
+                    return fn, {"cold_start_s": cold,
+                                "what": f"LanguageModel.train_step, {linker} linker, {precision}"}
 
-            cands.add("torch", torch_step)
+                if cands.add(f"rnnlm_{linker}{tag}", rnnlm_step) and first_step_at is None:
+                    first_step_at = process_age()  # interpreter, imports, graph, compile, first step
+            if torch_mod is not None:
+                def torch_step(cell=cell, precision=precision):
+                    fn, first = torch_train_candidate(cell, vocab_size, hidden_dim, x, y, learning_rate,
+                                                      device=platform_used, seed=seed, precision=precision)
+                    module = cell.upper() if cell != "rnn" else "RNN"
+                    how = "" if precision == "fp32" else ", autocast bf16"
+                    return fn, {"cold_start_s": first,
+                                "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}{how}"}
+
+                cands.add(f"torch{tag}", torch_step)
         if hand_jax:
             def hand_jax_step(cell=cell):
                 fn, first = _hand_jax_train_step(cell, vocab_size, hidden_dim, x, y, learning_rate, seed=seed)
@@ -268,12 +310,12 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
                          "loop_ms": loops[name]["median_ms"]}
         for name, r in res.items():
             if name.startswith("rnnlm_"):
-                if "torch" in res:
-                    r["vs_torch"] = r["words_per_s"] / res["torch"]["words_per_s"]
-                    r["vs_torch_loop"] = res["torch"]["loop_ms"] / r["loop_ms"]
+                torch_name = "torch_bf16" if name.endswith("_bf16") else "torch"
+                if torch_name in res:
+                    r["vs_torch_loop"] = res[torch_name]["loop_ms"] / r["loop_ms"]
                 if roof is not None:
                     r["vs_roofline"] = roof["median_ms"] / r["median_ms"]
-                r["meets_targets"] = {k: bool(r[k] >= v) for k, v in targets.items() if k in r}
+        precision_ratios(res, "words_per_s", targets)
         per_cell[cell] = res
 
     out = {
@@ -281,7 +323,8 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
         "settings": {"cells": cells, "vocab_size": vocab_size, "hidden_dim": hidden_dim,
                      "embedding_dim": hidden_dim, "batch_size": batch_size, "steps": steps,
                      "words_per_step": words, "optimizer": "sgd", "learning_rate": learning_rate,
-                     "dtype": "float32", "softmax": "full", "repeat": repeat, "seed": seed,
+                     "dtype": "float32", "precisions": list(precisions), "softmax": "full", "repeat": repeat,
+                     "seed": seed,
                      "device": platform_used, "linkers": linkers},
         "cells": per_cell,
         "roofline": roof,

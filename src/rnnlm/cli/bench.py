@@ -142,6 +142,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="LIST",
         help="--preset char: layer counts to run (default: 2,1)",
     )
+    t.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "both"),
+        default="fp32",
+        help="matrix products: bf16 times rnnlm (jax linker) against PyTorch under autocast; both: "
+        "fp32 and bf16 in one run (default: fp32)",
+    )
     _common(t)
 
     g = sub.add_parser(
@@ -274,6 +281,10 @@ def _explicit(args, name, preset_value):
 _TRAIN_DEFAULTS = {"cells": list(CELL_NAMES), "hidden": 128, "batch_size": 64, "steps": 32}
 
 
+def _precisions(args) -> tuple:
+    return ("fp32", "bf16") if args.precision == "both" else (args.precision,)
+
+
 def run_train(args) -> dict:
     from rnnlm import bench, engine
 
@@ -293,6 +304,7 @@ def run_train(args) -> dict:
             hidden_dim=_explicit(args, "hidden", None),
             batch_size=_explicit(args, "batch_size", None),
             steps=_explicit(args, "steps", None),
+            precisions=_precisions(args),
         )
     return bench.bench_train(
         cells=args.cells,
@@ -308,6 +320,7 @@ def run_train(args) -> dict:
         repeat=_repeat(args),
         seed=args.seed,
         learning_rate=args.lr,
+        precisions=_precisions(args),
     )
 
 

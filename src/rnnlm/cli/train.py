@@ -141,6 +141,13 @@ def add_parser(subparsers):
         help="decoupled weight decay (AdamW style; default: 0)",
     )
     g.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="matrix products of training: bf16 = bfloat16 operands, float32 accumulation and weights "
+        "(jax linker; scoring stays fp32; default: fp32)",
+    )
+    g.add_argument(
         "--clip", type=nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (default: 5)"
     )
     g.add_argument(
@@ -303,6 +310,7 @@ def train_config(args):
         anneal=args.anneal,
         patience=args.patience,
         weight_decay=args.weight_decay,
+        precision=args.precision,
         on_nan=args.on_nan,
         seed=args.seed,
         devices=getattr(args, "devices", None),

@@ -184,12 +184,19 @@ class LanguageModel:
     (1 real token, 0 padding), states (layers, B, H) float32 (an LSTM also carries cells).
 
     Compiled functions are built lazily and cached per input shape when the linker needs
-    static shapes (JAX); with the C linker one function serves every shape.
+    static shapes (JAX); with the C linker one function serves every shape. ``precision="bf16"``: the
+    training graphs' matrix products take bfloat16 operands with float32 accumulation (parameters,
+    states and the softmax stay float32); scoring always runs at fp32, so perplexities compare.
     """
 
-    def __init__(self, config: ModelConfig, params=None, seed=None, linker="c"):
+    def __init__(self, config: ModelConfig, params=None, seed=None, linker="c", precision="fp32"):
         self.config = config
         self.linker = linker
+        if precision not in engine_ops.PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(engine_ops.PRECISIONS)}: {precision!r}")
+        if precision != "fp32" and not (linker == "jax" and self._fused()):
+            raise ConfigError(f"--precision {precision} needs the jax linker (and PyTensor, full BPTT)")
+        self.precision, self._dot_precision = precision, "fp32"  # (the second: of the graph being built)
         self.mode = engine.mode_for(linker)
         self.static = linker in ("jax",)
         if self.static and config.bptt_truncate > 0:
@@ -281,10 +288,13 @@ class LanguageModel:
             if emask is not None:
                 D = cfg.embedding_dim
                 e = (e.reshape((L, B, D)) * emask.dimshuffle("x", 0, 1)).reshape((L * B, D))
-            proj = T.dot(e, U.reshape((G * H, cfg.embedding_dim)).T)
+            proj = self._dot(e, U.reshape((G * H, cfg.embedding_dim)).T)
         else:
             proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
         return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
+
+    def _dot(self, a, b):
+        return engine_ops.matmul(a, b, self._dot_precision)
 
     def _fused(self) -> bool:
         """Whether each layer runs as one fused node (:mod:`rnnlm.engine_ops`: a hand-written backward,
@@ -308,6 +318,7 @@ class LanguageModel:
                 gate=cfg.gate,
                 masked=ragged,
                 label=label,
+                precision=self._dot_precision,
             )
         step = make_step(cfg.cell, cfg.hidden_dim, cfg.activation, cfg.gate)
         out = engine.scan(
@@ -336,7 +347,7 @@ class LanguageModel:
             else:
                 L, B = inp.shape[0], inp.shape[1]
                 proj = (
-                    T.dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
+                    self._dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
                     + p[f"b{l}{direction}"].flatten()
                 ).reshape((L, B, G * H))
             init = [s[l] for s in states]
@@ -356,10 +367,10 @@ class LanguageModel:
         cfg, p = self.config, self.params
         if cfg.tie_embeddings:
             if "P" in p:
-                h = T.dot(h, p["P"].T)
-            logits = T.dot(h, p["E"])
+                h = self._dot(h, p["P"].T)
+            logits = self._dot(h, p["E"])
         else:
-            logits = T.dot(h, p["V"].T)
+            logits = self._dot(h, p["V"].T)
         if cfg.output_bias:
             logits = logits + p["c"]
         return logits
@@ -414,8 +425,12 @@ class LanguageModel:
         mask is all ones) gets its own function without per-step mask blends (fused layers only)."""
         key = self._key(kind, shape, ragged)
         if key not in self._fns:
-            with engine.quiet():  # engine chatter while building graphs is not the user's concern
-                self._fns[key] = self._build(kind, shape, key[2])
+            self._dot_precision = self.precision if kind in ("train", "grads") else "fp32"
+            try:
+                with engine.quiet():  # engine chatter while building graphs is not the user's concern
+                    self._fns[key] = self._build(kind, shape, key[2])
+            finally:
+                self._dot_precision = "fp32"
         return self._fns[key]
 
     def _build(self, kind, shape, ragged=True):

@@ -204,7 +204,7 @@ def split_for_training(corpus, valid: float, test: float, seed: int, min_count: 
     return restricted, restricted.split(valid=valid, test=test, seed=seed)
 
 
-def _model_config(model, train, task: str, size: str):
+def _model_config(model, train, task: str, size: str, budget_s: float | None = None):
     """``(ModelConfig, names of the settings --size auto chose)``."""
     from rnnlm.models.lm import ModelConfig
     from rnnlm.training.sizing import complete
@@ -219,7 +219,9 @@ def _model_config(model, train, task: str, size: str):
         return model, []
     if size not in ("auto", "default"):
         raise ConfigError(f"size must be auto or default, got {size!r}")
-    settings, chosen = complete(model, train.level, train.n_tokens, vocab_size, task, auto=size == "auto")
+    settings, chosen = complete(
+        model, train.level, train.n_tokens, vocab_size, task, auto=size == "auto", budget_s=budget_s
+    )
     settings.setdefault("bidirectional", task == "fill")
     return ModelConfig(vocab_size=vocab_size, **settings), chosen
 
@@ -284,6 +286,8 @@ def train(
     joined = devices.initialize(**(distributed or {}))  # before JAX starts its backends
     writer = joined is None or joined["process_id"] == 0
     linker = linker or engine.default_linker()
+    if config.precision != "fp32" and linker != "jax":  # refused before the corpus is read
+        raise ConfigError(f"--precision {config.precision} needs the jax linker (and PyTensor, full BPTT)")
     if joined is not None and config.devices is None:  # several processes: every device of every one
         config = dataclasses.replace(config, devices="all")
     if config.devices is not None:  # bad device settings are refused before anything is written
@@ -331,13 +335,15 @@ def train(
                 f"--resume: {ck['path']} was trained with a different vocabulary than this corpus"
             )
     else:
-        mcfg, chosen = _model_config(model, splits["train"], task, size)
+        mcfg, chosen = _model_config(model, splits["train"], task, size, config.time_budget)
         lm = None
     mcfg = lm.config if lm is not None else mcfg
     if out is not None and writer:
         check_resources(out, mcfg, config.optimizer, config.batch_size, config.max_length)
     if lm is None:
-        lm = LanguageModel(mcfg, seed=config.seed, linker=linker)
+        lm = LanguageModel(mcfg, seed=config.seed, linker=linker, precision=config.precision)
+    elif config.precision != lm.precision:  # a resumed model trains at the precision asked for now
+        lm = LanguageModel(lm.config, params=lm.get_params(), linker=linker, precision=config.precision)
     trainer = Trainer(
         lm, splits["train"], splits["valid"], config, out_dir=out, corpus=corpus, progress=progress
     )

@@ -54,6 +54,7 @@ class TrainConfig:
     anneal: float = 0.5  # plateau schedule: multiply lr by this when validation does not improve
     patience: int | None = None  # stop after this many evaluations without a new best (None: auto, 0: never)
     weight_decay: float = 0.0  # decoupled (AdamW-style) weight decay per unit of learning rate
+    precision: str = "fp32"  # fp32 | bf16: bfloat16 matrix products, float32 accumulation (jax linker)
     on_nan: str = "recover"  # recover | stop
     seed: int = 0
     devices: int | str | None = None  # data parallel over N devices, or "all" (None: one device)
@@ -87,6 +88,8 @@ class TrainConfig:
             raise ConfigError(f"patience must be >= 0, got {self.patience}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
         if self.devices is not None:
             text = str(self.devices).strip().lower()
             if isinstance(self.devices, bool) or not (text == "all" or (text.isdigit() and int(text) >= 1)):
