@@ -32,8 +32,9 @@ def test_char_preset_times_bf16_against_torch_autocast(bench_cli, capsys):
 
     if engine.default_linker() != "jax" or not engine_ops.available():
         pytest.skip("bf16 runs on PyTensor's JAX linker")
-    args = ["bench", "train", "--preset", "char", "--json", "--cells", "gru", "--layers", "1", "--hidden", "8",
-            "--batch-size", "2", "--steps", "3", "--linkers", "jax,c", "--repeat", "1", "--precision", "both"]
+    args = ["bench", "train", "--preset", "char", "--json", "--cells", "gru", "--layers", "1",
+            "--hidden", "8", "--batch-size", "2", "--steps", "3", "--linkers", "jax,c", "--repeat", "1",
+            "--precision", "both"]
     assert bench_cli(args) == 0
     r = json.loads(capsys.readouterr().out)
     res = r["configs"]["gru x1"]

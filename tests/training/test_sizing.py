@@ -22,8 +22,9 @@ def test_char_rule_is_a_two_layer_gru_sized_by_corpus_and_budget():
         assert (m["cell"], m["layers"], m["embedding_dim"], m["tie_embeddings"]) == ("gru", 2, 64, False)
         return m["hidden_dim"], m["dropout"]
 
-    assert pick(1_000_000, None) == pick(1_000_000, 600) == pick(1_000_000, 300) == (384, 0.3)
-    assert pick(1_000_000, 180) == pick(1_000_000, 299) == (256, 0.0)  # a short budget: more steps
+    assert pick(1_000_000, None) == pick(1_000_000, 600) == pick(1_000_000, 450) == (384, 0.3)
+    assert pick(1_000_000, 300) == pick(1_000_000, 240) == (256, 0.2)  # a shorter budget: more steps
+    assert pick(1_000_000, 180) == pick(1_000_000, 239) == (256, 0.0)  # ... and too few epochs to overfit
     assert pick(10_000_000, None) == pick(10_000_000, 60) == (512, 0.2)
     assert auto_learning_rate("char", "adam") == 6e-3 and auto_learning_rate("word", "adam") == 5e-3
     assert auto_learning_rate("word", "sgd") is None

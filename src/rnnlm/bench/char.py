@@ -17,7 +17,13 @@ import numpy as np
 from rnnlm.bench.candidates import Candidates
 from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module
 from rnnlm.bench.timing import block
-from rnnlm.bench.train import precision_ratios, random_batch, rnnlm_train_candidate, torch_autocast
+from rnnlm.bench.train import (
+    precision_ratios,
+    precision_runs,
+    random_batch,
+    rnnlm_train_candidate,
+    torch_autocast,
+)
 from rnnlm.errors import ConfigError
 
 __all__ = ["CHAR_BF16_TARGET", "CHAR_PRESET", "CHAR_TORCH_TARGET", "bench_char", "char_flops",
@@ -112,13 +118,8 @@ def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool =
             cfg = ModelConfig(vocab_size=s["vocab_size"], hidden_dim=s["hidden_dim"], cell=cell,
                               layers=n_layers, embedding_dim=s["embedding_dim"])
             cands = Candidates()
-            for precision in precisions:
-                tag = "" if precision == "fp32" else f"_{precision}"
-                for linker in linkers:
-                    if precision != "fp32" and linker != "jax":
-                        skipped[f"rnnlm_{linker}{tag}"] = f"{precision} runs on the jax linker only"
-                        continue
-
+            for precision, tag, runnable in precision_runs(precisions, linkers, skipped):
+                for linker in runnable:
                     def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
                         fn, cold = rnnlm_train_candidate(
                             cfg, x, y, mask, linker, optimizer=s["optimizer"], lr=s["learning_rate"],

@@ -15,6 +15,7 @@ from rnnlm.bench.timing import block
 from rnnlm.errors import ConfigError
 
 __all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "precision_ratios",
+           "precision_runs",
            "random_batch", "rnnlm_train_candidate", "torch_autocast", "torch_train_candidate"]
 
 
@@ -32,6 +33,19 @@ def random_batch(rng, vocab, steps, batch):
     x = rng.integers(0, vocab, (steps, batch)).astype(np.int32)
     y = rng.integers(0, vocab, (steps, batch)).astype(np.int32)
     return x, y, np.ones((steps, batch), np.float32)
+
+
+def precision_runs(precisions, linkers, skipped: dict) -> list:
+    """``[(precision, tag, linkers)]``: each precision's candidate-name suffix (``""`` or ``"_bf16"``) and the
+    rnnlm linkers that run it (bf16: jax only; the others are noted in ``skipped``)."""
+    runs = []
+    for precision in precisions:
+        tag = "" if precision == "fp32" else f"_{precision}"
+        ok = [lk for lk in linkers if precision == "fp32" or lk == "jax"]
+        skipped.update({f"rnnlm_{lk}{tag}": f"{precision} runs on the jax linker only"
+                        for lk in linkers if lk not in ok})
+        runs.append((precision, tag, ok))
+    return runs
 
 
 def precision_ratios(res: dict, rate: str, targets: dict, bf16_targets: dict | None = None) -> None:
@@ -264,13 +278,8 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     for cell in cells:
         cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, embedding_dim=hidden_dim)
         cands = Candidates()
-        for precision in precisions:
-            tag = "" if precision == "fp32" else f"_{precision}"
-            for linker in linkers:
-                if precision != "fp32" and linker != "jax":
-                    skipped[f"rnnlm_{linker}{tag}"] = f"{precision} runs on the jax linker only"
-                    continue
-
+        for precision, tag, runnable in precision_runs(precisions, linkers, skipped):
+            for linker in runnable:
                 def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
                     fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed,
                                                      precision=precision)

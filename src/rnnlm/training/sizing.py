@@ -2,16 +2,19 @@
 
 The rule (docs/quality.md has the runs behind it) picks the cell, depth, width, embedding, dropout, tying
 and Adam's learning rate from the number of training tokens, the level and the time budget; every value
-the user gives wins. The chosen values are printed by ``rnnlm train`` and stored in the checkpoint like any other setting.
+the user gives wins. The chosen values are printed by ``rnnlm train`` and stored in the checkpoint like any
+other setting.
 
 - Character level: a 2-layer GRU, embedding 64, no tying, Adam 6e-3; below 3M training characters
-  H = 384 with locked dropout 0.3, or H = 256 without dropout when the time budget is under 5 minutes
-  (it has no time to overfit); 512 with 0.2 above 3M. Measured on tinyshakespeare (1M training characters, last 10% held out, 2 cores): at a
-  3-minute budget GRU 2x256 reached 1.471 nats/char at Adam 4e-3 (1.469 at 6e-3, 1.530 at 2e-3) against
-  1.884 for char-rnn's 2-layer LSTM at 2e-3 (1.751 at 4e-3) -- the GRU runs more steps in the time and
-  learns faster per step; at 10 minutes 2x256 with dropout 0.2 gave 1.464 at 4e-3 and 1.446 at 6e-3,
-  2x384 with dropout 0.3 1.441 at 4e-3 and 1.434 at 6e-3, 2x512 with 0.4 1.439 at 4e-3; at 3 minutes
-  2x384 (0.3) reached only 1.504 and 2x256 with dropout 0.2 1.484, against 1.469 without.
+  H = 384 with locked dropout 0.3, or under a time budget below 7.5 minutes H = 256 (more steps in the
+  time) with dropout 0.2, or none below 4 minutes (too few epochs to overfit); 512 with 0.2 above 3M.
+  Measured on tinyshakespeare (1M training characters, last 10% held out, 2 cores): at a 3-minute budget
+  GRU 2x256 reached 1.471 nats/char at Adam 4e-3 (1.469 at 6e-3, 1.530 at 2e-3) against 1.884 for
+  char-rnn's 2-layer LSTM at 2e-3 (1.751 at 4e-3) -- the GRU runs more steps in the time and learns faster
+  per step; at 10 minutes 2x256 with dropout 0.2 gave 1.464 at 4e-3 and 1.446 at 6e-3, 2x384 with dropout
+  0.3 1.441 at 4e-3 and 1.434 at 6e-3, 2x512 with 0.4 1.439 at 4e-3; at 5 minutes (6e-3) 2x256 (0.2)
+  1.457 against 2x384 (0.3) 1.469; at 3 minutes 2x384 (0.3) 1.504, 2x256 (0.2) 1.484, 2x256 without
+  dropout 1.469.
 - Word level: a 1-layer LSTM with tied input/output embeddings (D = H, so no projection), Adam 5e-3, and
   locked dropout that shrinks as the corpus grows: H = 128 with dropout 0.6 (embedding 0.2) below 50k
   training tokens, 256 with 0.5 (0.1) below 1M, 512 with 0.3 (0.05) above. Measured: on the reddit sample
@@ -29,8 +32,9 @@ from rnnlm.errors import ConfigError
 AUTO_FIELDS = ("cell", "layers", "hidden_dim", "embedding_dim", "dropout", "embed_dropout", "tie_embeddings")
 
 
-#: Below this budget (seconds) a small character corpus gets the narrower model (more steps in the time).
-SHORT_BUDGET_S = 300.0
+#: Budgets (seconds) below which a small character corpus gets the narrower model (more steps in the time),
+#: and below which that model gets no dropout (too few epochs to overfit).
+NARROW_BELOW_S, NO_DROPOUT_BELOW_S = 450.0, 240.0
 
 
 def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm",
@@ -39,8 +43,12 @@ def auto_model(level: str, train_tokens: int, vocab_size: int, task: str = "lm",
     for ``budget_s`` seconds (None: no time budget)."""
     if level == "char":
         big = train_tokens >= 3_000_000
-        short = budget_s is not None and budget_s < SHORT_BUDGET_S
-        h, drop = (512, 0.2) if big else ((256, 0.0) if short else (384, 0.3))
+        if big:
+            h, drop = 512, 0.2
+        elif budget_s is None or budget_s >= NARROW_BELOW_S:
+            h, drop = 384, 0.3
+        else:
+            h, drop = 256, (0.2 if budget_s >= NO_DROPOUT_BELOW_S else 0.0)
         return {
             "cell": "gru",
             "layers": 2,
@@ -77,7 +85,12 @@ def auto_learning_rate(level: str, optimizer: str) -> float | None:
 
 
 def complete(
-    settings: dict | None, level: str, train_tokens: int, vocab_size: int, task: str = "lm", auto: bool = True,
+    settings: dict | None,
+    level: str,
+    train_tokens: int,
+    vocab_size: int,
+    task: str = "lm",
+    auto: bool = True,
     budget_s: float | None = None,
 ) -> tuple[dict, list]:
     """``settings`` (ModelConfig fields the user gave) completed by :func:`auto_model` when ``auto``;
