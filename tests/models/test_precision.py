@@ -118,9 +118,12 @@ def test_bf16_trains_like_fp32():
     assert losses["bf16"][1:] != losses["fp32"][1:]  # the same first step, then bf16's own path
 
 
-def test_bf16_needs_the_jax_linker():
+def test_bf16_needs_the_jax_linker_and_the_fused_layers(monkeypatch):
     cfg = ModelConfig(vocab_size=C, hidden_dim=H, cell="gru")
     with pytest.raises(ConfigError, match="bf16 needs the jax linker"):
         LanguageModel(cfg, linker="c", precision="bf16")
+    monkeypatch.setattr(engine_ops, "available", lambda: False)  # every layer a scan: its dots are fp32
+    with pytest.raises(ConfigError, match="bf16 needs the fused layers"):
+        LanguageModel(cfg, linker="jax", precision="bf16")
     with pytest.raises(ConfigError, match="precision must be one of fp32, bf16"):
         LanguageModel(cfg, linker="jax", precision="fp16")

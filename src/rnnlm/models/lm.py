@@ -194,8 +194,10 @@ class LanguageModel:
         self.linker = linker
         if precision not in engine_ops.PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(engine_ops.PRECISIONS)}: {precision!r}")
-        if precision != "fp32" and not (linker == "jax" and self._fused()):
+        if precision != "fp32" and linker != "jax":
             raise ConfigError(f"--precision {precision} needs the jax linker (and PyTensor, full BPTT)")
+        if precision != "fp32" and not self._fused():
+            raise ConfigError(f"--precision {precision} needs the fused layers (PyTensor, full BPTT)")
         self.precision, self._dot_precision = precision, "fp32"  # (the second: of the graph being built)
         self.mode = engine.mode_for(linker)
         self.static = linker in ("jax",)
