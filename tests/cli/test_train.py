@@ -45,7 +45,11 @@ def test_train_30s_on_the_reddit_sample(reddit_csv, tmp_path, capsys):
         ]
     )
     assert rc == 0
-    res = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    # the rule's choices are printed with what they were chosen for (the corpus and the budget)
+    picked = next(line for line in captured.err.splitlines() if "--size auto picked" in line)
+    assert "hidden_dim" not in picked and "training tokens at word level and a 30 s budget" in picked
     assert res["steps"] > 0 and res["stopped"] in ("time_budget", "epochs", "early_stopping")
     assert res["best_valid_perplexity"] < 500  # a fresh model is ~500 (ln C = 6.2)
     model, vocab, meta = load_model(out / "best.npz")

@@ -362,9 +362,11 @@ def run_training(args, corpus=None, quiet=False):
             picked = ", ".join(f"{k}={getattr(c, k)}" for k in chosen)
             if args.lr is None:
                 picked += f", lr={trainer.schedule.peak:g}"
+            budget = trainer.cfg.time_budget
+            within = f" and a {budget:g} s budget" if budget else ""
             print(
                 f"rnnlm: --size auto picked {picked} (for {splits['train'].n_tokens:,} training tokens at "
-                f"{corpus.level} level; any flag overrides)",
+                f"{corpus.level} level{within}; any flag overrides)",
                 file=sys.stderr,
             )
         rare = corpus.stats.get("rare_in_training")
