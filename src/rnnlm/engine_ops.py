@@ -20,7 +20,8 @@ activations the backward pass needs (rnn: f(a) (L, B, H); gru: z, r, c (L, B, 3H
 With ``masked=False`` the mask input is ignored (a full batch: no blend per step).  With
 ``precision="bf16"`` every matrix product (per step and for dW) takes bfloat16 operands and accumulates
 in float32, as :class:`MatMul` does for the products outside the layers; states, gates and parameters
-stay float32.  Only ``engine`` is imported from rnnlm: this module belongs to the engine layer.
+stay float32.  Only ``engine`` (and ``errors``) is imported from rnnlm: this module belongs to the engine
+layer.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ import os
 import numpy as np
 
 from rnnlm import engine
+from rnnlm.errors import ConfigError
 
-__all__ = ["PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available", "matmul",
-           "recurrent_layer", "round_bf16"]
+__all__ = ["PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available", "check_precision",
+           "matmul", "recurrent_layer", "round_bf16"]
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 PRECISIONS = ("fp32", "bf16")  # of the matrix products; bf16: bfloat16 operands, float32 accumulation
@@ -470,6 +472,14 @@ class MatMul(_Op):
         return [self(g, b.T), self(a.T, g)]
 
     L_op = pullback
+
+
+def check_precision(precision: str, linker: str) -> None:
+    """Refuse a precision that is unknown, or bf16 on a linker without bf16 products (all but jax)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}: {precision!r}")
+    if precision != "fp32" and linker != "jax":
+        raise ConfigError(f"--precision {precision} needs the jax linker (and PyTensor, full BPTT)")
 
 
 def matmul(a, b, precision="fp32"):

@@ -15,8 +15,8 @@ from rnnlm.bench.timing import block
 from rnnlm.errors import ConfigError
 
 __all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "precision_ratios",
-           "precision_runs",
-           "random_batch", "rnnlm_train_candidate", "torch_autocast", "torch_train_candidate"]
+           "precision_runs", "random_batch", "rnnlm_train_candidate", "torch_autocast",
+           "torch_train_candidate"]
 
 
 TORCH_TARGET_RATIO = 2.0  # issue 4, CPU: words/s vs PyTorch

@@ -192,10 +192,7 @@ class LanguageModel:
     def __init__(self, config: ModelConfig, params=None, seed=None, linker="c", precision="fp32"):
         self.config = config
         self.linker = linker
-        if precision not in engine_ops.PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(engine_ops.PRECISIONS)}: {precision!r}")
-        if precision != "fp32" and linker != "jax":
-            raise ConfigError(f"--precision {precision} needs the jax linker (and PyTensor, full BPTT)")
+        engine_ops.check_precision(precision, linker)
         if precision != "fp32" and not self._fused():
             raise ConfigError(f"--precision {precision} needs the fused layers (PyTensor, full BPTT)")
         self.precision, self._dot_precision = precision, "fp32"  # (the second: of the graph being built)

@@ -275,6 +275,7 @@ def train(
     """
     from rnnlm import devices, engine
     from rnnlm.data import Corpus, mapped, prepare
+    from rnnlm.engine_ops import check_precision
     from rnnlm.models.lm import LanguageModel
     from rnnlm.training.baselines import baselines
     from rnnlm.training.checkpoint import load_model, read_checkpoint
@@ -286,8 +287,7 @@ def train(
     joined = devices.initialize(**(distributed or {}))  # before JAX starts its backends
     writer = joined is None or joined["process_id"] == 0
     linker = linker or engine.default_linker()
-    if config.precision != "fp32" and linker != "jax":  # refused before the corpus is read
-        raise ConfigError(f"--precision {config.precision} needs the jax linker (and PyTensor, full BPTT)")
+    check_precision(config.precision, linker)  # refused before the corpus is read
     if joined is not None and config.devices is None:  # several processes: every device of every one
         config = dataclasses.replace(config, devices="all")
     if config.devices is not None:  # bad device settings are refused before anything is written
