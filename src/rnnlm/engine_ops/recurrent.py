@@ -19,91 +19,37 @@ activations the backward pass needs (rnn: f(a) (L, B, H); gru: z, r, c (L, B, 3H
 
 With ``masked=False`` the mask input is ignored (a full batch: no blend per step).  With
 ``precision="bf16"`` every matrix product (per step and for dW) takes bfloat16 operands and accumulates
-in float32, as :class:`MatMul` does for the products outside the layers; states, gates and parameters
-stay float32.  Only ``engine`` (and ``errors``) is imported from rnnlm: this module belongs to the engine
-layer.
+in float32, as :class:`rnnlm.engine_ops.base.MatMul` does for the products outside the layers; states,
+gates and parameters stay float32.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import numpy as np
 
-from rnnlm import engine
-from rnnlm.errors import ConfigError
+from rnnlm.engine_ops.base import (
+    PRECISIONS,
+    Apply,
+    Op,
+    T,
+    gradient,
+    jax_backend,
+    jax_dispatch,
+    numpy_backend,
+    tensor_type,
+    zeros_if_disconnected,
+)
 
-__all__ = ["PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available", "check_precision",
-           "matmul", "recurrent_layer", "round_bf16"]
+__all__ = ["GATES", "RecurrentLayer", "RecurrentLayerGrad", "jax_backward", "jax_forward", "numpy_backward",
+           "numpy_forward", "recurrent_layer"]
+
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-PRECISIONS = ("fp32", "bf16")  # of the matrix products; bf16: bfloat16 operands, float32 accumulation
-
-_Op = importlib.import_module(f"{engine.name}.graph.op").Op
-_Apply = importlib.import_module(f"{engine.name}.graph.basic").Apply
-_gradient = importlib.import_module(f"{engine.name}.gradient")
-T = engine.T
-
-
-def available() -> bool:
-    """Whether :class:`LanguageModel` uses the fused layer: on PyTensor (every linker), unless
-    ``RNNLM_FUSED_LAYERS=off`` (then every layer is a ``scan``, as on Aesara, where this module's ops
-    are not tested)."""
-    if os.environ.get("RNNLM_FUSED_LAYERS", "on").strip().lower() in ("off", "0", "no", "false"):
-        return False
-    return engine.name == "pytensor"
 
 
 # ------------------------------------------------------------------------------------------------
 # The cell math, once, over an array namespace
 # ------------------------------------------------------------------------------------------------
-
-
-class _Backend:
-    """The few array functions the cell math needs: NumPy (float32 throughout) or jax.numpy; ``low``
-    (a function or None): rounds a matrix product's operands to bfloat16 (``precision="bf16"``)."""
-
-    def __init__(self, xp, sigmoid, low=None):
-        self.xp, self.sigmoid, self.low = xp, sigmoid, low
-
-    def concat(self, parts):
-        return self.xp.concatenate(parts, axis=-1)
-
-    def dot(self, a, b):
-        if self.low is None:
-            return self.xp.dot(a, b)
-        if self.xp is np:
-            return np.dot(self.low(a), self.low(b))
-        return self.xp.dot(self.low(a), self.low(b), preferred_element_type=np.float32)
-
-
-def _np_sigmoid(a):
-    return 0.5 * (1.0 + np.tanh(0.5 * a))  # stays float32, cannot overflow
-
-
-def round_bf16(x):
-    """float32 -> the nearest bfloat16 value (ties to even), kept as float32: what a bf16 operand holds."""
-    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
-    u = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
-    return u.view(np.float32)
-
-
-def _jax_bf16(x):
-    import jax.numpy as jnp
-
-    return x.astype(jnp.bfloat16)
-
-
-def _numpy_backend(precision):
-    return _Backend(np, _np_sigmoid, round_bf16 if precision == "bf16" else None)
-
-
-def _jax_backend(precision):
-    import jax
-    import jax.numpy as jnp
-
-    return _Backend(jnp, jax.nn.sigmoid, _jax_bf16 if precision == "bf16" else None)
 
 
 def _act(bk, name, a):
@@ -217,7 +163,7 @@ def _shift(first, seq, xp):
 
 
 def numpy_forward(op, P, mask, s0, c0, Wt):
-    L, bk = P.shape[0], _numpy_backend(op.precision)
+    L, bk = P.shape[0], numpy_backend(op.precision)
     S = np.empty(P.shape[:2] + s0.shape[-1:], P.dtype)
     C = np.empty_like(S) if op.cell == "lstm" else None
     A = None
@@ -233,7 +179,7 @@ def numpy_forward(op, P, mask, s0, c0, Wt):
 
 
 def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
-    L, bk = S.shape[0], _numpy_backend(op.precision)
+    L, bk = S.shape[0], numpy_backend(op.precision)
     WtT = np.ascontiguousarray(Wt.T)
     s_prev = _shift(s0, S, np)
     c_prev = _shift(c0, C, np) if C is not None else None
@@ -257,7 +203,7 @@ def numpy_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
 def jax_forward(op, P, mask, s0, c0, Wt):
     import jax
 
-    bk = _jax_backend(op.precision)
+    bk = jax_backend(op.precision)
     if bk.low is not None:
         Wt = bk.low(Wt)  # once, not at every step
 
@@ -276,7 +222,7 @@ def jax_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
     import jax
     import jax.numpy as jnp
 
-    bk = _jax_backend(op.precision)
+    bk = jax_backend(op.precision)
     WtT = Wt.T if bk.low is None else bk.low(Wt).T
     s_prev = _shift(s0, S, jnp)
     lstm = op.cell == "lstm"
@@ -306,15 +252,8 @@ def jax_backward(op, mask, s0, c0, Wt, S, C, A, gS, gC):
 # ------------------------------------------------------------------------------------------------
 
 
-def _tensor_type(dtype, shape):
-    return T.TensorType(dtype, shape=tuple(shape))
 
-
-def _zeros_if_disconnected(g, like):
-    return T.zeros_like(like) if isinstance(g.type, _gradient.DisconnectedType) else g
-
-
-class _LayerOp(_Op):
+class _LayerOp(Op):
     __props__ = ("cell", "activation", "gate", "masked", "label", "precision")
 
     def __init__(self, cell, activation="tanh", gate="sigmoid", masked=True, label="layer", precision="fp32"):
@@ -349,12 +288,12 @@ class RecurrentLayer(_LayerOp):
         H = s0.type.shape[1]
         GH = Wt.type.shape[1]
         dt = P.type.dtype
-        outs = [_tensor_type(dt, (L, B, H))()]
+        outs = [tensor_type(dt, (L, B, H))()]
         if self.lstm:
-            outs.append(_tensor_type(dt, (L, B, H))())
+            outs.append(tensor_type(dt, (L, B, H))())
         A_width = H if self.cell == "rnn" else GH
-        outs.append(_tensor_type(dt, (L, B, A_width))())
-        return _Apply(self, [P, mask, s0, *rest], outs)
+        outs.append(tensor_type(dt, (L, B, A_width))())
+        return Apply(self, [P, mask, s0, *rest], outs)
 
     def perform(self, node, inputs, output_storage):
         if self.lstm:
@@ -384,17 +323,17 @@ class RecurrentLayer(_LayerOp):
         if self.lstm:
             P, mask, s0, c0, Wt = inputs
             S, C, A = outputs
-            gS, gC = (_zeros_if_disconnected(g, o) for g, o in zip(output_grads[:2], (S, C), strict=True))
+            gS, gC = (zeros_if_disconnected(g, o) for g, o in zip(output_grads[:2], (S, C), strict=True))
             grads = RecurrentLayerGrad(*self._props())(
                 mask, s0, c0, Wt, S, C, A, gS, gC)
             dP, ds0, dc0, dWt = grads
-            return [dP, _gradient.disconnected_type(), ds0, dc0, dWt]
+            return [dP, gradient.disconnected_type(), ds0, dc0, dWt]
         P, mask, s0, Wt = inputs
         S, A = outputs
-        gS = _zeros_if_disconnected(output_grads[0], S)
+        gS = zeros_if_disconnected(output_grads[0], S)
         dP, ds0, dWt = RecurrentLayerGrad(*self._props())(
             mask, s0, Wt, S, A, gS)
-        return [dP, _gradient.disconnected_type(), ds0, dWt]
+        return [dP, gradient.disconnected_type(), ds0, dWt]
 
     L_op = pullback  # Aesara's and older PyTensor's name for the same method
 
@@ -410,11 +349,11 @@ class RecurrentLayerGrad(_LayerOp):
         s0, Wt, A = inputs[1], inputs[3 if self.lstm else 2], inputs[6 if self.lstm else 4]
         L, B = A.type.shape[0], A.type.shape[1]
         dt = A.type.dtype
-        outs = [_tensor_type(dt, (L, B, Wt.type.shape[1]))(), s0.type()]
+        outs = [tensor_type(dt, (L, B, Wt.type.shape[1]))(), s0.type()]
         if self.lstm:
             outs.append(s0.type())
         outs.append(Wt.type())
-        return _Apply(self, inputs, outs)
+        return Apply(self, inputs, outs)
 
     def _split(self, inputs):
         if self.lstm:
@@ -434,57 +373,10 @@ class RecurrentLayerGrad(_LayerOp):
         return [dP, s0, s0, Wt] if self.lstm else [dP, s0, Wt]
 
     def pullback(self, inputs, outputs, output_grads):
-        return [_gradient.grad_not_implemented(self, i, v, "second derivatives of a fused recurrent layer")
+        return [gradient.grad_not_implemented(self, i, v, "second derivatives of a fused recurrent layer")
                 for i, v in enumerate(inputs)]
 
     L_op = pullback
-
-
-class MatMul(_Op):
-    """``a · b`` for 2-D float32 ``a`` (M, K) and ``b`` (K, N) with bfloat16 operands and float32
-    accumulation (``precision="bf16"``; the output is float32).  Its gradient is two more of the same
-    (``g · bᵀ``, ``aᵀ · g``), so the backward GEMMs run at the same precision, as under PyTorch's autocast."""
-
-    __props__ = ("precision",)
-
-    def __init__(self, precision="bf16"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}")
-        self.precision = precision
-        super().__init__()
-
-    def make_node(self, a, b):
-        a, b = T.as_tensor_variable(a), T.as_tensor_variable(b)
-        if a.type.ndim != 2 or b.type.ndim != 2:
-            raise TypeError("MatMul takes two matrices")
-        return _Apply(self, [a, b], [_tensor_type(a.type.dtype, (a.type.shape[0], b.type.shape[1]))()])
-
-    def perform(self, node, inputs, output_storage):
-        a, b = inputs
-        output_storage[0][0] = _numpy_backend(self.precision).dot(a, b).astype(node.outputs[0].dtype)
-
-    def infer_shape(self, fgraph, node, shapes):
-        return [(shapes[0][0], shapes[1][1])]
-
-    def pullback(self, inputs, outputs, output_grads):
-        a, b = inputs
-        (g,) = output_grads
-        return [self(g, b.T), self(a.T, g)]
-
-    L_op = pullback
-
-
-def check_precision(precision: str, linker: str) -> None:
-    """Refuse a precision that is unknown, or bf16 on a linker without bf16 products (all but jax)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}: {precision!r}")
-    if precision != "fp32" and linker != "jax":
-        raise ConfigError(f"--precision {precision} needs the jax linker (and PyTensor, full BPTT)")
-
-
-def matmul(a, b, precision="fp32"):
-    """``a · b`` in the graph: ``T.dot`` at fp32, :class:`MatMul` at bf16."""
-    return T.dot(a, b) if precision == "fp32" else MatMul(precision)(a, b)
 
 
 def recurrent_layer(cell, P, mask, states, Wt, activation="tanh", gate="sigmoid", masked=True,
@@ -497,9 +389,8 @@ def recurrent_layer(cell, P, mask, states, Wt, activation="tanh", gate="sigmoid"
 
 
 def _register_jax():
-    try:
-        dispatch = importlib.import_module(f"{engine.name}.link.jax.dispatch")
-    except ImportError:  # no JAX in this environment: the NumPy perform serves every linker
+    dispatch = jax_dispatch()
+    if dispatch is None:  # no JAX here: the NumPy perform serves every linker
         return
 
     @dispatch.jax_funcify.register(RecurrentLayer)
@@ -519,15 +410,5 @@ def _register_jax():
 
         return layer_grad
 
-    @dispatch.jax_funcify.register(MatMul)
-    def _jax_matmul(op, node=None, **kwargs):
-        bk = _jax_backend(op.precision)
 
-        def matmul(a, b):
-            return bk.dot(a, b)
-
-        return matmul
-
-
-if engine.name == "pytensor":
-    _register_jax()
+_register_jax()

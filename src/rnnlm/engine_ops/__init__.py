@@ -1,0 +1,39 @@
+"""The engine layer's own graph ops: nodes with hand-written gradients where ``scan`` + autodiff is slow.
+
+- :mod:`.base`: what they share (array backends, bfloat16, :class:`MatMul` at a chosen precision).
+- :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
+
+Every op runs on every linker: a NumPy ``perform`` (C and Python linkers) and a JAX implementation
+registered with PyTensor's JAX dispatcher.  Only ``engine`` (and ``errors``) is imported from rnnlm: this
+package belongs to the engine layer.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rnnlm import engine
+from rnnlm.engine_ops.base import PRECISIONS, MatMul, check_precision, matmul, round_bf16
+from rnnlm.engine_ops.recurrent import (
+    GATES,
+    RecurrentLayer,
+    RecurrentLayerGrad,
+    jax_backward,
+    jax_forward,
+    numpy_backward,
+    numpy_forward,
+    recurrent_layer,
+)
+
+__all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available",
+           "check_precision", "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward",
+           "recurrent_layer", "round_bf16"]
+
+
+def available() -> bool:
+    """Whether models use the fused ops: on PyTensor (every linker), unless ``RNNLM_FUSED_LAYERS=off``
+    (then every layer is a ``scan`` and the output layer plain nodes, as on Aesara, where these ops are
+    not tested)."""
+    if os.environ.get("RNNLM_FUSED_LAYERS", "on").strip().lower() in ("off", "0", "no", "false"):
+        return False
+    return engine.name == "pytensor"
