@@ -2,6 +2,7 @@
 
 - :mod:`.base`: what they share (array backends, bfloat16, :class:`MatMul` at a chosen precision).
 - :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
+- :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows.
 
 Every op runs on every linker: a NumPy ``perform`` (C and Python linkers) and a JAX implementation
 registered with PyTensor's JAX dispatcher.  Only ``engine`` (and ``errors``) is imported from rnnlm: this
@@ -14,6 +15,7 @@ import os
 
 from rnnlm import engine
 from rnnlm.engine_ops.base import PRECISIONS, MatMul, check_precision, matmul, round_bf16
+from rnnlm.engine_ops.output import SoftmaxNLL, softmax_nll
 from rnnlm.engine_ops.recurrent import (
     GATES,
     RecurrentLayer,
@@ -27,7 +29,7 @@ from rnnlm.engine_ops.recurrent import (
 
 __all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available",
            "check_precision", "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward",
-           "recurrent_layer", "round_bf16"]
+           "recurrent_layer", "round_bf16", "SoftmaxNLL", "softmax_nll"]
 
 
 def available() -> bool:

@@ -31,6 +31,10 @@ def _f32(value):
     return T.constant(value, dtype=FLOATX)
 
 
+def _rows(feats):  # (L', B, H_out) -> (L'·B, H_out)
+    return feats.reshape((feats.shape[0] * feats.shape[1], feats.shape[2]))
+
+
 def _nll_rows(logits, y):
     """Negative log-likelihood of targets ``y`` (N,) under ``logits`` (N, C), stable form."""
     logp = engine.log_softmax(logits, axis=-1)
@@ -195,7 +199,8 @@ class LanguageModel:
         engine_ops.check_precision(precision, linker)
         if precision != "fp32" and not self._fused():
             raise ConfigError(f"--precision {precision} needs the fused layers (PyTensor, full BPTT)")
-        self.precision, self._dot_precision = precision, "fp32"  # (the second: of the graph being built)
+        # of the graph being built (set by _compile): its matrix-product precision and its kind
+        self.precision, self._dot_precision, self._kind = precision, "fp32", None
         self.mode = engine.mode_for(linker)
         self.static = linker in ("jax",)
         if self.static and config.bptt_truncate > 0:
@@ -307,18 +312,9 @@ class LanguageModel:
         if self._fused():
             if go_backwards:
                 proj, mask = proj[::-1], mask[::-1]
-            return engine_ops.recurrent_layer(
-                cfg.cell,
-                proj,
-                mask,
-                init,
-                Wt,
-                activation=cfg.activation,
-                gate=cfg.gate,
-                masked=ragged,
-                label=label,
-                precision=self._dot_precision,
-            )
+            return engine_ops.recurrent_layer(cfg.cell, proj, mask, init, Wt, activation=cfg.activation,
+                                              gate=cfg.gate, masked=ragged, label=label,
+                                              precision=self._dot_precision)
         step = make_step(cfg.cell, cfg.hidden_dim, cfg.activation, cfg.gate)
         out = engine.scan(
             step,
@@ -361,18 +357,31 @@ class LanguageModel:
                 inp = inp * drops[l].dimshuffle("x", 0, 1)
         return inp, finals
 
-    def _output_logits(self, h):
-        """(N, H_out) top states -> (N, C) logits."""
+    def _output_weights(self, h):
+        """(N, H_out) top states -> ``(h', Wo (K, C), c (C,) or None)``: the logits are ``h'·Wo + c``."""
         cfg, p = self.config, self.params
         if cfg.tie_embeddings:
             if "P" in p:
                 h = self._dot(h, p["P"].T)
-            logits = self._dot(h, p["E"])
-        else:
-            logits = self._dot(h, p["V"].T)
-        if cfg.output_bias:
-            logits = logits + p["c"]
-        return logits
+            return h, p["E"], p["c"] if cfg.output_bias else None
+        return h, p["V"].T, p["c"] if cfg.output_bias else None
+
+    def _output_logits(self, h):
+        """(N, H_out) top states -> (N, C) logits."""
+        h, Wo, c = self._output_weights(h)
+        logits = self._dot(h, Wo)
+        return logits if c is None else logits + c
+
+    def _loss_rows(self, h, y, w):
+        """``(Σ w·nll, nll (N,))`` of targets ``y`` (N,) given top states ``h`` (N, H_out), row weights ``w``;
+        one fused node (:mod:`rnnlm.engine_ops.output`) unless placed over devices or the ops are off."""
+        if self.placement is not None or not engine_ops.available():
+            nll = _nll_rows(self._output_logits(h), y)
+            return T.sum(nll * w), nll
+        h, Wo, c = self._output_weights(h)
+        c = T.zeros((self.config.vocab_size,), dtype=FLOATX) if c is None else c
+        return engine_ops.softmax_nll(h, Wo, c, y, w, grads=self._kind in ("train", "grads"),
+                                      precision=self._dot_precision)
 
     def _features(self, x, y, mask, states, drops, ragged=True):
         """Top-layer features, their targets and mask, and the final states.
@@ -400,20 +409,16 @@ class LanguageModel:
         # w_t is a real word (not END) iff position t+1 is real
         return feats, x[1:-1], mask[2:], [T.zeros_like(s) for s in states]
 
-    def _logits(self, feats):
-        """(L', B, H_out) -> (L'·B, C) logits."""
-        L, B = feats.shape[0], feats.shape[1]
-        return self._output_logits(feats.reshape((L * B, feats.shape[2])))
 
     def _graph(self, x, y, mask, states, drops, ragged=True):
-        """Symbolic per-position NLL (L', B), its mask, and final states."""
+        """Symbolic per-position NLL (L', B), its mask, final states, and the masked loss sum."""
         feats, target, tmask, new_states = self._features(x, y, mask, states, drops, ragged)
-        if self.placement is not None:  # rows batch-major, so that a batch split over devices survives the
-            # reshape to (rows, H) and each device computes the output layer of its own columns only
-            rows = _nll_rows(self._logits(feats.dimshuffle(1, 0, 2)), target.T.flatten())
-            return rows.reshape((target.shape[1], target.shape[0])).T, tmask, new_states
-        nll = _nll_rows(self._logits(feats), target.flatten()).reshape(target.shape)
-        return nll, tmask, new_states
+        # placed: rows batch-major, so each device computes the output layer of its own batch columns
+        bm = self.placement is not None
+        f, t, m = (feats.dimshuffle(1, 0, 2), target.T, tmask.T) if bm else (feats, target, tmask)
+        loss, nll = self._loss_rows(_rows(f), t.flatten(), m.flatten())
+        nll = nll.reshape(t.shape)
+        return (nll.T if bm else nll), tmask, new_states, loss
 
     # -- compiled functions ----------------------------------------------------------------
     def _key(self, kind, shape, ragged=True):
@@ -424,20 +429,20 @@ class LanguageModel:
         mask is all ones) gets its own function without per-step mask blends (fused layers only)."""
         key = self._key(kind, shape, ragged)
         if key not in self._fns:
+            self._kind = kind
             self._dot_precision = self.precision if kind in ("train", "grads") else "fp32"
             try:
                 with engine.quiet():  # engine chatter while building graphs is not the user's concern
                     self._fns[key] = self._build(kind, shape, key[2])
             finally:
-                self._dot_precision = "fp32"
+                self._kind, self._dot_precision = None, "fp32"
         return self._fns[key]
 
     def _build(self, kind, shape, ragged=True):
         x, y, mask, states, drops = self._inputs(shape)
         if kind != "train":
             drops = []
-        nll, tmask, new_states = self._graph(x, y, mask, states, drops, ragged)
-        loss_sum = T.sum(nll * tmask)
+        nll, tmask, new_states, loss_sum = self._graph(x, y, mask, states, drops, ragged)
         ntok = T.sum(tmask)
         inputs = [x, y, mask] + states + drops
         if kind == "train":
@@ -464,7 +469,7 @@ class LanguageModel:
             )
         elif kind == "dist":
             feats = self._features(x, y, mask, states, [], ragged)[0]
-            logp = engine.log_softmax(self._logits(feats), axis=-1)
+            logp = engine.log_softmax(self._output_logits(_rows(feats)), axis=-1)
             logp = logp.reshape((feats.shape[0], feats.shape[1], self.config.vocab_size))
             fn = engine.function(inputs, logp, mode=self.mode, on_unused_input="ignore")
         else:

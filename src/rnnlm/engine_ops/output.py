@@ -1,0 +1,210 @@
+"""The output layer and its loss as one node: :class:`SoftmaxNLL`, chunked over rows.
+
+Autodiff of ``−log softmax(h·Wo + c)[y]`` makes the (N, C) logits, keeps them for the backward pass and
+walks them about seven times (max, exp, sum, the gather of the targets, and as many again for the
+gradient).  With C = 8000 and N = 2048 that is 65 MB a pass, far outside the caches, and it costs as much
+as the three matrix products.  This op takes the rows a chunk at a time (about 8 MB of logits, so the
+chunk stays in the last-level cache) and, for each chunk, makes the logits, their log-sum-exp, the
+targets' negative log-likelihoods and -- since the gradient of a weighted sum of NLLs is known in the
+forward pass (``w_i · (softmax_i − onehot(y_i))``) -- the gradients ``dh``, ``dWo`` and ``dc``; the
+logits are never stored.
+
+Inputs: ``h`` (N, K) features, ``Wo`` (K, C) output weights, ``c`` (C,) bias, ``y`` (N,) int targets,
+``w`` (N,) row weights (the mask: 0 rows add nothing).  Outputs: ``loss`` () = Σ_i w_i·nll_i, ``nll`` (N,)
+the unweighted per-row NLLs, and with ``grads=True`` also ``dh`` (N, K), ``dWo`` (K, C), ``dc`` (C,), the
+gradients of ``loss``.  Its gradient (``pullback``) scales those by the upstream gradient of ``loss``; when
+``nll`` has an upstream gradient too, or the node was built with ``grads=False``, it applies a
+``grads=True`` node to the per-row coefficients ``g_loss·w + g_nll`` instead (one more forward pass).
+``precision="bf16"``: the three matrix products take bfloat16 operands (float32 accumulation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlm.engine_ops.base import (
+    PRECISIONS,
+    Apply,
+    Op,
+    T,
+    gradient,
+    jax_backend,
+    jax_dispatch,
+    numpy_backend,
+    tensor_type,
+)
+
+__all__ = ["CHUNK_ELEMENTS", "SoftmaxNLL", "chunk_rows", "softmax_nll"]
+
+CHUNK_ELEMENTS = 1 << 21  # logits per chunk: 8 MB of float32 (measured best at C=8000: 256-512 rows)
+
+
+def chunk_rows(n_classes: int) -> int:
+    """Rows per chunk for ``n_classes`` columns: a power of two near CHUNK_ELEMENTS / C, at least 8."""
+    rows = max(8, CHUNK_ELEMENTS // max(int(n_classes), 1))
+    return 1 << (rows.bit_length() - 1)
+
+
+def _chunk(bk, h, Wo, WoT, c, y, w, grads):
+    """One chunk: ``(nll (n,), p (n, C))``, ``p = w·(softmax − onehot(y))`` the gradient of the chunk's
+    weighted NLL with respect to its logits (None without grads)."""
+    xp = bk.xp
+    z = bk.dot(h, Wo) + c
+    m = z.max(axis=1, keepdims=True)
+    rows = xp.arange(z.shape[0])
+    zy = z[rows, y]
+    e = xp.exp(z - m)
+    s = e.sum(axis=1)
+    nll = xp.log(s) + m[:, 0] - zy
+    if not grads:
+        return nll, None
+    p = e * (w / s)[:, None]  # w·softmax
+    if xp is np:
+        p[rows, y] -= w  # one target per row: no repeated index
+    else:
+        p = p.at[rows, y].add(-w)
+    return nll, p
+
+
+def numpy_softmax_nll(op, h, Wo, c, y, w):
+    """The NumPy driver (``perform``): a Python loop over chunks.  ``dWo`` is made in ``Wo``'s own layout
+    (``Wo`` is often ``Vᵀ``, a transposed view), so that the update of ``V`` reads it in order."""
+    bk = numpy_backend(op.precision)
+    N = h.shape[0]
+    nll = np.empty(N, h.dtype)
+    dh = np.empty_like(h) if op.grads else None
+    dWo = dc = None
+    WoT = Wo.T
+    by_columns = Wo.flags.f_contiguous and not Wo.flags.c_contiguous
+    step = chunk_rows(Wo.shape[1])
+    for a in range(0, N, step):
+        b = min(N, a + step)
+        nll[a:b], p = _chunk(bk, h[a:b], Wo, WoT, c, y[a:b], w[a:b], op.grads)
+        if not op.grads:
+            continue
+        dh[a:b] = bk.dot(p, WoT)
+        part = bk.dot(p.T, h[a:b]).T if by_columns else bk.dot(h[a:b].T, p)
+        dWo, dc = (part, p.sum(axis=0)) if dWo is None else (_add(dWo, part), _add(dc, p.sum(axis=0)))
+    if op.grads and dWo is None:  # no rows
+        dWo, dc = np.zeros_like(Wo), np.zeros_like(c)
+    loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
+    return (loss, nll, dh, dWo, dc) if op.grads else (loss, nll)
+
+
+def _add(acc, part):
+    acc += part
+    return acc
+
+
+def jax_softmax_nll(op, h, Wo, c, y, w):
+    """The JAX driver: ``lax.scan`` over chunks (rows padded with weight 0 to a whole chunk)."""
+    import jax
+    import jax.numpy as jnp
+
+    bk = jax_backend(op.precision)
+    if bk.low is not None:
+        Wo = bk.low(Wo)  # once, not per chunk
+    WoT = Wo.T
+    N, K = h.shape
+    step = chunk_rows(Wo.shape[1])
+    if N <= step:
+        nll, p = _chunk(bk, h, Wo, WoT, c, y, w, op.grads)
+        if op.grads:
+            dh, dWo, dc = bk.dot(p, WoT), bk.dot(h.T, p), p.sum(axis=0)
+    else:
+        n = -(-N // step)
+        pad = n * step - N
+        hs = jnp.pad(h, ((0, pad), (0, 0))).reshape(n, step, K)
+        ys = jnp.pad(y, (0, pad)).reshape(n, step)
+        ws = jnp.pad(w, (0, pad)).reshape(n, step)
+
+        def body(acc, xs):
+            h_c, y_c, w_c = xs
+            nll_c, p = _chunk(bk, h_c, Wo, WoT, c, y_c, w_c, op.grads)
+            if not op.grads:
+                return acc, (nll_c, ())
+            return (acc[0] + bk.dot(h_c.T, p), acc[1] + p.sum(axis=0)), (nll_c, bk.dot(p, WoT))
+
+        acc = (jnp.zeros(Wo.shape, jnp.float32), jnp.zeros_like(c)) if op.grads else ()
+        (dWo, dc), (nll, dh) = jax.lax.scan(body, acc, (hs, ys, ws)) if op.grads else (
+            (None, None), (jax.lax.scan(body, (), (hs, ys, ws))[1][0], None))
+        nll = nll.reshape(-1)[:N]
+        if op.grads:
+            dh = dh.reshape(n * step, K)[:N]
+    loss = jnp.dot(w, nll)
+    return (loss, nll, dh, dWo, dc) if op.grads else (loss, nll)
+
+
+class SoftmaxNLL(Op):
+    """``(loss, nll[, dh, dWo, dc]) = SoftmaxNLL(grads, precision)(h, Wo, c, y, w)``; see the module."""
+
+    __props__ = ("grads", "precision")
+
+    def __init__(self, grads=True, precision="fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        self.grads, self.precision = bool(grads), precision
+        super().__init__()
+
+    def make_node(self, h, Wo, c, y, w):
+        h, Wo, c, y, w = (T.as_tensor_variable(v) for v in (h, Wo, c, y, w))
+        if (h.type.ndim, Wo.type.ndim, c.type.ndim, y.type.ndim, w.type.ndim) != (2, 2, 1, 1, 1):
+            raise TypeError("SoftmaxNLL takes h (N, K), Wo (K, C), c (C,), y (N,), w (N,)")
+        dt = h.type.dtype
+        outs = [tensor_type(dt, ())(), tensor_type(dt, (h.type.shape[0],))()]
+        if self.grads:
+            outs += [h.type(), Wo.type(), c.type()]
+        return Apply(self, [h, Wo, c, y, w], outs)
+
+    def perform(self, node, inputs, output_storage):
+        for storage, value in zip(output_storage, numpy_softmax_nll(self, *inputs), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        h, Wo, c = shapes[:3]
+        return [(), (h[0],), h, Wo, c] if self.grads else [(), (h[0],)]
+
+    def connection_pattern(self, node):
+        n_out = len(node.outputs)
+        # y gets no gradient; w only through loss; h, Wo, c through loss and nll (and, formally, through
+        # the gradient outputs, whose own gradient is refused below)
+        return [[True] * n_out, [True] * n_out, [True] * n_out, [False] * n_out,
+                [j == 0 for j in range(n_out)]]
+
+    def pullback(self, inputs, outputs, output_grads):
+        h, Wo, c, y, w = inputs
+        disconnected = [isinstance(g.type, gradient.DisconnectedType) for g in output_grads]
+        if not all(disconnected[2:]):
+            return [gradient.grad_not_implemented(self, i, v, "second derivatives of SoftmaxNLL")
+                    for i, v in enumerate(inputs)]
+        g_loss = T.zeros((), dtype=h.dtype) if disconnected[0] else output_grads[0]
+        if self.grads and disconnected[1]:
+            dh, dWo, dc = (g_loss * o for o in outputs[2:])
+        else:
+            coef = g_loss * w if disconnected[1] else g_loss * w + output_grads[1]
+            dh, dWo, dc = SoftmaxNLL(True, self.precision)(h, Wo, c, y, coef)[2:]
+        return [dh, dWo, dc, gradient.disconnected_type(), g_loss * outputs[1]]
+
+    L_op = pullback
+
+
+def softmax_nll(h, Wo, c, y, w, grads=True, precision="fp32"):
+    """``(loss, nll)`` of the rows of ``h`` (N, K) under ``softmax(h·Wo + c)``; see the module."""
+    outs = SoftmaxNLL(grads, precision)(h, Wo, c, y, w)
+    return outs[0], outs[1]
+
+
+def _register_jax():
+    dispatch = jax_dispatch()
+    if dispatch is None:
+        return
+
+    @dispatch.jax_funcify.register(SoftmaxNLL)
+    def _jax_softmax_nll(op, node=None, **kwargs):
+        def softmax_nll_fn(h, Wo, c, y, w):
+            return jax_softmax_nll(op, h, Wo, c, y, w)
+
+        return softmax_nll_fn
+
+
+_register_jax()
