@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from rnnlm import engine
+from rnnlm import engine, engine_ops
 from rnnlm.errors import ConfigError
 from rnnlm.models.cells import activation as _activation
 from rnnlm.models.lm import LanguageModel, ModelConfig
@@ -193,7 +193,7 @@ class RNN:
 
         # The states before the window: no gradient reaches them (truncate_gradient drops it).
         if length is None:  # symbolic T: run every step (a zero-step scan is not allowed) and index
-            s_all = run(cut(U[:, x].T), None, s0, cut(Wt))  # (gathering U's columns copies U: ~0.2 ms)
+            s_all = run(cut(self._columns(x)), None, s0, cut(Wt))
             s_init = cut(T.concatenate([s0.dimshuffle("x", 0), s_all], axis=0)[start])
             if 0 < k <= self.UNROLL:
                 return self._unrolled_window(x, y, s_init, f, lr)
@@ -205,11 +205,26 @@ class RNN:
         mw = None if mask is None else mask[start:]
         pw = U[:, xw].T  # (n, H): the window's input columns, the only part of U with a gradient
         s_w = run(pw, mw, s_init, Wt)
-        logp = engine.log_softmax(T.dot(s_w, V.T), axis=-1)  # (n, C): the output layer on n rows only
-        nll = -logp[T.arange(xw.shape[0]), yw]
-        loss = T.sum(nll if mw is None else nll * mw)
+        loss = self._window_loss(s_w, yw, T.ones_like(yw, dtype=FLOATX) if mw is None else mw)
         dpw, dV, dW = engine.grad(loss, [pw, V, W])
         return inputs, *self._window_updates(xw, dpw, dV, dW, lr)
+
+    def _columns(self, ids):
+        """U's columns ``ids`` as rows, (n, H), gathered from U's flat buffer: ``U[:, ids]`` becomes a row
+        gather from ``Uᵀ``, which the C linker makes contiguous first (a copy of all of U, ~0.3 ms)."""
+        H, C = self.hidden_dim, self.word_dim
+        flat = (T.arange(H, dtype="int64") * C).dimshuffle("x", 0) + ids.dimshuffle(0, "x")
+        return self.U.flatten()[flat]
+
+    def _window_loss(self, s_w, yw, weights):
+        """Σ weights·nll of the window's targets ``yw`` (n,) under ``softmax(s_w·Vᵀ)``, ``s_w`` (n, H): the
+        output layer on the window's n rows only; one fused node (logits, loss and its gradient) on
+        PyTensor (:mod:`rnnlm.engine_ops.output`), plain nodes elsewhere."""
+        if engine_ops.available():
+            zero_bias = T.zeros((self.word_dim,), dtype=FLOATX)
+            return engine_ops.softmax_nll(s_w, self.V.T, zero_bias, yw, weights)[0]
+        logp = engine.log_softmax(T.dot(s_w, self.V.T), axis=-1)
+        return -T.sum(weights * logp[T.arange(yw.shape[0]), yw])
 
     def _window_updates(self, xw, dpw, dV, dW, lr):
         """([dU, dV, dW], sgd updates) from the window's word ids and the gradient of its U columns."""
@@ -240,8 +255,7 @@ class RNN:
         for i in range(k):
             s = valid[i] * f(pw[i] + T.dot(s, Wt)) + (one - valid[i]) * s
             states.append(s)
-        logp = engine.log_softmax(T.dot(T.stack(states), V.T), axis=-1)  # (k, C)
-        loss = -T.sum(T.stack(valid) * logp[T.arange(k), yw])
+        loss = self._window_loss(T.stack(states), yw, T.stack(valid))
         dpw, dV, dW = engine.grad(loss, [pw, V, W])
         return [x, y], *self._window_updates(xw, dpw, dV, dW, lr)
 
