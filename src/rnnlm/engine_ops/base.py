@@ -15,7 +15,7 @@ import numpy as np
 from rnnlm import engine
 from rnnlm.errors import ConfigError
 
-__all__ = ["PRECISIONS", "MatMul", "check_precision", "matmul", "round_bf16"]
+__all__ = ["PRECISIONS", "MatMul", "check_precision", "matmul", "register_jax", "round_bf16"]
 
 PRECISIONS = ("fp32", "bf16")  # of the matrix products; bf16: bfloat16 operands, float32 accumulation
 
@@ -126,31 +126,19 @@ def matmul(a, b, precision="fp32"):
     return T.dot(a, b) if precision == "fp32" else MatMul(precision)(a, b)
 
 
-
-def jax_dispatch():
-    """PyTensor's JAX dispatcher module, or None (no JAX here, or Aesara: ``perform`` serves every linker)."""
+def register_jax(op_type, implementation):
+    """Make ``implementation(op)`` -- a function of the node's input arrays -- the JAX translation of
+    ``op_type``.  Without JAX (or on Aesara) nothing is registered: ``perform`` serves every linker."""
     if engine.name != "pytensor":
-        return None
+        return
     try:
-        return importlib.import_module("pytensor.link.jax.dispatch")
+        dispatch = importlib.import_module("pytensor.link.jax.dispatch")
     except ImportError:
-        return None
-
-
-def _register_jax():
-    dispatch = jax_dispatch()
-    if dispatch is None:
         return
 
-    @dispatch.jax_funcify.register(MatMul)
-    def _jax_matmul(op, node=None, **kwargs):
-        bk = jax_backend(op.precision)
-
-        def matmul(a, b):
-            return bk.dot(a, b)
-
-        return matmul
+    @dispatch.jax_funcify.register(op_type)
+    def _funcify(op, node=None, **kwargs):
+        return implementation(op)
 
 
-
-_register_jax()
+register_jax(MatMul, lambda op: jax_backend(op.precision).dot)

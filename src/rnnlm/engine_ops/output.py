@@ -29,8 +29,8 @@ from rnnlm.engine_ops.base import (
     T,
     gradient,
     jax_backend,
-    jax_dispatch,
     numpy_backend,
+    register_jax,
     tensor_type,
 )
 
@@ -194,17 +194,4 @@ def softmax_nll(h, Wo, c, y, w, grads=True, precision="fp32"):
     return outs[0], outs[1]
 
 
-def _register_jax():
-    dispatch = jax_dispatch()
-    if dispatch is None:
-        return
-
-    @dispatch.jax_funcify.register(SoftmaxNLL)
-    def _jax_softmax_nll(op, node=None, **kwargs):
-        def softmax_nll_fn(h, Wo, c, y, w):
-            return jax_softmax_nll(op, h, Wo, c, y, w)
-
-        return softmax_nll_fn
-
-
-_register_jax()
+register_jax(SoftmaxNLL, lambda op: lambda h, Wo, c, y, w: jax_softmax_nll(op, h, Wo, c, y, w))

@@ -34,8 +34,8 @@ from rnnlm.engine_ops.base import (
     T,
     gradient,
     jax_backend,
-    jax_dispatch,
     numpy_backend,
+    register_jax,
     tensor_type,
     zeros_if_disconnected,
 )
@@ -388,27 +388,22 @@ def recurrent_layer(cell, P, mask, states, Wt, activation="tanh", gate="sigmoid"
     return list(outs[:-1])
 
 
-def _register_jax():
-    dispatch = jax_dispatch()
-    if dispatch is None:  # no JAX here: the NumPy perform serves every linker
-        return
+def _jax_layer(op):
+    def layer(P, mask, s0, *rest):
+        c0, Wt = (rest[0], rest[1]) if op.lstm else (None, rest[0])
+        S, C, A = jax_forward(op, P, mask, s0, c0, Wt)
+        return (S, C, A) if op.lstm else (S, A)
 
-    @dispatch.jax_funcify.register(RecurrentLayer)
-    def _jax_layer(op, node=None, **kwargs):
-        def layer(P, mask, s0, *rest):
-            c0, Wt = (rest[0], rest[1]) if op.lstm else (None, rest[0])
-            S, C, A = jax_forward(op, P, mask, s0, c0, Wt)
-            return (S, C, A) if op.lstm else (S, A)
-
-        return layer
-
-    @dispatch.jax_funcify.register(RecurrentLayerGrad)
-    def _jax_layer_grad(op, node=None, **kwargs):
-        def layer_grad(*inputs):
-            dA, ds0, dc0, dWt = jax_backward(op, *op._split(inputs))
-            return (dA, ds0, dc0, dWt) if op.lstm else (dA, ds0, dWt)
-
-        return layer_grad
+    return layer
 
 
-_register_jax()
+def _jax_layer_grad(op):
+    def layer_grad(*inputs):
+        dA, ds0, dc0, dWt = jax_backward(op, *op._split(inputs))
+        return (dA, ds0, dc0, dWt) if op.lstm else (dA, ds0, dWt)
+
+    return layer_grad
+
+
+register_jax(RecurrentLayer, _jax_layer)
+register_jax(RecurrentLayerGrad, _jax_layer_grad)
