@@ -1,10 +1,11 @@
-"""The fused output layer (rnnlm.engine_ops.output.SoftmaxNLL): LanguageModel's default loss on PyTensor.
+"""The fused output layer (rnnlm.engine_ops.output.SoftmaxNLL): the default loss of LanguageModel and of
+RNN's window, on both engines.
 
 Its loss, per-row NLLs and gradients equal autodiff of the plain graph (logits, log-softmax, gather) over
-several chunks, masked rows and a ragged last chunk, on the C linker (NumPy ``perform``) and the JAX
-linker; its gradient fallback (an upstream gradient on the per-row NLLs too) is exact; bf16 rounds the
-products' operands as the NumPy emulation does; and models with tied embeddings, a projection or no bias
-get the gradients of the unfused graph."""
+several chunks, masked rows and a ragged last chunk, on the C linker (NumPy ``perform``; PyTensor and
+Aesara) and the JAX linker; its gradient fallback (an upstream gradient on the per-row NLLs too) is
+exact; bf16 rounds the products' operands as the NumPy emulation does; and models with tied embeddings, a
+projection or no bias get the gradients of the unfused graph."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from rnnlm import engine, engine_ops
 from rnnlm.engine_ops import output
 from rnnlm.models.lm import LanguageModel, ModelConfig
 
-pytestmark = pytest.mark.skipif(not engine_ops.available(), reason="the fused ops run on PyTensor only")
+pytestmark = pytest.mark.skipif(not engine_ops.fused_output(), reason="RNNLM_FUSED_LAYERS=off")
 
 T = engine.T
 LINKERS = ["c"] + (["jax"] if engine.default_linker() == "jax" else [])
@@ -100,6 +101,7 @@ def test_bf16_rounds_the_operands_as_the_numpy_emulation(small_chunks):
     assert np.abs(np.asarray(a[2]) - np.asarray(ref[2])).max() > 1e-4  # and it is not fp32
 
 
+@pytest.mark.core
 def test_the_training_graph_has_one_output_node_and_no_logits(small_chunks):
     cfg = ModelConfig(vocab_size=C, hidden_dim=4, cell="gru", embedding_dim=3)
     model = LanguageModel(cfg, seed=0, linker=LINKERS[-1])
@@ -119,6 +121,7 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("linker", LINKERS)
 @pytest.mark.parametrize("extra", CONFIGS, ids=["tied", "tied+projection", "no-bias"])
 def test_model_gradients_equal_the_unfused_graph(linker, extra, small_chunks, monkeypatch):
@@ -128,7 +131,7 @@ def test_model_gradients_equal_the_unfused_graph(linker, extra, small_chunks, mo
     mask = np.ones((7, 3), "float32")
     mask[4:, 1] = 0
     got = LanguageModel(cfg, seed=4, linker=linker).gradients(x, y, mask)
-    monkeypatch.setattr(engine_ops, "available", lambda: False)
+    monkeypatch.setattr(engine_ops, "fused_output", lambda: False)
     want = LanguageModel(cfg, seed=4, linker=linker).gradients(x, y, mask)
     assert set(got) == set(want)
     for k in want:

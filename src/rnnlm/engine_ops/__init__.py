@@ -27,15 +27,23 @@ from rnnlm.engine_ops.recurrent import (
     recurrent_layer,
 )
 
-__all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "available",
-           "check_precision", "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward",
-           "recurrent_layer", "round_bf16", "SoftmaxNLL", "softmax_nll"]
+__all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL", "available",
+           "check_precision", "fused_output", "jax_backward", "jax_forward", "matmul", "numpy_backward",
+           "numpy_forward", "recurrent_layer", "round_bf16", "softmax_nll"]
+
+
+def _switched_off() -> bool:
+    return os.environ.get("RNNLM_FUSED_LAYERS", "on").strip().lower() in ("off", "0", "no", "false")
 
 
 def available() -> bool:
-    """Whether models use the fused ops: on PyTensor (every linker), unless ``RNNLM_FUSED_LAYERS=off``
-    (then every layer is a ``scan`` and the output layer plain nodes, as on Aesara, where these ops are
+    """Whether models run each recurrent layer as one fused node: on PyTensor (every linker), unless
+    ``RNNLM_FUSED_LAYERS=off`` (then every layer is a ``scan``, as on Aesara, where the layer ops are
     not tested)."""
-    if os.environ.get("RNNLM_FUSED_LAYERS", "on").strip().lower() in ("off", "0", "no", "false"):
-        return False
-    return engine.name == "pytensor"
+    return not _switched_off() and engine.name == "pytensor"
+
+
+def fused_output() -> bool:
+    """Whether models compute the output layer and its loss as one :class:`SoftmaxNLL` node: on both
+    engines, unless ``RNNLM_FUSED_LAYERS=off`` (then plain logits, log-softmax and autodiff)."""
+    return not _switched_off()

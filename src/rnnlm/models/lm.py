@@ -375,7 +375,7 @@ class LanguageModel:
     def _loss_rows(self, h, y, w):
         """``(Σ w·nll, nll (N,))`` of targets ``y`` (N,) given top states ``h`` (N, H_out), row weights ``w``;
         one fused node (:mod:`rnnlm.engine_ops.output`) unless placed over devices or the ops are off."""
-        if self.placement is not None or not engine_ops.available():
+        if self.placement is not None or not engine_ops.fused_output():
             nll = _nll_rows(self._output_logits(h), y)
             return T.sum(nll * w), nll
         h, Wo, c = self._output_weights(h)

@@ -218,8 +218,9 @@ class RNN:
 
     def _window_loss(self, s_w, yw, weights):
         """Σ weights·nll of the window's targets ``yw`` (n,) under ``softmax(s_w·Vᵀ)``, ``s_w`` (n, H): the
-        output layer on the window's n rows only; one fused node (logits, loss and its gradient) on
-        PyTensor (:mod:`rnnlm.engine_ops.output`), plain nodes elsewhere."""
+        output layer on the window's n rows only; one fused node (logits, loss and its gradient:
+        :mod:`rnnlm.engine_ops.output`) on PyTensor.  On Aesara, whose own C log-softmax is fast, plain
+        nodes are faster for these few rows (0.91 vs 1.09 ms a step; on PyTensor 0.98 vs 0.70 ms)."""
         if engine_ops.available():
             zero_bias = T.zeros((self.word_dim,), dtype=FLOATX)
             return engine_ops.softmax_nll(s_w, self.V.T, zero_bias, yw, weights)[0]
