@@ -17,3 +17,21 @@ def test_machine_info_names_the_blas_kernel_and_engine():
     assert m["blas"] and {"library", "kernel", "threads"} <= set(m["blas"][0])
     assert bench.busy_warning({"load_average": [9.0], "cpus": 2})
     assert bench.busy_warning({"load_average": [0.1], "cpus": 2}) is None
+
+
+def test_machine_info_says_which_graph_ops_ran(monkeypatch):
+    """The report follows the switch: RNNLM_FUSED_LAYERS=off turns both fused ops off."""
+    from rnnlm.bench.report import print_report
+
+    on = bench.machine_info()["graph_ops"]
+    assert on == {"fused_layers": engine.name == "pytensor", "fused_output": True}
+    monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
+    off = bench.machine_info()
+    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False}
+    import io
+
+    buf = io.StringIO()
+    settings = {"cell": "gru", "vocab_size": 8, "hidden_dim": 4, "layers": 1, "tokens": 1, "linker": "c",
+                "sampling": "greedy", "window": 1}
+    print_report({"benchmark": "generate", "settings": settings, "batches": {}, "machine": off}, buf)
+    assert "graph ops: none (scan and plain autodiff)" in buf.getvalue()

@@ -62,11 +62,13 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "blas": blas_kernels(),
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                                           "OMP_NUM_THREADS", "XLA_FLAGS", "RNNLM_ENGINE")
+                                           "OMP_NUM_THREADS", "XLA_FLAGS", "RNNLM_ENGINE",
+                                           "RNNLM_FUSED_LAYERS")
                 if k in os.environ},
         "rnnlm": __version__,
         **engine.describe(),
         "c_linker_blas": engine.blas_info() or "none (the engine's C linker links no BLAS)",
+        "graph_ops": graph_ops(),
     }
     if "jax" in sys.modules:
         jax = sys.modules["jax"]
@@ -93,6 +95,14 @@ def busy_warning(machine: dict) -> str | None:
                 "shared the CPUs, so every timing is inflated and even ratios measured in this run are "
                 "unreliable (candidates with more BLAS threads suffer more); measure on a quiet machine")
     return None
+
+
+def graph_ops() -> dict:
+    """Which of rnnlm's own graph ops the models use here (:mod:`rnnlm.engine_ops`): a whole recurrent
+    layer as one node, and the output layer with its loss as one chunked node."""
+    from rnnlm import engine_ops
+
+    return {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output()}
 
 
 def finish(out: dict, load_before: list) -> dict:

@@ -39,6 +39,11 @@ def _machine_lines(result: dict, out) -> None:
     print(f"versions: {', '.join(versions)}; Python {m.get('python')}", file=out)
     print(_blas_line(m), file=out)
     print(f"C linker BLAS: {m.get('c_linker_blas')}", file=out)
+    ops = m.get("graph_ops") or {}
+    if ops:
+        on = [name for name, used in (("fused recurrent layers", ops.get("fused_layers")),
+                                      ("fused output layer (SoftmaxNLL)", ops.get("fused_output"))) if used]
+        print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=out)
     for name, why in (result.get("skipped") or {}).items():
