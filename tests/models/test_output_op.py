@@ -88,6 +88,26 @@ def test_chunk_rows_is_a_power_of_two_near_the_cache_budget():
         rows = output.chunk_rows(n_classes)
         assert rows >= 8 and rows & (rows - 1) == 0
         assert rows == 8 or output.CHUNK_ELEMENTS / 2 < rows * n_classes <= output.CHUNK_ELEMENTS
+        assert output.chunk_rows(n_classes, "gpu") is None  # an accelerator takes every row at once
+
+
+@pytest.mark.skipif("jax" not in LINKERS, reason="the JAX driver")
+def test_on_an_accelerator_the_jax_driver_takes_one_chunk(monkeypatch, small_chunks):
+    """With the platform reported as a GPU, no chunk loop is traced, and the results do not change."""
+    import jax
+
+    data = _data(3)
+    cpu, _ = _functions("jax", True)
+    want = cpu(*data)
+    traced = []
+    real_scan = jax.lax.scan
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(jax.lax, "scan", lambda *a, **k: traced.append(1) or real_scan(*a, **k))
+    gpu, _ = _functions("jax", True)
+    got = gpu(*data)
+    assert not traced
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif("jax" not in LINKERS, reason="bf16 products need the JAX linker")

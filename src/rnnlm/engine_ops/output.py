@@ -15,7 +15,8 @@ the unweighted per-row NLLs, and with ``grads=True`` also ``dh`` (N, K), ``dWo``
 gradients of ``loss``.  Its gradient (``pullback``) scales those by the upstream gradient of ``loss``; when
 ``nll`` has an upstream gradient too, or the node was built with ``grads=False``, it applies a
 ``grads=True`` node to the per-row coefficients ``g_loss·w + g_nll`` instead (one more forward pass).
-``precision="bf16"``: the three matrix products take bfloat16 operands (float32 accumulation).
+``precision="bf16"``: the three matrix products take bfloat16 operands (float32 accumulation).  On a GPU
+the JAX driver takes all rows as one chunk (:func:`chunk_rows`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ __all__ = ["CHUNK_ELEMENTS", "SoftmaxNLL", "chunk_rows", "softmax_nll"]
 CHUNK_ELEMENTS = 1 << 21  # logits per chunk: 8 MB of float32 (measured best at C=8000: 256-512 rows)
 
 
-def chunk_rows(n_classes: int) -> int:
-    """Rows per chunk for ``n_classes`` columns: a power of two near CHUNK_ELEMENTS / C, at least 8."""
+def chunk_rows(n_classes: int, platform: str = "cpu") -> int | None:
+    """Rows per chunk for ``n_classes`` columns.  On a CPU a power of two near CHUNK_ELEMENTS / C (at
+    least 8), so that a chunk's logits stay in the last-level cache; on an accelerator (``platform`` as
+    ``jax.default_backend()`` names it) None: one chunk, since its memory makes the passes cheap and
+    chunk-sized products would leave it idle."""
+    if platform != "cpu":
+        return None
     rows = max(8, CHUNK_ELEMENTS // max(int(n_classes), 1))
     return 1 << (rows.bit_length() - 1)
 
@@ -106,8 +112,8 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
         Wo = bk.low(Wo)  # once, not per chunk
     WoT = Wo.T
     N, K = h.shape
-    step = chunk_rows(Wo.shape[1])
-    if N <= step:
+    step = chunk_rows(Wo.shape[1], jax.default_backend())
+    if step is None or N <= step:
         nll, p = _chunk(bk, h, Wo, WoT, c, y, w, op.grads)
         if op.grads:
             dh, dWo, dc = bk.dot(p, WoT), bk.dot(h.T, p), p.sum(axis=0)
