@@ -35,7 +35,7 @@ def _data(seed=0):
 def small_chunks(monkeypatch):
     """8 rows a chunk (N = 37: four whole chunks and a ragged fifth)."""
     monkeypatch.setattr(output, "CHUNK_ELEMENTS", 8 * C)
-    assert output.chunk_rows(C) == 8
+    assert output.chunk_rows(C, K) == 8
 
 
 def _functions(linker, grads, precision="fp32"):
@@ -85,10 +85,12 @@ def test_one_chunk_and_many_chunks_agree(linker, monkeypatch):
 
 def test_chunk_rows_is_a_power_of_two_near_the_cache_budget():
     for n_classes in (65, 1000, 8000, 10_000, 50_000, 10**7):
-        rows = output.chunk_rows(n_classes)
-        assert rows >= 8 and rows & (rows - 1) == 0
-        assert rows == 8 or output.CHUNK_ELEMENTS / 2 < rows * n_classes <= output.CHUNK_ELEMENTS
-        assert output.chunk_rows(n_classes, "gpu") is None  # an accelerator takes every row at once
+        for n_features in (0, 128, 1024):
+            rows = output.chunk_rows(n_classes, n_features)
+            bound = max(8, output.CHUNK_ELEMENTS / n_classes, n_features / 2)
+            assert rows & (rows - 1) == 0 and rows <= bound < 2 * rows
+            assert output.chunk_rows(n_classes, n_features, "gpu") is None  # an accelerator: one chunk
+    assert output.chunk_rows(8000, 128) == 256 and output.chunk_rows(50_000, 256) == 128
 
 
 @pytest.mark.skipif("jax" not in LINKERS, reason="the JAX driver")

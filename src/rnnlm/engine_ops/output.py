@@ -40,14 +40,17 @@ __all__ = ["CHUNK_ELEMENTS", "SoftmaxNLL", "chunk_rows", "softmax_nll"]
 CHUNK_ELEMENTS = 1 << 21  # logits per chunk: 8 MB of float32 (measured best at C=8000: 256-512 rows)
 
 
-def chunk_rows(n_classes: int, platform: str = "cpu") -> int | None:
-    """Rows per chunk for ``n_classes`` columns.  On a CPU a power of two near CHUNK_ELEMENTS / C (at
-    least 8), so that a chunk's logits stay in the last-level cache; on an accelerator (``platform`` as
+def chunk_rows(n_classes: int, n_features: int = 0, platform: str = "cpu") -> int | None:
+    """Rows per chunk for ``n_classes`` columns and ``n_features`` (K) inputs.  On a CPU the largest
+    power of two not above max(CHUNK_ELEMENTS / C, K / 2, 8): a chunk's logits stay in the last-level
+    cache, and a chunk has enough rows that adding its (K, C) part of dWo (a pass over dWo) stays small
+    beside its products (measured, N·K·C: 2048·128·8000 best at 256–512 rows, 2048·512·8000 at 256,
+    1024·1024·10000 at 256–512, 1024·256·50000 at 128).  On an accelerator (``platform`` as
     ``jax.default_backend()`` names it) None: one chunk, since its memory makes the passes cheap and
     chunk-sized products would leave it idle."""
     if platform != "cpu":
         return None
-    rows = max(8, CHUNK_ELEMENTS // max(int(n_classes), 1))
+    rows = max(8, CHUNK_ELEMENTS // max(int(n_classes), 1), int(n_features) // 2)
     return 1 << (rows.bit_length() - 1)
 
 
@@ -82,7 +85,7 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
     dWo = dc = None
     WoT = Wo.T
     by_columns = Wo.flags.f_contiguous and not Wo.flags.c_contiguous
-    step = chunk_rows(Wo.shape[1])
+    step = chunk_rows(Wo.shape[1], Wo.shape[0])
     for a in range(0, N, step):
         b = min(N, a + step)
         nll[a:b], p = _chunk(bk, h[a:b], Wo, WoT, c, y[a:b], w[a:b], op.grads)
@@ -112,7 +115,7 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
         Wo = bk.low(Wo)  # once, not per chunk
     WoT = Wo.T
     N, K = h.shape
-    step = chunk_rows(Wo.shape[1], jax.default_backend())
+    step = chunk_rows(Wo.shape[1], K, jax.default_backend())
     if step is None or N <= step:
         nll, p = _chunk(bk, h, Wo, WoT, c, y, w, op.grads)
         if op.grads:
