@@ -135,11 +135,10 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
             return (acc[0] + bk.dot(h_c.T, p), acc[1] + p.sum(axis=0)), (nll_c, bk.dot(p, WoT))
 
         acc = (jnp.zeros(Wo.shape, jnp.float32), jnp.zeros_like(c)) if op.grads else ()
-        (dWo, dc), (nll, dh) = jax.lax.scan(body, acc, (hs, ys, ws)) if op.grads else (
-            (None, None), (jax.lax.scan(body, (), (hs, ys, ws))[1][0], None))
+        acc, (nll, dh) = jax.lax.scan(body, acc, (hs, ys, ws))
         nll = nll.reshape(-1)[:N]
         if op.grads:
-            dh = dh.reshape(n * step, K)[:N]
+            (dWo, dc), dh = acc, dh.reshape(n * step, K)[:N]
     loss = jnp.dot(w, nll)
     return (loss, nll, dh, dWo, dc) if op.grads else (loss, nll)
 
