@@ -93,16 +93,15 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
             continue
         dh[a:b] = bk.dot(p, WoT)
         part = bk.dot(p.T, h[a:b]).T if by_columns else bk.dot(h[a:b].T, p)
-        dWo, dc = (part, p.sum(axis=0)) if dWo is None else (_add(dWo, part), _add(dc, p.sum(axis=0)))
+        if dWo is None:
+            dWo, dc = part, p.sum(axis=0)
+        else:
+            dWo += part
+            dc += p.sum(axis=0)
     if op.grads and dWo is None:  # no rows
         dWo, dc = np.zeros_like(Wo), np.zeros_like(c)
     loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
     return (loss, nll, dh, dWo, dc) if op.grads else (loss, nll)
-
-
-def _add(acc, part):
-    acc += part
-    return acc
 
 
 def jax_softmax_nll(op, h, Wo, c, y, w):

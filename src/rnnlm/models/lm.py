@@ -409,7 +409,6 @@ class LanguageModel:
         # w_t is a real word (not END) iff position t+1 is real
         return feats, x[1:-1], mask[2:], [T.zeros_like(s) for s in states]
 
-
     def _graph(self, x, y, mask, states, drops, ragged=True):
         """Symbolic per-position NLL (L', B), its mask, final states, and the masked loss sum."""
         feats, target, tmask, new_states = self._features(x, y, mask, states, drops, ragged)
