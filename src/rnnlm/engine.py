@@ -140,6 +140,41 @@ def _configure_blas() -> str:
 
 blas_configured = _configure_blas()
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8
+
+
+def _configure_malloc() -> str:
+    """Keep freed memory in the process for the next step, as PyTorch's caching allocator does.
+
+    XLA's CPU runtime and NumPy allocate every step's large buffers (activations, gradients: 4-16 MB each)
+    afresh.  glibc serves such blocks with ``mmap`` and hands them back on ``free``, so each step touches
+    them anew: a page fault and a zeroed page per 4 KiB.  Measured on a 2-vCPU EPYC (char LSTM, H=256,
+    B=64, L=64, one process): 60 -> 46 ms a training step; the bias add over the 16 MB input projection
+    took 6.5 ms, 0.7 ms after.  So, on Linux with glibc: no ``mmap`` for large blocks, no trimming of the
+    heap, one arena (XLA's worker threads would otherwise keep arenas whose heaps are unmapped when
+    emptied).  The process's resident memory then stays at its peak.  ``RNNLM_MALLOC=system`` leaves
+    malloc alone.  Returns what was set ("" if nothing)."""
+    if os.environ.get("RNNLM_MALLOC", "reuse").strip().lower() in ("system", "off", "0", "none"):
+        return ""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return ""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc only (musl has no mallopt)
+    except (AttributeError, OSError):
+        return ""
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    settings = {"mmap_max": (_M_MMAP_MAX, 0), "trim_threshold": (_M_TRIM_THRESHOLD, 2**31 - 1),
+                "arena_max": (_M_ARENA_MAX, 1)}
+    done = [f"{k}={v}" for k, (param, v) in settings.items() if mallopt(param, v) == 1]
+    return ",".join(done)
+
+
+malloc_configured = _configure_malloc()
+
 shared = _lib.shared
 grad = _lib.grad
 disconnected_grad = importlib.import_module(f"{name}.gradient").disconnected_grad

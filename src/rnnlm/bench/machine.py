@@ -63,12 +63,13 @@ def machine_info() -> dict:
         "blas": blas_kernels(),
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                                            "OMP_NUM_THREADS", "XLA_FLAGS", "RNNLM_ENGINE",
-                                           "RNNLM_FUSED_LAYERS")
+                                           "RNNLM_FUSED_LAYERS", "RNNLM_MALLOC")
                 if k in os.environ},
         "rnnlm": __version__,
         **engine.describe(),
         "c_linker_blas": engine.blas_info() or "none (the engine's C linker links no BLAS)",
         "graph_ops": graph_ops(),
+        "malloc": engine.malloc_configured or "system defaults",
     }
     if "jax" in sys.modules:
         jax = sys.modules["jax"]

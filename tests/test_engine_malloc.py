@@ -1,0 +1,70 @@
+"""rnnlm.engine's allocator setting: large blocks come from the heap and stay there between steps."""
+
+import ctypes
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnlm import bench, engine
+
+pytestmark = pytest.mark.core
+
+
+def _glibc_mallinfo2():
+    try:
+        return ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return None
+
+
+# A 64 MB array, freed and allocated again: with glibc's defaults it is an mmap'd block each time (counted
+# in mallinfo2's hblks while it lives); with rnnlm's setting it comes from the heap and the second one reuses
+# the first one's pages (the heap does not grow).
+PROBE = """
+import ctypes, numpy as np
+from rnnlm import engine
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Info
+before = mallinfo2()
+a = np.ones(16 * 2**20, np.float32)
+first = mallinfo2()
+del a
+b = np.ones(16 * 2**20, np.float32)
+second = mallinfo2()
+print(repr(engine.malloc_configured), first.hblks - before.hblks, first.arena - before.arena,
+      second.arena - before.arena)
+"""
+
+
+def _probe(setting):
+    env = {**os.environ, "RNNLM_MALLOC": setting}
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
+    configured, hblks, arena1, arena2 = out.stdout.split()
+    return eval(configured), int(hblks), int(arena1), int(arena2)  # noqa: S307 - our own repr of a str
+
+
+@pytest.mark.skipif(_glibc_mallinfo2() is None, reason="needs glibc (mallinfo2)")
+def test_large_blocks_stay_in_the_heap_and_are_reused():
+    configured, hblks, arena1, arena2 = _probe("reuse")
+    assert configured == "mmap_max=0,trim_threshold=2147483647,arena_max=1"
+    assert hblks == 0 and arena1 >= 64 * 2**20  # the 64 MB block lives in the heap...
+    assert arena2 == arena1  # ...and the next one reuses its pages instead of growing the heap
+
+
+@pytest.mark.skipif(_glibc_mallinfo2() is None, reason="needs glibc (mallinfo2)")
+def test_system_leaves_malloc_alone():
+    configured, hblks, arena1, _ = _probe("system")
+    assert configured == ""
+    assert hblks >= 1 and arena1 < 64 * 2**20  # glibc's default: the block is mmap'd
+
+
+def test_benchmarks_report_the_setting():
+    assert bench.machine_info()["malloc"] == (engine.malloc_configured or "system defaults")
