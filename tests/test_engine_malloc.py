@@ -67,4 +67,14 @@ def test_system_leaves_malloc_alone():
 
 
 def test_benchmarks_report_the_setting():
-    assert bench.machine_info()["malloc"] == (engine.malloc_configured or "system defaults")
+    import io
+
+    from rnnlm.bench.report import print_report
+
+    machine = bench.machine_info()
+    assert machine["malloc"] == (engine.malloc_configured or "system defaults")
+    buf = io.StringIO()
+    settings = {"cell": "gru", "vocab_size": 8, "hidden_dim": 4, "layers": 1, "tokens": 1, "linker": "c",
+                "sampling": "greedy", "window": 1}
+    print_report({"benchmark": "generate", "settings": settings, "batches": {}, "machine": machine}, buf)
+    assert f"malloc (this process, PyTorch included): {machine['malloc']}" in buf.getvalue()

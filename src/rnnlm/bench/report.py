@@ -44,6 +44,8 @@ def _machine_lines(result: dict, out) -> None:
         on = [name for name, used in (("fused recurrent layers", ops.get("fused_layers")),
                                       ("fused output layer (SoftmaxNLL)", ops.get("fused_output"))) if used]
         print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)
+    if m.get("malloc"):
+        print(f"malloc (this process, PyTorch included): {m['malloc']}", file=out)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=out)
     for name, why in (result.get("skipped") or {}).items():
