@@ -14,8 +14,8 @@ Shapes (time-major, rows are batch entries; G gates, gate-major as in :mod:`rnnl
 ``P`` (L, B, G·H) the precomputed input projection ``U x_t + b``; ``mask`` (L, B) 1 real, 0 padding
 (padding keeps the previous state); ``s0`` (B, H) (LSTM also ``c0``); ``Wt`` (H, G·H) the recurrent
 weights, transposed.  Outputs: ``S`` (L, B, H) the states (LSTM also ``C``, the cells) and ``A``, the
-activations the backward pass needs (rnn: f(a) (L, B, H); gru: z, r, c (L, B, 3H); lstm: i, f, o, g
-(L, B, 4H)); ``A`` is internal: no gradient flows through it.
+activations the backward pass needs (rnn: f(a) (L, B, H); gru: z, r, c (L, B, 3H); lstm: i, f, o, g and
+tanh(c_t) (L, B, 5H)); ``A`` is internal: no gradient flows through it.
 
 With ``masked=False`` the mask input is ignored (a full batch: no blend per step).  With
 ``precision="bf16"`` every matrix product (per step and for dW) takes bfloat16 operands and accumulates
@@ -94,8 +94,9 @@ def _forward_step(op, bk, p_t, m_t, s, c, Wt):
         ifo = _gate(bk, op.gate, a[:, : 3 * H])
         g = xp.tanh(a[:, 3 * H:])
         c_new = ifo[:, H: 2 * H] * c + ifo[:, :H] * g
-        s_new = ifo[:, 2 * H:] * xp.tanh(c_new)
-        a_t = bk.concat([ifo, g])
+        tc = xp.tanh(c_new)
+        s_new = ifo[:, 2 * H:] * tc
+        a_t = bk.concat([ifo, g, tc])  # tanh(c_t) too: the backward pass would otherwise recompute it
     if op.masked:
         m = m_t[:, None]
         s_new = m * s_new + (1.0 - m) * s
@@ -126,8 +127,8 @@ def _backward_step(op, bk, dh, dc, m_t, s_prev, c_prev, a_t, WtT):
         ds = dh * z + dsr * r + bk.dot(dzr, WtT[: 2 * H])
         dA = bk.concat([dzr, dac])
     else:
-        i, f, o, g = a_t[:, :H], a_t[:, H: 2 * H], a_t[:, 2 * H: 3 * H], a_t[:, 3 * H:]
-        tc = xp.tanh(f * c_prev + i * g)  # the cell before the mask blend
+        i, f, o, g = a_t[:, :H], a_t[:, H: 2 * H], a_t[:, 2 * H: 3 * H], a_t[:, 3 * H: 4 * H]
+        tc = a_t[:, 4 * H:]  # tanh of the cell before the mask blend
         dcc = dc + dh * o * (1.0 - tc * tc)
         dgates = bk.concat([dcc * g, dcc * c_prev, dh * tc]) * _gate_grad(bk, op.gate, a_t[:, : 3 * H])
         dA = bk.concat([dgates, dcc * i * (1.0 - g * g)])
@@ -291,7 +292,7 @@ class RecurrentLayer(_LayerOp):
         outs = [tensor_type(dt, (L, B, H))()]
         if self.lstm:
             outs.append(tensor_type(dt, (L, B, H))())
-        A_width = H if self.cell == "rnn" else GH
+        A_width = {"rnn": H, "gru": GH, "lstm": GH + H}[self.cell]
         outs.append(tensor_type(dt, (L, B, A_width))())
         return Apply(self, [P, mask, s0, *rest], outs)
 
@@ -308,7 +309,7 @@ class RecurrentLayer(_LayerOp):
     def infer_shape(self, fgraph, node, shapes):
         P, s0, Wt = shapes[0], shapes[2], shapes[-1]
         state = (P[0], P[1], s0[1])
-        width = s0[1] if self.cell == "rnn" else Wt[1]
+        width = {"rnn": s0[1], "gru": Wt[1], "lstm": Wt[1] + s0[1]}[self.cell]
         return [state, state, (P[0], P[1], width)] if self.lstm else [state, (P[0], P[1], width)]
 
     def connection_pattern(self, node):
