@@ -9,6 +9,9 @@ PIP_FLAGS ?= -q --disable-pip-version-check
 BLAS ?= mkl
 comma := ,
 BLAS_EXTRA := $(if $(filter mkl,$(BLAS)),$(if $(filter x86_64,$(shell uname -m)),$(comma)mkl))
+# oneDNN's LSTM kernel for LSTM layers (rnnlm.engine_ops.dnnl; x86-64 Linux): yes (default) or no
+DNNL ?= yes
+DNNL_EXTRA := $(if $(filter yes,$(DNNL)),$(if $(filter x86_64,$(shell uname -m)),$(comma)onednn))
 export PYTHONUNBUFFERED := 1
 
 .PHONY: install demo test test-core test-aesara notebooks lab bench serve clean help
@@ -17,7 +20,8 @@ help:
 	@echo "make demo         set up .venv, train on the default corpus until it stops learning (<= 2 min),"
 	@echo "                  judge it against n-gram baselines, print sentences (works offline)"
 	@echo "make test         set up .venv and run the full test suite (PyTensor)"
-	@echo "                  (BLAS=mkl, the default, installs MKL for the C linker; BLAS=none does not)"
+	@echo "                  (BLAS=mkl, the default, installs MKL for the C linker; BLAS=none does not;"
+	@echo "                  DNNL=yes, the default, installs oneDNN for LSTM layers; DNNL=no does not)"
 	@echo "make test-aesara  set up .venv-aesara and run the core suite on Aesara 2.9.4"
 	@echo "make notebooks    re-execute notebooks/ in place"
 	@echo "make lab          start JupyterLab in the project's environment"
@@ -27,7 +31,7 @@ help:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
-	$(PY) -m pip install $(PIP_FLAGS) -e '.[pytensor,test$(BLAS_EXTRA)]'
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[pytensor,test$(BLAS_EXTRA)$(DNNL_EXTRA)]'
 	touch $@
 
 $(AESARA_VENV)/.installed: setup.cfg pyproject.toml

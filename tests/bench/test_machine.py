@@ -2,7 +2,7 @@
 
 import time
 
-from rnnlm import bench, engine
+from rnnlm import bench, engine, engine_ops
 
 
 def test_process_age_counts_from_process_start():
@@ -24,10 +24,14 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     from rnnlm.bench.report import print_report
 
     on = bench.machine_info()["graph_ops"]
-    assert on == {"fused_layers": engine.name == "pytensor", "fused_output": True}
+    fused = engine.name == "pytensor"
+    assert (on["fused_layers"], on["fused_output"]) == (fused, True)
+    assert on["dnnl_lstm"] == (fused and engine_ops.dnnl.available())
+    why = "" if on["dnnl_lstm"] or not fused else engine_ops.dnnl.why_not()
+    assert on.get("dnnl_lstm_why_not", "") == why
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
     off = bench.machine_info()
-    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False}
+    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "dnnl_lstm": False}
     import io
 
     buf = io.StringIO()

@@ -100,10 +100,15 @@ def busy_warning(machine: dict) -> str | None:
 
 def graph_ops() -> dict:
     """Which of rnnlm's own graph ops the models use here (:mod:`rnnlm.engine_ops`): a whole recurrent
-    layer as one node, and the output layer with its loss as one chunked node."""
+    layer as one node, the output layer with its loss as one chunked node, and oneDNN's LSTM kernel for
+    full LSTM batches (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not)."""
     from rnnlm import engine_ops
 
-    return {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output()}
+    ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
+           "dnnl_lstm": engine_ops.available() and engine_ops.dnnl.available()}
+    if engine_ops.available() and not ops["dnnl_lstm"]:
+        ops["dnnl_lstm_why_not"] = engine_ops.dnnl.why_not()
+    return ops
 
 
 def finish(out: dict, load_before: list) -> dict:

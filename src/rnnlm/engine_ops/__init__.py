@@ -3,6 +3,8 @@
 - :mod:`.base`: what they share (array backends, bfloat16, :class:`MatMul` at a chosen precision).
 - :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
 - :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows.
+- :mod:`.dnnl`: oneDNN's LSTM layer as one node (:class:`~.dnnl.DnnlLSTM`) for the C linker, where the
+  oneDNN wheels are installed: a C++ library built on first use, called through ctypes.
 
 Every op runs on every linker: a NumPy ``perform`` (C and Python linkers) and a JAX implementation
 registered with PyTensor's JAX dispatcher.  Only ``engine`` (and ``errors``) is imported from rnnlm: this
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 
 from rnnlm import engine
+from rnnlm.engine_ops import dnnl
 from rnnlm.engine_ops.base import PRECISIONS, MatMul, check_precision, matmul, round_bf16
 from rnnlm.engine_ops.output import SoftmaxNLL, softmax_nll
 from rnnlm.engine_ops.recurrent import (
@@ -28,7 +31,8 @@ from rnnlm.engine_ops.recurrent import (
 )
 
 __all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL", "available",
-           "check_precision", "fused_output", "jax_backward", "jax_forward", "matmul", "numpy_backward",
+           "check_precision", "dnnl", "dnnl_lstm", "fused_output", "jax_backward", "jax_forward", "matmul",
+           "numpy_backward",
            "numpy_forward", "recurrent_layer", "round_bf16", "softmax_nll"]
 
 
@@ -47,3 +51,9 @@ def fused_output() -> bool:
     """Whether models compute the output layer and its loss as one :class:`SoftmaxNLL` node: on both
     engines, unless ``RNNLM_FUSED_LAYERS=off`` (then plain logits, log-softmax and autodiff)."""
     return not _switched_off()
+
+
+def dnnl_lstm(linker: str) -> bool:
+    """Whether LSTM layers run as oneDNN's kernel (:mod:`.dnnl`) on ``linker``: the C and Python linkers
+    (its ``perform``), with the fused layers on and the library built here; not JAX (see :mod:`.dnnl`)."""
+    return available() and linker in ("c", "py") and dnnl.available()

@@ -108,7 +108,7 @@ def _forward_step(op, bk, p_t, m_t, s, c, Wt):
 def _backward_step(op, bk, dh, dc, m_t, s_prev, c_prev, a_t, WtT):
     """One step back: from the state gradients ``dh`` (and ``dc``) arriving at step t, returns
     ``(dA_t, dh_prev, dc_prev)``; ``dA_t`` is the gradient of the gate pre-activations (B, G·H)."""
-    xp, H = bk.xp, s_prev.shape[-1]
+    H = s_prev.shape[-1]
     if op.masked:
         m = m_t[:, None]
         dh_keep, dh = (1.0 - m) * dh, m * dh

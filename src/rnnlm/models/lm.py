@@ -206,10 +206,8 @@ class LanguageModel:
         if self.static and config.bptt_truncate > 0:
             # PyTensor 3.0.7's JAX backend fails on the gradient of a truncated scan whose input
             # sequence needs a gradient (AssertionError in get_partial_traces); say so up front.
-            raise ConfigError(
-                "bptt_truncate > 0 is not supported with the jax linker (a PyTensor "
-                "JAX-backend limitation); use --linker c or full BPTT (-1)"
-            )
+            raise ConfigError("bptt_truncate > 0 is not supported with the jax linker (a PyTensor "
+                              "JAX-backend limitation); use --linker c or full BPTT (-1)")
         if params is None:
             params = init_params(config, seed=seed)
         self.validate_params(params)
@@ -280,22 +278,17 @@ class LanguageModel:
         return list(drops[:n]), emask
 
     def _embed(self, x, d, emask=None):
-        """Layer-0 input projection for all steps: (L, B) ids -> (L, B, G·H); ``emask`` (B, D) drops
-        embedding units (the same ones at every step)."""
+        """Layer 0's input for all steps: (L, B) ids -> (L, B, D) embeddings (``emask`` (B, D) drops units,
+        the same ones at every step); without an embedding the projection (L, B, G·H): U's columns."""
         cfg, p = self.config, self.params
         G, H = cfg.gates, cfg.hidden_dim
         L, B = x.shape[0], x.shape[1]
-        U = p[f"U0{d}"]
         flat = x.flatten()
-        if cfg.embedding_dim:
-            e = p["E"].T[flat]  # (L·B, D): gather rows of Eᵀ, one index vector (JAX-friendly)
-            if emask is not None:
-                D = cfg.embedding_dim
-                e = (e.reshape((L, B, D)) * emask.dimshuffle("x", 0, 1)).reshape((L * B, D))
-            proj = self._dot(e, U.reshape((G * H, cfg.embedding_dim)).T)
-        else:
-            proj = U.reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
-        return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
+        if not cfg.embedding_dim:
+            proj = p[f"U0{d}"].reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
+            return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
+        e = p["E"].T[flat].reshape((L, B, cfg.embedding_dim))  # rows of Eᵀ, one index vector (JAX-friendly)
+        return e if emask is None else e * emask.dimshuffle("x", 0, 1)
 
     def _dot(self, a, b):
         return engine_ops.matmul(a, b, self._dot_precision)
@@ -304,6 +297,15 @@ class LanguageModel:
         """Whether each layer runs as one fused node (:mod:`rnnlm.engine_ops`: a hand-written backward,
         dW as one GEMM over all steps) instead of ``scan`` + autodiff: on PyTensor, with full BPTT."""
         return engine_ops.available() and self.config.bptt_truncate < 0
+
+    def _dnnl(self, ragged) -> bool:
+        """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of the
+        train, grads and eval graphs at fp32 with the standard gates, on one CPU device."""
+        cfg = self.config
+        return (cfg.cell == "lstm" and not ragged and self._kind in ("train", "grads", "eval")
+                and self._fused()
+                and (cfg.activation, cfg.gate, self._dot_precision) == ("tanh", "sigmoid", "fp32")
+                and self.placement is None and engine_ops.dnnl_lstm(self.linker))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
         """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
@@ -337,19 +339,23 @@ class LanguageModel:
         finals = [[] for _ in range(cfg.n_states)]
         inp = None
         for l in range(cfg.layers):
-            if l == 0:
-                proj = self._embed(x, direction, emask)
-            else:
-                L, B = inp.shape[0], inp.shape[1]
-                proj = (
-                    self._dot(inp.reshape((L * B, H)), p[f"U{l}{direction}"].reshape((G * H, H)).T)
-                    + p[f"b{l}{direction}"].flatten()
-                ).reshape((L, B, G * H))
+            U, b, W = (p[f"{k}{l}{direction}"] for k in "UbW")
             init = [s[l] for s in states]
-            Wt = p[f"W{l}{direction}"].reshape((G * H, H)).T
-            outs = self._layer(l, proj, mask, init, Wt, direction, go_backwards, ragged)
-            for i, o in enumerate(outs):
-                finals[i].append(o[-1])
+            X = self._embed(x, direction, emask) if l == 0 else inp  # (L, B, D); (L, B, G·H) if projected
+            projected = l == 0 and not cfg.embedding_dim
+            if not projected and self._dnnl(ragged):
+                S, hT, cT = engine_ops.dnnl.lstm_layer(X[::-1] if go_backwards else X, U, W, b, *init,
+                                                       label=f"lstm{l}{direction}")
+                outs, last = [S], [hT, cT]
+            else:
+                L, B, D = X.shape[0], X.shape[1], X.shape[2]
+                proj = X if projected else (self._dot(X.reshape((L * B, D)), U.reshape((G * H, D)).T)
+                                            + b.flatten()).reshape((L, B, G * H))
+                Wt = W.reshape((G * H, H)).T
+                outs = self._layer(l, proj, mask, init, Wt, direction, go_backwards, ragged)
+                last = [o[-1] for o in outs]
+            for i, o in enumerate(last):
+                finals[i].append(o)
             inp = outs[0]
             if go_backwards:
                 inp = inp[::-1]  # scan returns states in processing order; restore time order
@@ -451,21 +457,15 @@ class LanguageModel:
             loss = loss_sum / T.maximum(ntok, _f32(1.0))
             grads = engine.grad(loss, params)
             updates, gnorm = self.optimizer.updates(params, grads)
-            fn = engine.function(
-                inputs,
-                [loss_sum, ntok, gnorm] + new_states,
-                updates=updates,
-                mode=self.mode,
-                on_unused_input="ignore",
-            )
+            fn = engine.function(inputs, [loss_sum, ntok, gnorm] + new_states, updates=updates,
+                                 mode=self.mode, on_unused_input="ignore")
         elif kind == "grads":
             params = list(self.params.values())
             grads = engine.grad(loss_sum, params)
             fn = engine.function(inputs, [loss_sum, ntok] + grads, mode=self.mode, on_unused_input="ignore")
         elif kind == "eval":
-            fn = engine.function(
-                inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode, on_unused_input="ignore"
-            )
+            fn = engine.function(inputs, [loss_sum, ntok, nll * tmask] + new_states, mode=self.mode,
+                                 on_unused_input="ignore")
         elif kind == "dist":
             feats = self._features(x, y, mask, states, [], ragged)[0]
             logp = engine.log_softmax(self._output_logits(_rows(feats)), axis=-1)

@@ -1,0 +1,222 @@
+"""oneDNN's LSTM layer as one graph node, where the oneDNN wheels are installed (``pip install '.[onednn]'``).
+
+Why: on a CPU the LSTM's step is small products (B×H by H×4H) with elementwise work between them.
+PyTorch's ``nn.LSTM`` runs oneDNN's LSTM kernel (weights packed once for all steps, the gate math fused
+with the products); rnnlm's fused layer runs the same steps as NumPy calls on the C linker (3–4× slower).
+:class:`DnnlLSTM` calls oneDNN's kernel, forward training and backward, a whole layer per call, from the
+node's ``perform`` through ctypes: the **C and Python linkers** (variable shapes; Aesara keeps ``scan``).
+
+Not under the JAX linker: measured there (char LSTM 2×256, 2 cores), the step gained 3–5% (XLA's own loop
+is close to oneDNN here), and oneDNN's OpenMP team, started from XLA's worker threads, made PyTorch's LSTM
+in the same process 1.5× slower (libgomp stops spinning once it manages more threads than CPUs); running
+each call on a fresh thread fixed PyTorch but cost rnnlm 10–20%.
+
+Built on first use: ``native/lstm_dnnl.cc`` compiled by the system's C++ compiler against the
+``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native``
+(``RNNLM_NATIVE_CACHE`` chooses the folder); :func:`why_not` says what is missing when it is not
+available.  ``RNNLM_DNNL=off`` (or ``RNNLM_FUSED_LAYERS=off``) keeps rnnlm's own fused layer.
+
+Shapes (float32, time-major): ``x`` (L, B, D) the layer's input; in oneDNN's gate order (i, f, c̃, o):
+``wl`` (D, 4H), ``wi`` (H, 4H), ``b`` (4H,); ``h0``, ``c0`` (B, H).  Outputs: ``y`` (L, B, H) the states,
+``hT``, ``cT`` (B, H) the last state and cell, ``ws`` the workspace the backward pass reads (float32
+words).  :func:`lstm_layer` converts rnnlm's parameters (gate order i, f, o, g; ``U`` (4, H, D), ``W``
+(4, H, H), ``b`` (4, H)) in the graph, so autodiff carries the gradients back to them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from rnnlm.engine_ops.base import Apply, Op, T, gradient, tensor_type, zeros_if_disconnected
+
+__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "why_not"]
+
+SOURCE = Path(__file__).with_name("native") / "lstm_dnnl.cc"
+GATE_ORDER = [0, 1, 3, 2]  # rnnlm's (i, f, o, g) -> oneDNN's (i, f, c̃, o); its own inverse
+
+_state: dict = {}  # "lib": the loaded library or None, "why": why not
+
+
+def _find_onednn():
+    """(lib folder, include folder) of the oneDNN wheels in this environment, else None."""
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        lib, inc = Path(prefix) / "lib", Path(prefix) / "include"
+        if (lib / "libdnnl.so.3").exists() and (inc / "oneapi" / "dnnl" / "dnnl.hpp").exists():
+            return lib, inc
+    return None
+
+
+def _build() -> Path:
+    """Compile the library (once per source, oneDNN location and compiler) and return its path."""
+    found = _find_onednn()
+    if found is None:
+        raise RuntimeError("oneDNN is not installed (pip install -e '.[onednn]')")
+    lib_dir, inc_dir = found
+    compiler = shutil.which(os.environ.get("CXX", "")) or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("no C++ compiler (g++ or c++) to build the oneDNN LSTM")
+    key = hashlib.sha256(SOURCE.read_bytes() + f"{lib_dir}|{compiler}".encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("RNNLM_NATIVE_CACHE") or Path.home() / ".cache" / "rnnlm" / "native")
+    target = cache / f"lstm_dnnl-{key}.so"
+    if target.exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-isystem", str(inc_dir), str(SOURCE),
+           f"-L{lib_dir}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-o", tmp]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"building the oneDNN LSTM failed: {done.stderr.strip()[-300:]}")
+        os.replace(tmp, target)  # atomic: a concurrent build or a crash never leaves half a library
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load():
+    lib = ctypes.CDLL(str(_build()))
+    lib.rnnlm_lstm_workspace_bytes.restype = ctypes.c_size_t
+    lib.rnnlm_lstm_workspace_bytes.argtypes = [ctypes.c_int] * 4
+    lib.rnnlm_lstm_error.restype = ctypes.c_char_p
+    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward"):
+        getattr(lib, name).restype = ctypes.c_int
+    return lib
+
+
+def library():
+    """The loaded library (built on first use), or None (then :func:`why_not` says why)."""
+    if "lib" not in _state:
+        try:
+            _state["lib"], _state["why"] = _load(), ""
+        except Exception as exc:  # no wheel, no compiler, a failed build: rnnlm's own layer serves
+            _state["lib"], _state["why"] = None, str(exc) or type(exc).__name__
+    return _state["lib"]
+
+
+def why_not() -> str:
+    """Why the oneDNN LSTM is not available ("" when it is)."""
+    if os.environ.get("RNNLM_DNNL", "on").strip().lower() in ("off", "0", "no", "false"):
+        return "RNNLM_DNNL=off"
+    library()
+    return _state["why"]
+
+
+def available() -> bool:
+    """Whether :class:`DnnlLSTM` can run here (the library builds and loads; ``RNNLM_DNNL`` is not off)."""
+    return not why_not()
+
+
+def workspace_words(L: int, B: int, D: int, H: int) -> int:
+    n = library().rnnlm_lstm_workspace_bytes(L, B, D, H)
+    if n == 0:
+        raise RuntimeError(f"oneDNN LSTM: {library().rnnlm_lstm_error().decode()}")
+    return (n + 3) // 4
+
+
+def _call(name, ints, arrays):
+    lib = library()
+    rc = getattr(lib, name)(*ints, *(a.ctypes.data_as(ctypes.c_void_p) for a in arrays))
+    if rc != 0:
+        raise RuntimeError(f"oneDNN LSTM: {lib.rnnlm_lstm_error().decode()}")
+
+
+def _f32(*arrays):
+    return [np.ascontiguousarray(a, np.float32) for a in arrays]
+
+
+class DnnlLSTM(Op):
+    """oneDNN's LSTM layer: inputs ``x, wl, wi, b, h0, c0``; outputs ``y, hT, cT, ws`` (module docstring)."""
+
+    __props__ = ("label",)
+
+    def __init__(self, label="lstm"):
+        self.label = str(label)
+        super().__init__()
+
+    def __str__(self):
+        return f"DnnlLSTM{{{self.label}}}"
+
+    def make_node(self, x, wl, wi, b, h0, c0):
+        x, wl, wi, b, h0, c0 = (T.as_tensor_variable(v) for v in (x, wl, wi, b, h0, c0))
+        L, B = x.type.shape[0], x.type.shape[1]
+        H = h0.type.shape[1]
+        words = None
+        if None not in (L, B, x.type.shape[2], H):
+            words = workspace_words(L, B, x.type.shape[2], H)
+        outs = [tensor_type("float32", (L, B, H))(), h0.type(), h0.type(), tensor_type("float32", (words,))()]
+        return Apply(self, [x, wl, wi, b, h0, c0], outs)
+
+    def perform(self, node, inputs, output_storage):
+        x, wl, wi, b, h0, c0 = _f32(*inputs)
+        L, B, D = x.shape
+        H = h0.shape[1]
+        y = np.empty((L, B, H), np.float32)
+        hT, cT = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
+        ws = np.empty(workspace_words(L, B, D, H), np.float32)
+        _call("rnnlm_lstm_forward", (L, B, D, H), (x, wl, wi, b, h0, c0, y, hT, cT, ws))
+        for storage, value in zip(output_storage, (y, hT, cT, ws), strict=True):
+            storage[0] = value
+
+    def connection_pattern(self, node):
+        return [[True, True, True, False] for _ in node.inputs]  # no gradient flows through the workspace
+
+    def pullback(self, inputs, outputs, output_grads):
+        y, hT, cT, ws = outputs
+        gy, ghT, gcT = (zeros_if_disconnected(g, o)
+                        for g, o in zip(output_grads[:3], (y, hT, cT), strict=True))
+        return list(DnnlLSTMGrad()(*inputs, y, hT, cT, ws, gy, ghT, gcT))
+
+    L_op = pullback
+
+
+class DnnlLSTMGrad(Op):
+    """The backward pass of :class:`DnnlLSTM`: inputs ``x, wl, wi, b, h0, c0, y, hT, cT, ws, gy, ghT, gcT``;
+    outputs the gradients of ``x, wl, wi, b, h0, c0``."""
+
+    __props__ = ()
+
+    def make_node(self, *inputs):
+        inputs = [T.as_tensor_variable(v) for v in inputs]
+        if len(inputs) != 13:
+            raise TypeError("DnnlLSTMGrad takes 13 inputs")
+        return Apply(self, inputs, [v.type() for v in inputs[:6]])
+
+    def perform(self, node, inputs, output_storage):
+        arrays = _f32(*inputs)
+        x, h0 = arrays[0], arrays[4]
+        L, B, D = x.shape
+        outs = [np.empty_like(a) for a in arrays[:6]]
+        _call("rnnlm_lstm_backward", (L, B, D, h0.shape[1]), (*arrays, *outs))
+        for storage, value in zip(output_storage, outs, strict=True):
+            storage[0] = value
+
+    def pullback(self, inputs, outputs, output_grads):
+        return [gradient.grad_not_implemented(self, i, v, "second derivatives of the oneDNN LSTM")
+                for i, v in enumerate(inputs)]
+
+    L_op = pullback
+
+
+def lstm_layer(x, U, W, b, h0, c0, label="lstm"):
+    """One LSTM layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (4, H, D), ``W``
+    (4, H, H), ``b`` (4, H) in rnnlm's gate order (i, f, o, g); ``h0``, ``c0`` (B, H).  Returns the states
+    ``S`` (L, B, H) and the last state and cell ``(hT, cT)``."""
+    G, H = 4, U.shape[1]
+
+    def ldigo(M):  # (4, H, K) -> (K, 4H), the gates in oneDNN's order
+        return M[GATE_ORDER].dimshuffle(2, 0, 1).reshape((M.shape[2], G * H))
+
+    y, hT, cT, _ = DnnlLSTM(label)(x, ldigo(U), ldigo(W), b[GATE_ORDER].flatten(), h0, c0)
+    return y, hT, cT

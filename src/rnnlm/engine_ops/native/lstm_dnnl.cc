@@ -1,0 +1,152 @@
+// oneDNN's LSTM layer (forward training and backward) for rnnlm's graphs, behind a C ABI that the C
+// linker's `perform` calls through ctypes.  Built on first use by rnnlm.engine_ops.dnnl against the
+// onednn-cpu-gomp wheel; see that module for where the layouts come from and why not under XLA.
+//
+// Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, gates in oneDNN's
+// order (i, f, c~, o):  x (T, N, SLC);  wl (SLC, 4H) and wi (H, 4H): oneDNN's "ldigo" without the l, d
+// axes;  b (4H);  h0, c0 (N, H);  y (T, N, H) every step's h;  hT, cT (N, H) the last state and cell;
+// ws: oneDNN's workspace (what the backward pass reads), as float32 words.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+namespace {
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+thread_local std::string last_error;
+
+engine& cpu() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+
+memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32, t); }
+
+// The primitives for one shape, made once (making them costs far more than running a small layer).
+struct Plan {
+  memory::desc x, y, st, wl, wi, b;
+  lstm_forward::primitive_desc fwd_pd;
+  lstm_backward::primitive_desc bwd_pd;
+  lstm_forward fwd;
+  lstm_backward bwd;
+
+  Plan(int T, int N, int SLC, int H)
+      : x(f32({T, N, SLC}, tag::tnc)), y(f32({T, N, H}, tag::tnc)), st(f32({1, 1, N, H}, tag::ldnc)),
+        wl(f32({1, 1, SLC, 4, H}, tag::ldigo)), wi(f32({1, 1, H, 4, H}, tag::ldigo)),
+        b(f32({1, 1, 4, H}, tag::ldgo)) {
+    auto wl_any = f32({1, 1, SLC, 4, H}, tag::any), wi_any = f32({1, 1, H, 4, H}, tag::any);
+    auto dir = rnn_direction::unidirectional_left2right;
+    // A scratchpad per call, ours: oneDNN's per-thread global one crashed when called from a thread other
+    // than the one that made the primitive (oneDNN 3.2, copy_bias_to_ws, under XLA's worker threads).
+    primitive_attr attr;
+    attr.set_scratchpad_mode(scratchpad_mode::user);
+    fwd_pd = lstm_forward::primitive_desc(cpu(), prop_kind::forward_training, dir, x, st, st, wl_any, wi_any,
+                                          b, y, st, st, attr);
+    bwd_pd = lstm_backward::primitive_desc(cpu(), prop_kind::backward, dir, x, st, st, wl_any, wi_any, b, y,
+                                           st, st, x, st, st, wl, wi, b, y, st, st, fwd_pd, attr);
+    fwd = lstm_forward(fwd_pd);
+    bwd = lstm_backward(bwd_pd);
+  }
+};
+
+Plan& plan(int T, int N, int SLC, int H) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int, int>, std::unique_ptr<Plan>> plans;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& p = plans[{T, N, SLC, H}];
+  if (!p) p = std::make_unique<Plan>(T, N, SLC, H);
+  return *p;
+}
+
+// The weights in the layout the primitive wants (packed for its GEMMs): a reorder, or the user's buffer.
+memory packed(stream& s, const memory::desc& user, const memory::desc& want, const float* data) {
+  memory u(user, cpu(), const_cast<float*>(data));
+  if (want == user) return u;
+  memory m(want, cpu());
+  reorder(u, m).execute(s, u, m);
+  return m;
+}
+
+memory wrap(const memory::desc& d, const void* p) { return memory(d, cpu(), const_cast<void*>(p)); }
+
+}  // namespace
+
+extern "C" {
+
+const char* rnnlm_lstm_error() { return last_error.c_str(); }
+
+// Bytes of the workspace for this shape (the forward pass writes it, the backward pass reads it); 0 on error.
+size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H) {
+  try {
+    return plan(T, N, SLC, H).fwd_pd.workspace_desc().get_size();
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 0;
+  }
+}
+
+int rnnlm_lstm_forward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
+                       const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT,
+                       void* ws) {
+  try {
+    Plan& p = plan(T, N, SLC, H);
+    stream s(cpu());
+    memory wl_p = packed(s, p.wl, p.fwd_pd.weights_layer_desc(), wl);
+    memory wi_p = packed(s, p.wi, p.fwd_pd.weights_iter_desc(), wi);
+    p.fwd.execute(s, {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)}, {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
+                      {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl_p},
+                      {DNNL_ARG_WEIGHTS_ITER, wi_p}, {DNNL_ARG_BIAS, wrap(p.b, b)},
+                      {DNNL_ARG_DST_LAYER, wrap(p.y, y)}, {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
+                      {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
+                      {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)},
+                      {DNNL_ARG_SCRATCHPAD, memory(p.fwd_pd.scratchpad_desc(), cpu())}});
+    s.wait();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 1;
+  }
+}
+
+int rnnlm_lstm_backward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
+                        const float* b, const float* h0, const float* c0, const float* y, const float* hT,
+                        const float* cT, const void* ws, const float* dy, const float* dhT, const float* dcT,
+                        float* dx, float* dwl, float* dwi, float* db, float* dh0, float* dc0) {
+  try {
+    Plan& p = plan(T, N, SLC, H);
+    stream s(cpu());
+    memory wl_p = packed(s, p.wl, p.bwd_pd.weights_layer_desc(), wl);
+    memory wi_p = packed(s, p.wi, p.bwd_pd.weights_iter_desc(), wi);
+    // oneDNN adds the weights' gradients to what the buffers hold
+    std::memset(dwl, 0, p.wl.get_size());
+    std::memset(dwi, 0, p.wi.get_size());
+    std::memset(db, 0, p.b.get_size());
+    p.bwd.execute(s, {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)}, {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
+                      {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl_p},
+                      {DNNL_ARG_WEIGHTS_ITER, wi_p}, {DNNL_ARG_BIAS, wrap(p.b, b)},
+                      {DNNL_ARG_DST_LAYER, wrap(p.y, y)}, {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
+                      {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
+                      {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)},
+                      {DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)}, {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
+                      {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)}, {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
+                      {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)}, {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
+                      {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)}, {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
+                      {DNNL_ARG_DIFF_DST_ITER_C, wrap(p.st, dcT)},
+                      {DNNL_ARG_SCRATCHPAD, memory(p.bwd_pd.scratchpad_desc(), cpu())}});
+    s.wait();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 1;
+  }
+}
+
+}  // extern "C"

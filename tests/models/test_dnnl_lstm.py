@@ -1,0 +1,141 @@
+"""oneDNN's LSTM layer (rnnlm.engine_ops.dnnl): LanguageModel's path for full LSTM batches on the C linker.
+
+The op's outputs and every gradient equal rnnlm's fused layer (itself tested against ``scan`` and the
+float64 reference); a model's gradients and training steps equal the same model with the op switched off;
+ragged batches, other cells, hard-sigmoid gates and the JAX linker keep the fused layer."""
+
+import numpy as np
+import pytest
+
+from rnnlm import engine, engine_ops
+from rnnlm.engine_ops import dnnl
+from rnnlm.models.lm import LanguageModel, ModelConfig
+from rnnlm.training.optim import make_optimizer
+
+_WHY = "" if engine_ops.dnnl_lstm("c") else (dnnl.why_not() if engine_ops.available() else "no fused layers")
+pytestmark = pytest.mark.skipif(bool(_WHY), reason=f"oneDNN's LSTM is not available here: {_WHY}")
+
+T = engine.T
+LINKERS = ["c", "py"]
+L, B, D, H = 7, 3, 5, 4
+
+
+def _arrays(seed):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: (rng.standard_normal(s) * 0.5).astype("float32")  # noqa: E731
+    return dict(x=f(L, B, D), U=f(4, H, D), W=f(4, H, H), b=f(4, H), h0=f(B, H), c0=f(B, H),
+                gS=f(L, B, H), gh=f(B, H), gc=f(B, H))
+
+
+def _layer_grads(linker, use_dnnl, a):
+    """S, hT, cT and the gradients of Σ(S·gS) + Σ(hT·gh) + Σ(cT·gc) w.r.t. x, U, W, b, h0, c0."""
+    xs = {k: engine.tensor(k, "float32", a[k].shape) for k in ("x", "U", "W", "b", "h0", "c0")}
+    x, U, W, b, h0, c0 = xs.values()
+    if use_dnnl:
+        S, hT, cT = dnnl.lstm_layer(x, U, W, b, h0, c0)
+    else:
+        P = (T.dot(x.reshape((L * B, D)), U.reshape((4 * H, D)).T) + b.flatten()).reshape((L, B, 4 * H))
+        S, C = engine_ops.recurrent_layer("lstm", P, T.ones((L, B)), [h0, c0], W.reshape((4 * H, H)).T,
+                                          masked=False)
+        hT, cT = S[-1], C[-1]
+    cost = T.sum(S * a["gS"]) + T.sum(hT * a["gh"]) + T.sum(cT * a["gc"])
+    grads = engine.grad(cost, list(xs.values()))
+    fn = engine.function(list(xs.values()), [S, hT, cT, *grads], mode=engine.mode_for(linker))
+    return fn(*(a[k] for k in xs))
+
+
+@pytest.mark.parametrize("linker", LINKERS)
+def test_outputs_and_gradients_equal_the_fused_layer(linker):
+    a = _arrays(0)
+    got, want = _layer_grads(linker, True, a), _layer_grads(linker, False, a)
+    names = ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"]
+    for name, g, w in zip(names, got, want, strict=True):
+        assert np.abs(w).max() > 1e-3, name  # every output and gradient is exercised
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-6, err_msg=name)
+
+
+def test_backward_overwrites_its_gradient_buffers():
+    """oneDNN adds weight gradients to what its buffers hold: a second call must not see the first's."""
+    a = _arrays(1)
+    first = _layer_grads("c", True, a)
+    second = _layer_grads("c", True, a)
+    for f, s in zip(first, second, strict=True):
+        np.testing.assert_array_equal(f, s)
+
+
+def _model(linker, **kw):
+    cfg = ModelConfig(**{"vocab_size": 11, "hidden_dim": H, "cell": "lstm", "layers": 2, "embedding_dim": D,
+                         **kw})
+    return LanguageModel(cfg, seed=2, linker=linker)
+
+
+def _batch(seed, ragged=False):
+    rng = np.random.default_rng(seed)
+    x, y = (rng.integers(0, 11, (L, B)).astype("int32") for _ in range(2))
+    mask = np.ones((L, B), "float32")
+    if ragged:
+        mask[4:, 1] = 0
+    return x, y, mask
+
+
+def _grads_without_dnnl(model, monkeypatch, *args):
+    monkeypatch.setenv("RNNLM_DNNL", "off")
+    model._fns = {}
+    try:
+        return model.gradients(*args)
+    finally:
+        monkeypatch.delenv("RNNLM_DNNL")
+        model._fns = {}
+
+
+@pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}])
+def test_model_gradients_equal_the_fused_layer(extra, monkeypatch, linker="c"):
+    """Two layers, carried states; the fill model runs its backward stack right to left; without an
+    embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN."""
+    model = _model(linker, **extra)
+    rng = np.random.default_rng(3)
+    states = [rng.standard_normal(s.shape).astype("float32") * 0.5 for s in model.initial_state(B)]
+    x, y, mask = _batch(4)
+    got = model.gradients(x, y, mask, states)
+    full = model._compile("grads", (L, B), ragged=False)
+    kinds = [type(n.op).__name__ for n in full.maker.fgraph.toposort()]
+    n_dnnl = (1 if extra.get("embedding_dim") == 0 else 2) * (2 if extra.get("bidirectional") else 1)
+    assert kinds.count("DnnlLSTM") == n_dnnl and kinds.count("DnnlLSTMGrad") == n_dnnl
+    want = _grads_without_dnnl(model, monkeypatch, x, y, mask, states)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=2e-4, atol=2e-6, err_msg=k)
+
+
+def _ops(model, ragged=False):
+    fn = model._compile("grads", (L, B), ragged=ragged)
+    return {type(n.op).__name__ for n in fn.maker.fgraph.toposort()}
+
+
+def test_ragged_batches_other_cells_and_jax_keep_the_fused_layer():
+    assert "DnnlLSTM" in _ops(_model("c")) and "DnnlLSTM" not in _ops(_model("c"), ragged=True)
+    assert "DnnlLSTM" not in _ops(_model("c", gate="hard_sigmoid"))
+    cfg = ModelConfig(vocab_size=11, hidden_dim=H, cell="gru", layers=1, embedding_dim=D)
+    assert "DnnlLSTM" not in _ops(LanguageModel(cfg, seed=2, linker="c"))
+    if engine.default_linker() == "jax":
+        assert "DnnlLSTM" not in _ops(_model("jax")) and not engine_ops.dnnl_lstm("jax")
+
+
+def test_training_steps_equal_the_fused_layer(monkeypatch, linker="c"):
+    """Three Adam steps with clipping: the same losses and parameters with and without oneDNN."""
+    results = []
+    for switch in ("on", "off"):
+        monkeypatch.setenv("RNNLM_DNNL", switch)
+        model = _model(linker)
+        model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
+        losses = [float(model.train_step(*_batch(s))[0]) for s in range(3)]
+        results.append((losses, model.get_params()))
+    (l_on, p_on), (l_off, p_off) = results
+    np.testing.assert_allclose(l_on, l_off, rtol=1e-5)
+    for k in p_off:
+        np.testing.assert_allclose(p_on[k], p_off[k], rtol=1e-4, atol=1e-6, err_msg=k)
+
+
+def test_switch_and_reason(monkeypatch):
+    assert dnnl.why_not() == "" and dnnl.available()
+    monkeypatch.setenv("RNNLM_DNNL", "off")
+    assert dnnl.why_not() == "RNNLM_DNNL=off" and not engine_ops.dnnl_lstm("c")
