@@ -101,7 +101,7 @@ def busy_warning(machine: dict) -> str | None:
 def graph_ops() -> dict:
     """Which of rnnlm's own graph ops the models use here (:mod:`rnnlm.engine_ops`): a whole recurrent
     layer as one node, the output layer with its loss as one chunked node, and oneDNN's LSTM kernel for
-    full LSTM batches (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not)."""
+    full LSTM batches on the C linker (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not)."""
     from rnnlm import engine_ops
 
     ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
