@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 
 namespace {
 
@@ -77,6 +78,31 @@ memory packed(stream& s, const memory::desc& user, const memory::desc& want, con
 
 memory wrap(const memory::desc& d, const void* p) { return memory(d, cpu(), const_cast<void*>(p)); }
 
+using Args = std::unordered_map<int, memory>;
+
+// 0, or 1 with the message for rnnlm_lstm_error(): no C++ exception crosses into Python.
+template <class Body>
+int guarded(Body body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 1;
+  }
+}
+
+// What the forward pass reads and writes; the backward pass reads all of it.
+Args layer_args(const Plan& p, const float* x, const memory& wl, const memory& wi, const float* b,
+                const float* h0, const float* c0, const float* y, const float* hT, const float* cT,
+                const void* ws) {
+  return {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)},   {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
+          {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl},
+          {DNNL_ARG_WEIGHTS_ITER, wi},           {DNNL_ARG_BIAS, wrap(p.b, b)},
+          {DNNL_ARG_DST_LAYER, wrap(p.y, y)},    {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
+          {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)}, {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)}};
+}
+
 }  // namespace
 
 extern "C" {
@@ -96,31 +122,23 @@ size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H) {
 int rnnlm_lstm_forward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT,
                        void* ws) {
-  try {
+  return guarded([&] {
     Plan& p = plan(T, N, SLC, H);
     stream s(cpu());
     memory wl_p = packed(s, p.wl, p.fwd_pd.weights_layer_desc(), wl);
     memory wi_p = packed(s, p.wi, p.fwd_pd.weights_iter_desc(), wi);
-    p.fwd.execute(s, {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)}, {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
-                      {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl_p},
-                      {DNNL_ARG_WEIGHTS_ITER, wi_p}, {DNNL_ARG_BIAS, wrap(p.b, b)},
-                      {DNNL_ARG_DST_LAYER, wrap(p.y, y)}, {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
-                      {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
-                      {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)},
-                      {DNNL_ARG_SCRATCHPAD, memory(p.fwd_pd.scratchpad_desc(), cpu())}});
+    Args args = layer_args(p, x, wl_p, wi_p, b, h0, c0, y, hT, cT, ws);
+    args[DNNL_ARG_SCRATCHPAD] = memory(p.fwd_pd.scratchpad_desc(), cpu());
+    p.fwd.execute(s, args);
     s.wait();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-    return 1;
-  }
+  });
 }
 
 int rnnlm_lstm_backward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
                         const float* b, const float* h0, const float* c0, const float* y, const float* hT,
                         const float* cT, const void* ws, const float* dy, const float* dhT, const float* dcT,
                         float* dx, float* dwl, float* dwi, float* db, float* dh0, float* dc0) {
-  try {
+  return guarded([&] {
     Plan& p = plan(T, N, SLC, H);
     stream s(cpu());
     memory wl_p = packed(s, p.wl, p.bwd_pd.weights_layer_desc(), wl);
@@ -129,24 +147,16 @@ int rnnlm_lstm_backward(int T, int N, int SLC, int H, const float* x, const floa
     std::memset(dwl, 0, p.wl.get_size());
     std::memset(dwi, 0, p.wi.get_size());
     std::memset(db, 0, p.b.get_size());
-    p.bwd.execute(s, {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)}, {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
-                      {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl_p},
-                      {DNNL_ARG_WEIGHTS_ITER, wi_p}, {DNNL_ARG_BIAS, wrap(p.b, b)},
-                      {DNNL_ARG_DST_LAYER, wrap(p.y, y)}, {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
-                      {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
-                      {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)},
-                      {DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)}, {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
-                      {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)}, {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
-                      {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)}, {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
-                      {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)}, {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
-                      {DNNL_ARG_DIFF_DST_ITER_C, wrap(p.st, dcT)},
-                      {DNNL_ARG_SCRATCHPAD, memory(p.bwd_pd.scratchpad_desc(), cpu())}});
+    Args args = layer_args(p, x, wl_p, wi_p, b, h0, c0, y, hT, cT, ws);
+    args.insert({{DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)},     {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
+                 {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)},  {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
+                 {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)}, {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
+                 {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)},     {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
+                 {DNNL_ARG_DIFF_DST_ITER_C, wrap(p.st, dcT)},
+                 {DNNL_ARG_SCRATCHPAD, memory(p.bwd_pd.scratchpad_desc(), cpu())}});
+    p.bwd.execute(s, args);
     s.wait();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-    return 1;
-  }
+  });
 }
 
 }  // extern "C"
