@@ -37,7 +37,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(AESARA_VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(AESARA_VENV)/bin/python || $(PYTHON) -m venv $(AESARA_VENV)
 	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[aesara,test$(BLAS_EXTRA)]'
+	$(AESARA_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[aesara,test$(BLAS_EXTRA)$(DNNL_EXTRA)]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,8 +1,9 @@
 """oneDNN's LSTM layer (rnnlm.engine_ops.dnnl): LanguageModel's path for full LSTM batches on the C linker.
 
 The op's outputs and every gradient equal rnnlm's fused layer (itself tested against ``scan`` and the
-float64 reference); a model's gradients and training steps equal the same model with the op switched off;
-ragged batches, other cells, hard-sigmoid gates and the JAX linker keep the fused layer."""
+float64 reference); a model's gradients and training steps equal the same model with the op switched off
+(the fused layer on PyTensor, ``scan`` on Aesara: those two tests are core); ragged batches, other cells,
+hard-sigmoid gates and the JAX linker keep the fused layer."""
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from rnnlm.engine_ops import dnnl
 from rnnlm.models.lm import LanguageModel, ModelConfig
 from rnnlm.training.optim import make_optimizer
 
-_WHY = "" if engine_ops.dnnl_lstm("c") else (dnnl.why_not() if engine_ops.available() else "no fused layers")
+_WHY = "" if engine_ops.dnnl_lstm("c") else (dnnl.why_not() or "RNNLM_FUSED_LAYERS=off")
 pytestmark = pytest.mark.skipif(bool(_WHY), reason=f"oneDNN's LSTM is not available here: {_WHY}")
 
 T = engine.T
@@ -46,6 +47,8 @@ def _layer_grads(linker, use_dnnl, a):
 
 @pytest.mark.parametrize("linker", LINKERS)
 def test_outputs_and_gradients_equal_the_fused_layer(linker):
+    if not engine_ops.available():
+        pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
     a = _arrays(0)
     got, want = _layer_grads(linker, True, a), _layer_grads(linker, False, a)
     names = ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"]
@@ -88,6 +91,7 @@ def _grads_without_dnnl(model, monkeypatch, *args):
         model._fns = {}
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}])
 def test_model_gradients_equal_the_fused_layer(extra, monkeypatch, linker="c"):
     """Two layers, carried states; the fill model runs its backward stack right to left; without an
@@ -120,6 +124,7 @@ def test_ragged_batches_other_cells_and_jax_keep_the_fused_layer():
         assert "DnnlLSTM" not in _ops(_model("jax")) and not engine_ops.dnnl_lstm("jax")
 
 
+@pytest.mark.core
 def test_training_steps_equal_the_fused_layer(monkeypatch, linker="c"):
     """Three Adam steps with clipping: the same losses and parameters with and without oneDNN."""
     results = []

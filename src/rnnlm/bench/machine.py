@@ -105,8 +105,8 @@ def graph_ops() -> dict:
     from rnnlm import engine_ops
 
     ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
-           "dnnl_lstm": engine_ops.available() and engine_ops.dnnl.available()}
-    if engine_ops.available() and not ops["dnnl_lstm"]:
+           "dnnl_lstm": engine_ops.dnnl_lstm("c")}
+    if engine_ops.fused_output() and not ops["dnnl_lstm"]:  # (both off with RNNLM_FUSED_LAYERS=off)
         ops["dnnl_lstm_why_not"] = engine_ops.dnnl.why_not()
     return ops
 

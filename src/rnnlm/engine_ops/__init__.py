@@ -55,5 +55,6 @@ def fused_output() -> bool:
 
 def dnnl_lstm(linker: str) -> bool:
     """Whether LSTM layers run as oneDNN's kernel (:mod:`.dnnl`) on ``linker``: the C and Python linkers
-    (its ``perform``), with the fused layers on and the library built here; not JAX (see :mod:`.dnnl`)."""
-    return available() and linker in ("c", "py") and dnnl.available()
+    (its ``perform``) of either engine, unless ``RNNLM_FUSED_LAYERS=off``, where the library builds; not
+    JAX (see :mod:`.dnnl`)."""
+    return not _switched_off() and linker in ("c", "py") and dnnl.available()

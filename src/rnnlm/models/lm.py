@@ -298,12 +298,12 @@ class LanguageModel:
         dW as one GEMM over all steps) instead of ``scan`` + autodiff: on PyTensor, with full BPTT."""
         return engine_ops.available() and self.config.bptt_truncate < 0
 
-    def _dnnl(self, ragged) -> bool:
+    def _dnnl(self, ragged, kind=None) -> bool:
         """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of the
-        train, grads and eval graphs at fp32 with the standard gates, on one CPU device."""
+        train, grads and eval graphs at fp32 with the standard gates and full BPTT, on one CPU device."""
         cfg = self.config
-        return (cfg.cell == "lstm" and not ragged and self._kind in ("train", "grads", "eval")
-                and self._fused()
+        return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
+                and cfg.bptt_truncate < 0
                 and (cfg.activation, cfg.gate, self._dot_precision) == ("tanh", "sigmoid", "fp32")
                 and self.placement is None and engine_ops.dnnl_lstm(self.linker))
 
@@ -427,7 +427,8 @@ class LanguageModel:
 
     # -- compiled functions ----------------------------------------------------------------
     def _key(self, kind, shape, ragged=True):
-        return (kind, tuple(shape) if self.static else None, bool(ragged) or not self._fused())
+        full_apart = self._fused() or self._dnnl(False, kind)  # full batches get a graph of their own
+        return (kind, tuple(shape) if self.static else None, bool(ragged) or not full_apart)
 
     def _compile(self, kind, shape, ragged=True):
         """The compiled function of ``kind`` for batches of ``shape``; ``ragged=False`` (a batch whose
