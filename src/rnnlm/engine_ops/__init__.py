@@ -57,4 +57,4 @@ def dnnl_lstm(linker: str) -> bool:
     """Whether LSTM layers run as oneDNN's kernel (:mod:`.dnnl`) on ``linker``: the C and Python linkers
     (its ``perform``) of either engine, unless ``RNNLM_FUSED_LAYERS=off``, where the library builds; not
     JAX (see :mod:`.dnnl`)."""
-    return not _switched_off() and linker in ("c", "py") and dnnl.available()
+    return linker in ("c", "py") and not _switched_off() and dnnl.available()  # (asked at every step)

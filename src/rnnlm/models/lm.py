@@ -304,7 +304,7 @@ class LanguageModel:
         cfg = self.config
         return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
-                and (cfg.activation, cfg.gate, self._dot_precision) == ("tanh", "sigmoid", "fp32")
+                and (cfg.activation, cfg.gate, self.precision) == ("tanh", "sigmoid", "fp32")
                 and self.placement is None and engine_ops.dnnl_lstm(self.linker))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
@@ -432,7 +432,7 @@ class LanguageModel:
 
     def _compile(self, kind, shape, ragged=True):
         """The compiled function of ``kind`` for batches of ``shape``; ``ragged=False`` (a batch whose
-        mask is all ones) gets its own function without per-step mask blends (fused layers only)."""
+        mask is all ones) gets its own function: no per-step mask blends, oneDNN's LSTM on the C linker."""
         key = self._key(kind, shape, ragged)
         if key not in self._fns:
             self._kind = kind
