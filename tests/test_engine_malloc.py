@@ -1,6 +1,7 @@
-"""rnnlm.engine's allocator setting: large blocks come from the heap and stay there between steps."""
+"""rnnlm.engine's process settings: large blocks stay in the heap; OpenBLAS's idle workers sleep."""
 
 import ctypes
+import json
 import os
 import subprocess
 import sys
@@ -73,8 +74,56 @@ def test_benchmarks_report_the_setting():
 
     machine = bench.machine_info()
     assert machine["malloc"] == (engine.malloc_configured or "system defaults")
+    assert machine["openblas_idle"] == engine.openblas_configured or "the user's" in machine["openblas_idle"]
     buf = io.StringIO()
     settings = {"cell": "gru", "vocab_size": 8, "hidden_dim": 4, "layers": 1, "tokens": 1, "linker": "c",
                 "sampling": "greedy", "window": 1}
     print_report({"benchmark": "generate", "settings": settings, "batches": {}, "machine": machine}, buf)
     assert f"malloc (this process, PyTorch included): {machine['malloc']}" in buf.getvalue()
+    assert f"NumPy's OpenBLAS idle workers: {machine['openblas_idle']}" in buf.getvalue()
+
+
+# NumPy's OpenBLAS after rnnlm.engine: the timeout its thread server read, and the CPU time its idle workers
+# burn while the caller sleeps 0.3 s right after a multi-threaded product.
+OPENBLAS_PROBE = """
+import json, resource, time, numpy as np
+from threadpoolctl import ThreadpoolController
+from rnnlm import engine
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+a = np.ones((512, 512), np.float32)
+a @ a
+a @ a
+before = cpu()
+time.sleep(0.3)
+timeouts = [c.dynlib.openblas_thread_timeout() for c in
+            ThreadpoolController().select(internal_api="openblas").lib_controllers]
+print(json.dumps([engine.openblas_configured, cpu() - before, timeouts]))
+"""
+
+
+def _openblas_probe(timeout_env):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS",
+                                                            "OMP_NUM_THREADS")}
+    if timeout_env:
+        env["OPENBLAS_THREAD_TIMEOUT"] = timeout_env
+    out = subprocess.run([sys.executable, "-c", OPENBLAS_PROBE], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS runs one thread on one CPU")
+def test_openblas_workers_sleep_after_a_product():
+    configured, spent, timeouts = _openblas_probe(None)
+    assert configured.startswith("thread_timeout=4") and timeouts and set(timeouts) == {4}
+    assert spent < 0.02  # the workers sleep at once (with OpenBLAS's default they spin ~0.1 s)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS runs one thread on one CPU")
+def test_a_users_openblas_timeout_is_left_alone():
+    configured, spent, timeouts = _openblas_probe("28")
+    assert configured == "" and set(timeouts) == {28}
+    assert spent > 0.03  # OpenBLAS's own behaviour: an idle worker spins after the product

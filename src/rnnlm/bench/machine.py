@@ -70,6 +70,8 @@ def machine_info() -> dict:
         "c_linker_blas": engine.blas_info() or "none (the engine's C linker links no BLAS)",
         "graph_ops": graph_ops(),
         "malloc": engine.malloc_configured or "system defaults",
+        "openblas_idle": engine.openblas_configured
+        or f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'unset')} (the user's)",
     }
     if "jax" in sys.modules:
         jax = sys.modules["jax"]

@@ -47,6 +47,8 @@ def _machine_lines(result: dict, out) -> None:
         print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)
     if m.get("malloc"):
         print(f"malloc (this process, PyTorch included): {m['malloc']}", file=out)
+    if m.get("openblas_idle"):
+        print(f"NumPy's OpenBLAS idle workers: {m['openblas_idle']}", file=out)
     if result.get("warning"):
         print(f"warning: {result['warning']}", file=out)
     for name, why in (result.get("skipped") or {}).items():
