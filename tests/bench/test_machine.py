@@ -29,9 +29,11 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     assert on["dnnl_lstm"] == engine_ops.dnnl.available()  # the C linker's, on either engine
     why = "" if on["dnnl_lstm"] else engine_ops.dnnl.why_not()
     assert on.get("dnnl_lstm_why_not", "") == why
+    assert on["dnnl_lstm_jax"] == (on["dnnl_lstm"] and engine_ops.dnnl.xla_ready())
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
     off = bench.machine_info()
-    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "dnnl_lstm": False}
+    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "dnnl_lstm": False,
+                                "dnnl_lstm_jax": False}
     import io
 
     buf = io.StringIO()

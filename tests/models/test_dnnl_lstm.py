@@ -1,9 +1,11 @@
-"""oneDNN's LSTM layer (rnnlm.engine_ops.dnnl): LanguageModel's path for full LSTM batches on the C linker.
+"""oneDNN's LSTM layer (rnnlm.engine_ops.dnnl): LanguageModel's path for full LSTM batches on the C linker
+and, through XLA FFI handlers, on the JAX linker (CPU).
 
 The op's outputs and every gradient equal rnnlm's fused layer (itself tested against ``scan`` and the
 float64 reference); a model's gradients and training steps equal the same model with the op switched off
-(the fused layer on PyTensor, ``scan`` on Aesara: those two tests are core); ragged batches, other cells,
-hard-sigmoid gates and the JAX linker keep the fused layer."""
+(the fused layer on PyTensor, ``scan`` on Aesara: those two tests are core); ragged batches, other cells
+and hard-sigmoid gates keep the fused layer; the kernel's thread runs every call, and PyTorch's step
+when a benchmark asks."""
 
 import numpy as np
 import pytest
@@ -17,7 +19,8 @@ _WHY = "" if engine_ops.dnnl_lstm("c") else (dnnl.why_not() or "RNNLM_FUSED_LAYE
 pytestmark = pytest.mark.skipif(bool(_WHY), reason=f"oneDNN's LSTM is not available here: {_WHY}")
 
 T = engine.T
-LINKERS = ["c", "py"]
+JAX = ["jax"] if engine_ops.dnnl_lstm("jax") else []  # PyTensor with jaxlib's FFI headers, on a CPU
+LINKERS = ["c", "py", *JAX]
 L, B, D, H = 7, 3, 5, 4
 
 
@@ -92,8 +95,9 @@ def _grads_without_dnnl(model, monkeypatch, *args):
 
 
 @pytest.mark.core
+@pytest.mark.parametrize("linker", ["c", *JAX])
 @pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}])
-def test_model_gradients_equal_the_fused_layer(extra, monkeypatch, linker="c"):
+def test_model_gradients_equal_the_fused_layer(extra, linker, monkeypatch):
     """Two layers, carried states; the fill model runs its backward stack right to left; without an
     embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN."""
     model = _model(linker, **extra)
@@ -115,17 +119,17 @@ def _ops(model, ragged=False):
     return {type(n.op).__name__ for n in fn.maker.fgraph.toposort()}
 
 
-def test_ragged_batches_other_cells_and_jax_keep_the_fused_layer():
-    assert "DnnlLSTM" in _ops(_model("c")) and "DnnlLSTM" not in _ops(_model("c"), ragged=True)
-    assert "DnnlLSTM" not in _ops(_model("c", gate="hard_sigmoid"))
+@pytest.mark.parametrize("linker", ["c", *JAX])
+def test_ragged_batches_and_other_cells_keep_the_fused_layer(linker):
+    assert "DnnlLSTM" in _ops(_model(linker)) and "DnnlLSTM" not in _ops(_model(linker), ragged=True)
+    assert "DnnlLSTM" not in _ops(_model(linker, gate="hard_sigmoid"))
     cfg = ModelConfig(vocab_size=11, hidden_dim=H, cell="gru", layers=1, embedding_dim=D)
-    assert "DnnlLSTM" not in _ops(LanguageModel(cfg, seed=2, linker="c"))
-    if engine.default_linker() == "jax":
-        assert "DnnlLSTM" not in _ops(_model("jax")) and not engine_ops.dnnl_lstm("jax")
+    assert "DnnlLSTM" not in _ops(LanguageModel(cfg, seed=2, linker=linker))
 
 
 @pytest.mark.core
-def test_training_steps_equal_the_fused_layer(monkeypatch, linker="c"):
+@pytest.mark.parametrize("linker", ["c", *JAX])
+def test_training_steps_equal_the_fused_layer(linker, monkeypatch):
     """Three Adam steps with clipping: the same losses and parameters with and without oneDNN."""
     results = []
     for switch in ("on", "off"):
@@ -144,3 +148,19 @@ def test_switch_and_reason(monkeypatch):
     assert dnnl.why_not() == "" and dnnl.available()
     monkeypatch.setenv("RNNLM_DNNL", "off")
     assert dnnl.why_not() == "RNNLM_DNNL=off" and not engine_ops.dnnl_lstm("c")
+
+
+def test_one_thread_runs_every_call_and_ends_when_idle():
+    """``on_worker`` runs on the kernel's own thread (one thread, so one OpenMP team), returns and raises
+    what the function does, and the thread ends after a second without work (a new one starts later)."""
+    import threading
+    import time
+
+    here = threading.get_native_id()
+    first, second = (dnnl.on_worker(threading.get_native_id)() for _ in range(2))
+    assert first == second != here
+    assert dnnl.on_worker(lambda a, b=0: a + b)(2, b=3) == 5
+    with pytest.raises(ZeroDivisionError):
+        dnnl.on_worker(lambda: 1 / 0)()
+    time.sleep(1.5)
+    assert dnnl.on_worker(threading.get_native_id)() not in (here, first)

@@ -23,6 +23,7 @@ from rnnlm.bench.train import (
     random_batch,
     rnnlm_train_candidate,
     torch_autocast,
+    torch_thread,
 )
 from rnnlm.errors import ConfigError
 
@@ -83,6 +84,7 @@ def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, see
         opt.step()
         return loss
 
+    step = torch_thread(step, cell)
     block(step())
     return step, time.perf_counter() - t0
 

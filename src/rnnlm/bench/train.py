@@ -16,7 +16,7 @@ from rnnlm.errors import ConfigError
 
 __all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "precision_ratios",
            "precision_runs", "random_batch", "rnnlm_train_candidate", "torch_autocast",
-           "torch_train_candidate"]
+           "torch_thread", "torch_train_candidate"]
 
 
 TORCH_TARGET_RATIO = 2.0  # issue 4, CPU: words/s vs PyTorch
@@ -108,6 +108,20 @@ def torch_autocast(torch, precision, device="cpu"):
     return torch.autocast("cuda" if device == "gpu" else "cpu", dtype=torch.bfloat16)
 
 
+def torch_thread(step, cell):
+    """PyTorch's CPU LSTM step, run on the thread that runs rnnlm's oneDNN LSTM where that is available
+    (:func:`rnnlm.engine_ops.dnnl.on_worker`): both use libgomp, whose teams all spin less once it
+    manages more threads than CPUs, so two teams in one process slow both (PyTorch's char LSTM 60 -> 100
+    ms).  On one thread they share one team, as each would have one run alone.  Other cells stay on the
+    caller's thread: rnnlm runs no oneDNN for them, and there PyTorch's GRU was slower on that thread next
+    to the C linker's MKL calls (54 -> 95 ms)."""
+    if cell != "lstm":
+        return step
+    from rnnlm.engine_ops import dnnl
+
+    return dnnl.on_worker(step)
+
+
 def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0, precision="fp32"):
     """PyTorch's version of the same model: nn.Embedding(C, H) → nn.RNN/GRU/LSTM(H, H) →
     nn.Linear(H, C), mean cross-entropy, plain SGD; returns ``(step_fn, first_step_s)``.
@@ -152,6 +166,8 @@ def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0, p
         opt.step()
         return loss  # a CUDA loss is blocked on by block(); every kernel before it is done
 
+    if device != "gpu":
+        step = torch_thread(step, cell)
     block(step())
     return step, time.perf_counter() - t0
 

@@ -55,6 +55,8 @@ def fused_output() -> bool:
 
 def dnnl_lstm(linker: str) -> bool:
     """Whether LSTM layers run as oneDNN's kernel (:mod:`.dnnl`) on ``linker``: the C and Python linkers
-    (its ``perform``) of either engine, unless ``RNNLM_FUSED_LAYERS=off``, where the library builds; not
-    JAX (see :mod:`.dnnl`)."""
-    return linker in ("c", "py") and not _switched_off() and dnnl.available()  # (asked at every step)
+    (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers), unless
+    ``RNNLM_FUSED_LAYERS=off``, where the library builds."""
+    if linker not in ("c", "py", "jax") or _switched_off():  # (asked at every step: cheap tests first)
+        return False
+    return dnnl.available() and (linker != "jax" or dnnl.xla_ready())

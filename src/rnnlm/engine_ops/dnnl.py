@@ -3,14 +3,17 @@
 Why: on a CPU the LSTM's step is small products (B×H by H×4H) with elementwise work between them.
 PyTorch's ``nn.LSTM`` runs oneDNN's LSTM kernel (weights packed once for all steps, the gate math fused
 with the products); rnnlm's fused layer runs the same steps as NumPy calls on the C linker (3–4× slower).
-:class:`DnnlLSTM` calls oneDNN's kernel, forward training and backward, a whole layer per call, from the
-node's ``perform`` through ctypes: the **C and Python linkers**, on PyTensor and on Aesara (whose only
-path is the C linker: there it replaces ``scan`` and its autodiff, LSTM ×2 step 340 → 100 ms).
+:class:`DnnlLSTM` calls oneDNN's kernel, forward training and backward, a whole layer per call: from the
+node's ``perform`` through ctypes on the **C and Python linkers** of both engines (on Aesara, whose only
+path is the C linker, it replaces ``scan`` and its autodiff: LSTM ×2 step 340 → 100 ms), and as XLA FFI
+handlers on the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, 2 vCPUs).
 
-Not under the JAX linker: measured there (char LSTM 2×256, 2 cores), the step gained 3–5% (XLA's own loop
-is close to oneDNN here), and oneDNN's OpenMP team, started from XLA's worker threads, made PyTorch's LSTM
-in the same process 1.5× slower (libgomp stops spinning once it manages more threads than CPUs); running
-each call on a fresh thread fixed PyTorch but cost rnnlm 10–20%.
+One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
+workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
+spin-wait once it manages more threads than there are CPUs: called from XLA's workers (two teams), the
+kernel ran 40% slower than alone, and a PyTorch team in the same process 1.5× slower.  Benchmarks that
+time PyTorch's LSTM beside rnnlm run it on that thread too (:func:`on_worker`), so the process has one
+team, as each program alone would.
 
 Built on first use: ``native/lstm_dnnl.cc`` compiled by the system's C++ compiler against the
 ``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native``
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -37,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnlm.engine_ops.base import Apply, Op, T, gradient, tensor_type, zeros_if_disconnected
+from rnnlm import engine
+from rnnlm.engine_ops.base import Apply, Op, T, gradient, register_jax, tensor_type, zeros_if_disconnected
 
 __all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "why_not"]
 
@@ -46,10 +51,11 @@ GATE_ORDER = [0, 1, 3, 2]  # rnnlm's (i, f, o, g) -> oneDNN's (i, f, c̃, o); it
 
 
 def _to_onednn_gates(M):
-    """``M`` (4, ...) in rnnlm's gate order -> oneDNN's.  Slices joined, not ``M[GATE_ORDER]``: the
+    """``M`` (4, ...) in rnnlm's gate order -> oneDNN's.  Gates stacked, not ``M[GATE_ORDER]``: the
     gradient of an indexed read is an indexed add (NumPy's ``add.at`` on the C linker, 1.7 ms per weight
-    matrix at H=256), that of a join is slices set into one zero buffer (memory copies)."""
-    return T.concatenate([M[GATE_ORDER[k]:GATE_ORDER[k] + 1] for k in range(4)], axis=0)
+    matrix at H=256), that of a stack is each gate set into one zero buffer (memory copies); and every
+    shape stays static (JAX traces no shape arithmetic)."""
+    return T.stack([M[k] for k in GATE_ORDER])
 
 _state: dict = {}  # "lib": the loaded library or None, "why": why not
 
@@ -63,6 +69,17 @@ def _find_onednn():
     return None
 
 
+def _xla_include():
+    """jaxlib's folder of XLA FFI headers (the handlers for the JAX linker are built when it exists)."""
+    if engine.name != "pytensor":
+        return None
+    spec = importlib.util.find_spec("jaxlib")
+    if spec is None or spec.origin is None:
+        return None
+    inc = Path(spec.origin).parent / "include"
+    return inc if (inc / "xla" / "ffi" / "api" / "ffi.h").exists() else None
+
+
 def _build() -> Path:
     """Compile the library (once per source, oneDNN location and compiler) and return its path."""
     found = _find_onednn()
@@ -72,7 +89,8 @@ def _build() -> Path:
     compiler = shutil.which(os.environ.get("CXX", "")) or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++ or c++) to build the oneDNN LSTM")
-    key = hashlib.sha256(SOURCE.read_bytes() + f"{lib_dir}|{compiler}".encode()).hexdigest()[:16]
+    xla = _xla_include()
+    key = hashlib.sha256(SOURCE.read_bytes() + f"{lib_dir}|{compiler}|{xla}".encode()).hexdigest()[:16]
     cache = Path(os.environ.get("RNNLM_NATIVE_CACHE") or Path.home() / ".cache" / "rnnlm" / "native")
     target = cache / f"lstm_dnnl-{key}.so"
     if target.exists():
@@ -80,7 +98,8 @@ def _build() -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
-    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-isystem", str(inc_dir), str(SOURCE),
+    ffi = ["-DRNNLM_XLA_FFI", "-isystem", str(xla)] if xla else []
+    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-isystem", str(inc_dir), *ffi, str(SOURCE),
            f"-L{lib_dir}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -100,7 +119,38 @@ def _load():
     lib.rnnlm_lstm_error.restype = ctypes.c_char_p
     for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward"):
         getattr(lib, name).restype = ctypes.c_int
+    lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
+    lib.rnnlm_dnnl_on_worker.restype = None
     return lib
+
+
+_JOB = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def on_worker(fn):
+    """``fn`` wrapped to run on the thread that runs oneDNN's LSTM (when it is available; else ``fn``).
+
+    For benchmarks that time PyTorch in rnnlm's process: PyTorch and oneDNN share libgomp, which
+    shortens every OpenMP team's spin-wait once it manages more threads than CPUs, so a PyTorch team on
+    another thread would slow both.  On one thread they share one team."""
+    if not available():
+        return fn
+
+    def call(*args, **kwargs):
+        box = {}
+
+        def job(_):
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # re-raised on the caller's thread
+                box["error"] = exc
+
+        library().rnnlm_dnnl_on_worker(_JOB(job), None)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return call
 
 
 def library():
@@ -177,6 +227,11 @@ class DnnlLSTM(Op):
         for storage, value in zip(output_storage, (y, hT, cT, ws), strict=True):
             storage[0] = value
 
+    def infer_shape(self, fgraph, node, shapes):
+        x, h0 = shapes[0], shapes[4]
+        ws = node.outputs[3]  # its length is oneDNN's to say: left to the output itself
+        return [(x[0], x[1], h0[1]), h0, h0, (ws.shape[0],)]
+
     def connection_pattern(self, node):
         return [[True, True, True, False] for _ in node.inputs]  # no gradient flows through the workspace
 
@@ -201,6 +256,9 @@ class DnnlLSTMGrad(Op):
             raise TypeError("DnnlLSTMGrad takes 13 inputs")
         return Apply(self, inputs, [v.type() for v in inputs[:6]])
 
+    def infer_shape(self, fgraph, node, shapes):
+        return list(shapes[:6])
+
     def perform(self, node, inputs, output_storage):
         arrays = _f32(*inputs)
         x, h0 = arrays[0], arrays[4]
@@ -217,6 +275,51 @@ class DnnlLSTMGrad(Op):
     L_op = pullback
 
 
+def xla_ready() -> bool:
+    """Whether the JAX linker can call the kernel: the library has its XLA FFI handlers (built where
+    jaxlib's headers are) and JAX runs on the CPU; registers the handlers with XLA on first use."""
+    if "xla" in _state:
+        return _state["xla"]
+    lib, ok = library(), False
+    if lib is not None and hasattr(lib, "rnnlm_lstm_forward_xla"):
+        import jax
+
+        if jax.default_backend() == "cpu":
+            for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla"):
+                jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+            ok = True
+    _state["xla"] = ok
+    return ok
+
+
+def _jax_forward(op):
+    import jax
+    import jax.numpy as jnp
+
+    def forward(x, wl, wi, b, h0, c0):
+        (L, B, D), H = x.shape, h0.shape[1]
+        out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), (B, H), (B, H),
+                                                               (workspace_words(L, B, D, H),))]
+        return jax.ffi.ffi_call("rnnlm_lstm_forward_xla", out)(x, wl, wi, b, h0, c0)
+
+    return forward
+
+
+def _jax_backward(op):
+    import jax
+    import jax.numpy as jnp
+
+    def backward(*inputs):
+        out = [jax.ShapeDtypeStruct(v.shape, jnp.float32) for v in inputs[:6]]
+        return jax.ffi.ffi_call("rnnlm_lstm_backward_xla", out)(*inputs)
+
+    return backward
+
+
+register_jax(DnnlLSTM, _jax_forward)
+register_jax(DnnlLSTMGrad, _jax_backward)
+
+
 def lstm_layer(x, U, W, b, h0, c0, label="lstm"):
     """One LSTM layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (4, H, D), ``W``
     (4, H, H), ``b`` (4, H) in rnnlm's gate order (i, f, o, g); ``h0``, ``c0`` (B, H).  Returns the states
@@ -224,7 +327,7 @@ def lstm_layer(x, U, W, b, h0, c0, label="lstm"):
     G, H = 4, U.shape[1]
 
     def ldigo(M):  # (4, H, K) -> (K, 4H), the gates in oneDNN's order
-        return _to_onednn_gates(M).dimshuffle(2, 0, 1).reshape((M.shape[2], G * H))
+        return _to_onednn_gates(M).dimshuffle(2, 0, 1).reshape((-1, G * H))
 
     y, hT, cT, _ = DnnlLSTM(label)(x, ldigo(U), ldigo(W), _to_onednn_gates(b).flatten(), h0, c0)
     return y, hT, cT

@@ -1,6 +1,7 @@
 // oneDNN's LSTM layer (forward training and backward) for rnnlm's graphs, behind a C ABI that the C
-// linker's `perform` calls through ctypes.  Built on first use by rnnlm.engine_ops.dnnl against the
-// onednn-cpu-gomp wheel; see that module for where the layouts come from and why not under XLA.
+// linker's `perform` calls through ctypes and, built with RNNLM_XLA_FFI, as XLA FFI handlers for the JAX
+// linker.  Built on first use by rnnlm.engine_ops.dnnl against the onednn-cpu-gomp wheel; see that module
+// for where the layouts come from.
 //
 // Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, gates in oneDNN's
 // order (i, f, c~, o):  x (T, N, SLC);  wl (SLC, 4H) and wi (H, 4H): oneDNN's "ldigo" without the l, d
@@ -8,13 +9,19 @@
 // ws: oneDNN's workspace (what the backward pass reads), as float32 words.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
+
+#include <unistd.h>
 
 namespace {
 
@@ -23,6 +30,60 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 thread_local std::string last_error;
+
+// Every oneDNN call runs on one thread of ours, whichever thread asks (Python's, or one of XLA's workers),
+// so oneDNN has one OpenMP team.  libgomp shortens every team's spin-wait once it manages more threads
+// than there are CPUs; with XLA's workers each starting a team, the kernel ran 40% slower (2 vCPUs).  The
+// thread ends after a second without work, so its team does not outlive the training that needs it.
+class Worker {
+ public:
+  void run(const std::function<void()>& job) {
+    std::lock_guard<std::mutex> one_at_a_time(submit_);
+    std::unique_lock<std::mutex> lock(mu_);
+    job_ = &job;
+    if (!alive_) {
+      alive_ = true;
+      std::thread([this] { loop(); }).detach();
+    }
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return job_ == nullptr; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return job_ != nullptr; })) {
+        alive_ = false;  // idle: end the thread (and with it its OpenMP team)
+        return;
+      }
+      const std::function<void()>* job = job_;
+      lock.unlock();
+      (*job)();
+      lock.lock();
+      job_ = nullptr;
+      cv_.notify_all();
+    }
+  }
+  std::mutex submit_, mu_;
+  std::condition_variable cv_;
+  const std::function<void()>* job_ = nullptr;
+  bool alive_ = false;
+};
+
+Worker& worker() {
+  // Never destroyed: a detached thread may still wait on it at exit.  A forked child has no thread of
+  // its parent's, so it makes its own.
+  static std::mutex mu;
+  static Worker* w = nullptr;
+  static pid_t owner = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (w == nullptr || owner != getpid()) {
+    w = new Worker;
+    owner = getpid();
+  }
+  return *w;
+}
 
 engine& cpu() {
   static engine e(engine::kind::cpu, 0);
@@ -83,13 +144,18 @@ using Args = std::unordered_map<int, memory>;
 // 0, or 1 with the message for rnnlm_lstm_error(): no C++ exception crosses into Python.
 template <class Body>
 int guarded(Body body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-    return 1;
-  }
+  std::string error;
+  worker().run([&] {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    }
+  });
+  if (error.empty()) return 0;
+  last_error = error;
+  return 1;
 }
 
 // What the forward pass reads and writes; the backward pass reads all of it.
@@ -159,4 +225,49 @@ int rnnlm_lstm_backward(int T, int N, int SLC, int H, const float* x, const floa
   });
 }
 
+// Runs fn(arg) on the thread that runs oneDNN (benchmarks run PyTorch's step there: one OpenMP team).
+void rnnlm_dnnl_on_worker(void (*fn)(void*), void* arg) {
+  worker().run([&] { fn(arg); });
+}
+
 }  // extern "C"
+
+#ifdef RNNLM_XLA_FFI
+// The same two calls as XLA FFI handlers (registered by rnnlm.engine_ops.dnnl for the JAX linker, CPU).
+#include "xla/ffi/api/ffi.h"
+
+namespace {
+namespace ffi = xla::ffi;
+using In = ffi::Buffer<ffi::F32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
+
+ffi::Error status(int rc) {
+  return rc ? ffi::Error(ffi::ErrorCode::kInternal, last_error) : ffi::Error::Success();
+}
+
+ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws) {
+  auto d = x.dimensions();
+  return status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], x.typed_data(), wl.typed_data(),
+                                    wi.typed_data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
+                                    y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data()));
+}
+
+ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
+                        In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0) {
+  auto d = x.dimensions();
+  return status(rnnlm_lstm_backward(
+      d[0], d[1], d[2], h0.dimensions()[1], x.typed_data(), wl.typed_data(), wi.typed_data(), b.typed_data(),
+      h0.typed_data(), c0.typed_data(), y.typed_data(), hT.typed_data(), cT.typed_data(), ws.typed_data(),
+      dy.typed_data(), dhT.typed_data(), dcT.typed_data(), dx->typed_data(), dwl->typed_data(),
+      dwi->typed_data(), db->typed_data(), dh0->typed_data(), dc0->typed_data()));
+}
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_forward_xla, forward_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_backward_xla, backward_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>());
+#endif
