@@ -22,6 +22,7 @@ PRECISIONS = ("fp32", "bf16")  # of the matrix products; bf16: bfloat16 operands
 Op = importlib.import_module(f"{engine.name}.graph.op").Op
 Apply = importlib.import_module(f"{engine.name}.graph.basic").Apply
 gradient = importlib.import_module(f"{engine.name}.gradient")
+ShapeError = importlib.import_module(f"{engine.name}.tensor.exceptions").ShapeError
 T = engine.T
 
 

@@ -42,7 +42,16 @@ from pathlib import Path
 import numpy as np
 
 from rnnlm import engine
-from rnnlm.engine_ops.base import Apply, Op, T, gradient, register_jax, tensor_type, zeros_if_disconnected
+from rnnlm.engine_ops.base import (
+    Apply,
+    Op,
+    ShapeError,
+    T,
+    gradient,
+    register_jax,
+    tensor_type,
+    zeros_if_disconnected,
+)
 
 __all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "why_not"]
 
@@ -228,9 +237,11 @@ class DnnlLSTM(Op):
             storage[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
+        words = node.outputs[3].type.shape[0]  # oneDNN's to say: known when the input shapes are static
+        if words is None:
+            raise ShapeError("the workspace's length")  # then the engine asks the outputs themselves
         x, h0 = shapes[0], shapes[4]
-        ws = node.outputs[3]  # its length is oneDNN's to say: left to the output itself
-        return [(x[0], x[1], h0[1]), h0, h0, (ws.shape[0],)]
+        return [(x[0], x[1], h0[1]), h0, h0, (words,)]
 
     def connection_pattern(self, node):
         return [[True, True, True, False] for _ in node.inputs]  # no gradient flows through the workspace
