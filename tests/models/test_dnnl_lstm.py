@@ -164,3 +164,16 @@ def test_one_thread_runs_every_call_and_ends_when_idle():
         dnnl.on_worker(lambda: 1 / 0)()
     time.sleep(1.5)
     assert dnnl.on_worker(threading.get_native_id)() not in (here, first)
+
+
+def test_under_jax_only_where_the_recurrence_is_the_cost():
+    """The char model (layers 51x the output layer's products) runs oneDNN under XLA; a word model whose
+    softmax is the cost keeps XLA's own layer (there the hand-off lost what the kernel gained)."""
+    char = ModelConfig(vocab_size=65, hidden_dim=256, cell="lstm", layers=2, embedding_dim=64)
+    word = ModelConfig(vocab_size=8000, hidden_dim=128, cell="lstm", layers=1, embedding_dim=128)
+    assert dnnl.pays_under_xla(char) and not dnnl.pays_under_xla(word)
+    assert engine_ops.dnnl_lstm("c", word) == engine_ops.dnnl_lstm("c")  # the C linker always gains
+    if JAX:
+        assert engine_ops.dnnl_lstm("jax", char) and not engine_ops.dnnl_lstm("jax", word)
+        small = _model("jax", vocab_size=200)  # H=4, D=5: 2·(5+4 + 4+4) = 34 < 200
+        assert "DnnlLSTM" not in _ops(small) and "DnnlLSTM" in _ops(_model("jax"))

@@ -286,6 +286,17 @@ class DnnlLSTMGrad(Op):
     L_op = pullback
 
 
+def pays_under_xla(config) -> bool:
+    """Whether a model's LSTM layers cost at least twice its output layer (products per token), where
+    oneDNN's kernel pays under XLA.  Measured (2 vCPUs, Adam or SGD steps, ms with / without): char LSTM
+    2×256, V=65 (recurrence 51× the output) 60–66 / 88; one layer H=256, V=2000 (1.0×) 46.7–50.6 /
+    46.1–46.8; H=128, V=8000 (0.13×) 60–63 / 56–58; H=256, V=8000 111–124 / 110–111.  There the softmax is
+    the cost and handing each layer to the kernel's thread loses what the kernel gains."""
+    H, D = config.hidden_dim, config.embedding_dim or config.hidden_dim
+    inputs = [D] + [H] * (config.layers - 1)
+    return 2 * sum(d + H for d in inputs) >= config.vocab_size
+
+
 def xla_ready() -> bool:
     """Whether the JAX linker can call the kernel: the library has its XLA FFI handlers (built where
     jaxlib's headers are) and JAX runs on the CPU; registers the handlers with XLA on first use."""

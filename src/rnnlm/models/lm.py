@@ -299,13 +299,13 @@ class LanguageModel:
         return engine_ops.available() and self.config.bptt_truncate < 0
 
     def _dnnl(self, ragged, kind=None) -> bool:
-        """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of the
-        train, grads and eval graphs at fp32 with the standard gates and full BPTT, on one CPU device."""
+        """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of train,
+        grads and eval graphs, fp32, standard gates, full BPTT, one CPU device (JAX: where it pays)."""
         cfg = self.config
         return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
                 and (cfg.activation, cfg.gate, self.precision) == ("tanh", "sigmoid", "fp32")
-                and self.placement is None and engine_ops.dnnl_lstm(self.linker))
+                and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
         """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
