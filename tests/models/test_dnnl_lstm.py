@@ -31,12 +31,12 @@ def _arrays(seed):
                 gS=f(L, B, H), gh=f(B, H), gc=f(B, H))
 
 
-def _layer_grads(linker, use_dnnl, a):
+def _layer_grads(linker, use_dnnl, a, precision="fp32"):
     """S, hT, cT and the gradients of Σ(S·gS) + Σ(hT·gh) + Σ(cT·gc) w.r.t. x, U, W, b, h0, c0."""
     xs = {k: engine.tensor(k, "float32", a[k].shape) for k in ("x", "U", "W", "b", "h0", "c0")}
     x, U, W, b, h0, c0 = xs.values()
     if use_dnnl:
-        S, hT, cT = dnnl.lstm_layer(x, U, W, b, h0, c0)
+        S, hT, cT = dnnl.lstm_layer(x, U, W, b, h0, c0, precision=precision)
     else:
         P = (T.dot(x.reshape((L * B, D)), U.reshape((4 * H, D)).T) + b.flatten()).reshape((L, B, 4 * H))
         S, C = engine_ops.recurrent_layer("lstm", P, T.ones((L, B)), [h0, c0], W.reshape((4 * H, H)).T,
@@ -58,6 +58,22 @@ def test_outputs_and_gradients_equal_the_fused_layer(linker):
     for name, g, w in zip(names, got, want, strict=True):
         assert np.abs(w).max() > 1e-3, name  # every output and gradient is exercised
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("linker", ["c", *JAX])
+def test_bf16_rounds_the_kernels_inputs_and_stays_close(linker):
+    """bf16: the kernel reads bfloat16 x, h and weights (so it differs from fp32), and every output and
+    gradient stays within bfloat16's precision of the fp32 layer's."""
+    if not engine_ops.available():
+        pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
+    a = _arrays(5)
+    low, full, fp32 = (_layer_grads(linker, True, a, "bf16"), _layer_grads(linker, False, a),
+                       _layer_grads(linker, True, a))
+    names = ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"]
+    for name, g, w, f in zip(names, low, full, fp32, strict=True):
+        scale = np.abs(w).max()
+        assert np.abs(g - f).max() > 1e-4 * scale, name  # rounded: not the fp32 kernel's result
+        np.testing.assert_allclose(g, w, atol=3e-2 * scale, err_msg=name)
 
 
 def test_backward_overwrites_its_gradient_buffers():
@@ -164,6 +180,24 @@ def test_one_thread_runs_every_call_and_ends_when_idle():
         dnnl.on_worker(lambda: 1 / 0)()
     time.sleep(1.5)
     assert dnnl.on_worker(threading.get_native_id)() not in (here, first)
+
+
+@pytest.mark.skipif(not JAX, reason="bf16 models run on the JAX linker")
+def test_bf16_model_trains_like_the_fused_bf16_layer(monkeypatch):
+    """A bf16 model (JAX) runs oneDNN's bf16 kernel; three Adam steps give the losses of the same model
+    on rnnlm's bf16 fused layer to bfloat16's precision."""
+    results = []
+    for switch in ("on", "off"):
+        monkeypatch.setenv("RNNLM_DNNL", switch)
+        model = LanguageModel(_model("jax").config, seed=2, linker="jax", precision="bf16")
+        model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
+        losses = [float(model.train_step(*_batch(s))[0]) for s in range(3)]
+        ops = {(type(n.op).__name__, getattr(n.op, "precision", None))
+               for n in model._compile("train", (L, B), ragged=False).maker.fgraph.toposort()}
+        results.append((losses, ops))
+    (l_on, ops_on), (l_off, ops_off) = results
+    assert ("DnnlLSTM", "bf16") in ops_on and not any(name == "DnnlLSTM" for name, _ in ops_off)
+    np.testing.assert_allclose(l_on, l_off, rtol=2e-2)
 
 
 def test_under_jax_only_where_the_recurrence_is_the_cost():

@@ -43,6 +43,7 @@ import numpy as np
 
 from rnnlm import engine
 from rnnlm.engine_ops.base import (
+    PRECISIONS,
     Apply,
     Op,
     ShapeError,
@@ -124,7 +125,7 @@ def _build() -> Path:
 def _load():
     lib = ctypes.CDLL(str(_build()))
     lib.rnnlm_lstm_workspace_bytes.restype = ctypes.c_size_t
-    lib.rnnlm_lstm_workspace_bytes.argtypes = [ctypes.c_int] * 4
+    lib.rnnlm_lstm_workspace_bytes.argtypes = [ctypes.c_int] * 5
     lib.rnnlm_lstm_error.restype = ctypes.c_char_p
     for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward"):
         getattr(lib, name).restype = ctypes.c_int
@@ -185,8 +186,8 @@ def available() -> bool:
     return not why_not()
 
 
-def workspace_words(L: int, B: int, D: int, H: int) -> int:
-    n = library().rnnlm_lstm_workspace_bytes(L, B, D, H)
+def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32") -> int:
+    n = library().rnnlm_lstm_workspace_bytes(L, B, D, H, int(precision == "bf16"))
     if n == 0:
         raise RuntimeError(f"oneDNN LSTM: {library().rnnlm_lstm_error().decode()}")
     return (n + 3) // 4
@@ -204,12 +205,16 @@ def _f32(*arrays):
 
 
 class DnnlLSTM(Op):
-    """oneDNN's LSTM layer: inputs ``x, wl, wi, b, h0, c0``; outputs ``y, hT, cT, ws`` (module docstring)."""
+    """oneDNN's LSTM layer: inputs ``x, wl, wi, b, h0, c0``; outputs ``y, hT, cT, ws`` (module docstring).
+    ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
+    gradients), as the matrix products of rnnlm's bf16 graphs; the states come out rounded to bfloat16."""
 
-    __props__ = ("label",)
+    __props__ = ("label", "precision")
 
-    def __init__(self, label="lstm"):
-        self.label = str(label)
+    def __init__(self, label="lstm", precision="fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        self.label, self.precision = str(label), precision
         super().__init__()
 
     def __str__(self):
@@ -221,7 +226,7 @@ class DnnlLSTM(Op):
         H = h0.type.shape[1]
         words = None
         if None not in (L, B, x.type.shape[2], H):
-            words = workspace_words(L, B, x.type.shape[2], H)
+            words = workspace_words(L, B, x.type.shape[2], H, self.precision)
         outs = [tensor_type("float32", (L, B, H))(), h0.type(), h0.type(), tensor_type("float32", (words,))()]
         return Apply(self, [x, wl, wi, b, h0, c0], outs)
 
@@ -231,8 +236,9 @@ class DnnlLSTM(Op):
         H = h0.shape[1]
         y = np.empty((L, B, H), np.float32)
         hT, cT = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
-        ws = np.empty(workspace_words(L, B, D, H), np.float32)
-        _call("rnnlm_lstm_forward", (L, B, D, H), (x, wl, wi, b, h0, c0, y, hT, cT, ws))
+        bf16 = self.precision == "bf16"
+        ws = np.empty(workspace_words(L, B, D, H, self.precision), np.float32)
+        _call("rnnlm_lstm_forward", (L, B, D, H, bf16), (x, wl, wi, b, h0, c0, y, hT, cT, ws))
         for storage, value in zip(output_storage, (y, hT, cT, ws), strict=True):
             storage[0] = value
 
@@ -250,16 +256,20 @@ class DnnlLSTM(Op):
         y, hT, cT, ws = outputs
         gy, ghT, gcT = (zeros_if_disconnected(g, o)
                         for g, o in zip(output_grads[:3], (y, hT, cT), strict=True))
-        return list(DnnlLSTMGrad()(*inputs, y, hT, cT, ws, gy, ghT, gcT))
+        return list(DnnlLSTMGrad(self.precision)(*inputs, y, hT, cT, ws, gy, ghT, gcT))
 
     L_op = pullback
 
 
 class DnnlLSTMGrad(Op):
     """The backward pass of :class:`DnnlLSTM`: inputs ``x, wl, wi, b, h0, c0, y, hT, cT, ws, gy, ghT, gcT``;
-    outputs the gradients of ``x, wl, wi, b, h0, c0``."""
+    outputs the gradients of ``x, wl, wi, b, h0, c0`` (float32 at either precision)."""
 
-    __props__ = ()
+    __props__ = ("precision",)
+
+    def __init__(self, precision="fp32"):
+        self.precision = precision
+        super().__init__()
 
     def make_node(self, *inputs):
         inputs = [T.as_tensor_variable(v) for v in inputs]
@@ -275,7 +285,7 @@ class DnnlLSTMGrad(Op):
         x, h0 = arrays[0], arrays[4]
         L, B, D = x.shape
         outs = [np.empty_like(a) for a in arrays[:6]]
-        _call("rnnlm_lstm_backward", (L, B, D, h0.shape[1]), (*arrays, *outs))
+        _call("rnnlm_lstm_backward", (L, B, D, h0.shape[1], self.precision == "bf16"), (*arrays, *outs))
         for storage, value in zip(output_storage, outs, strict=True):
             storage[0] = value
 
@@ -320,9 +330,10 @@ def _jax_forward(op):
 
     def forward(x, wl, wi, b, h0, c0):
         (L, B, D), H = x.shape, h0.shape[1]
-        out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), (B, H), (B, H),
-                                                               (workspace_words(L, B, D, H),))]
-        return jax.ffi.ffi_call("rnnlm_lstm_forward_xla", out)(x, wl, wi, b, h0, c0)
+        words = workspace_words(L, B, D, H, op.precision)
+        out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), (B, H), (B, H), (words,))]
+        return jax.ffi.ffi_call("rnnlm_lstm_forward_xla", out)(x, wl, wi, b, h0, c0,
+                                                                bf16=np.int32(op.precision == "bf16"))
 
     return forward
 
@@ -333,7 +344,8 @@ def _jax_backward(op):
 
     def backward(*inputs):
         out = [jax.ShapeDtypeStruct(v.shape, jnp.float32) for v in inputs[:6]]
-        return jax.ffi.ffi_call("rnnlm_lstm_backward_xla", out)(*inputs)
+        bf16 = np.int32(op.precision == "bf16")
+        return jax.ffi.ffi_call("rnnlm_lstm_backward_xla", out)(*inputs, bf16=bf16)
 
     return backward
 
@@ -342,7 +354,7 @@ register_jax(DnnlLSTM, _jax_forward)
 register_jax(DnnlLSTMGrad, _jax_backward)
 
 
-def lstm_layer(x, U, W, b, h0, c0, label="lstm"):
+def lstm_layer(x, U, W, b, h0, c0, label="lstm", precision="fp32"):
     """One LSTM layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (4, H, D), ``W``
     (4, H, H), ``b`` (4, H) in rnnlm's gate order (i, f, o, g); ``h0``, ``c0`` (B, H).  Returns the states
     ``S`` (L, B, H) and the last state and cell ``(hT, cT)``."""
@@ -351,5 +363,5 @@ def lstm_layer(x, U, W, b, h0, c0, label="lstm"):
     def ldigo(M):  # (4, H, K) -> (K, 4H), the gates in oneDNN's order
         return _to_onednn_gates(M).dimshuffle(2, 0, 1).reshape((-1, G * H))
 
-    y, hT, cT, _ = DnnlLSTM(label)(x, ldigo(U), ldigo(W), _to_onednn_gates(b).flatten(), h0, c0)
+    y, hT, cT, _ = DnnlLSTM(label, precision)(x, ldigo(U), ldigo(W), _to_onednn_gates(b).flatten(), h0, c0)
     return y, hT, cT

@@ -300,11 +300,11 @@ class LanguageModel:
 
     def _dnnl(self, ragged, kind=None) -> bool:
         """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of train,
-        grads and eval graphs, fp32, standard gates, full BPTT, one CPU device (JAX: where it pays)."""
+        grads and eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device (JAX: if it pays)."""
         cfg = self.config
         return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
-                and (cfg.activation, cfg.gate, self.precision) == ("tanh", "sigmoid", "fp32")
+                and (cfg.activation, cfg.gate) == ("tanh", "sigmoid")
                 and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
@@ -345,7 +345,7 @@ class LanguageModel:
             projected = l == 0 and not cfg.embedding_dim
             if not projected and self._dnnl(ragged):
                 S, hT, cT = engine_ops.dnnl.lstm_layer(X[::-1] if go_backwards else X, U, W, b, *init,
-                                                       label=f"lstm{l}{direction}")
+                                                       f"lstm{l}{direction}", self._dot_precision)
                 outs, last = [S], [hT, cT]
             else:
                 L, B, D = X.shape[0], X.shape[1], X.shape[2]

@@ -6,7 +6,9 @@
 // Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, gates in oneDNN's
 // order (i, f, c~, o):  x (T, N, SLC);  wl (SLC, 4H) and wi (H, 4H): oneDNN's "ldigo" without the l, d
 // axes;  b (4H);  h0, c0 (N, H);  y (T, N, H) every step's h;  hT, cT (N, H) the last state and cell;
-// ws: oneDNN's workspace (what the backward pass reads), as float32 words.
+// ws: oneDNN's workspace (what the backward pass reads), as float32 words.  bf16 != 0: the kernel takes
+// bfloat16 x, h and weights (float32 accumulation; the cell state, the bias and every gradient float32);
+// the float32 arrays are converted on the way in, the states y, hT on the way out.
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <chrono>
@@ -92,49 +94,68 @@ engine& cpu() {
 
 memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32, t); }
 
-// The primitives for one shape, made once (making them costs far more than running a small layer).
+// The primitives for one shape and precision, made once (making them costs far more than running a small
+// layer).  User arrays (float32, our layouts): x, y, st (h or c), wl, wi, b.  What the kernel reads and
+// writes: xk, yk, hk (bfloat16 at bf16, else the same as the user's).
 struct Plan {
-  memory::desc x, y, st, wl, wi, b;
+  memory::desc x, y, st, wl, wi, b, xk, yk, hk;
   lstm_forward::primitive_desc fwd_pd;
   lstm_backward::primitive_desc bwd_pd;
   lstm_forward fwd;
   lstm_backward bwd;
 
-  Plan(int T, int N, int SLC, int H)
+  Plan(int T, int N, int SLC, int H, bool bf16)
       : x(f32({T, N, SLC}, tag::tnc)), y(f32({T, N, H}, tag::tnc)), st(f32({1, 1, N, H}, tag::ldnc)),
         wl(f32({1, 1, SLC, 4, H}, tag::ldigo)), wi(f32({1, 1, H, 4, H}, tag::ldigo)),
         b(f32({1, 1, 4, H}, tag::ldgo)) {
-    auto wl_any = f32({1, 1, SLC, 4, H}, tag::any), wi_any = f32({1, 1, H, 4, H}, tag::any);
+    dt k = bf16 ? dt::bf16 : dt::f32;
+    xk = memory::desc({T, N, SLC}, k, tag::tnc);
+    yk = memory::desc({T, N, H}, k, tag::tnc);
+    hk = memory::desc({1, 1, N, H}, k, tag::ldnc);
+    auto wl_any = memory::desc({1, 1, SLC, 4, H}, k, tag::any), wi_any = memory::desc({1, 1, H, 4, H}, k, tag::any);
     auto dir = rnn_direction::unidirectional_left2right;
     // A scratchpad per call, ours: oneDNN's per-thread global one crashed when called from a thread other
     // than the one that made the primitive (oneDNN 3.2, copy_bias_to_ws, under XLA's worker threads).
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);
-    fwd_pd = lstm_forward::primitive_desc(cpu(), prop_kind::forward_training, dir, x, st, st, wl_any, wi_any,
-                                          b, y, st, st, attr);
-    bwd_pd = lstm_backward::primitive_desc(cpu(), prop_kind::backward, dir, x, st, st, wl_any, wi_any, b, y,
-                                           st, st, x, st, st, wl, wi, b, y, st, st, fwd_pd, attr);
+    fwd_pd = lstm_forward::primitive_desc(cpu(), prop_kind::forward_training, dir, xk, hk, st, wl_any, wi_any,
+                                          b, yk, hk, st, attr);
+    // every gradient float32, in our layouts (oneDNN 3.2 refuses bfloat16 ones for a bf16 LSTM)
+    bwd_pd = lstm_backward::primitive_desc(cpu(), prop_kind::backward, dir, xk, hk, st, wl_any, wi_any, b, yk,
+                                           hk, st, x, st, st, wl, wi, b, y, st, st, fwd_pd, attr);
     fwd = lstm_forward(fwd_pd);
     bwd = lstm_backward(bwd_pd);
   }
 };
 
-Plan& plan(int T, int N, int SLC, int H) {
+Plan& plan(int T, int N, int SLC, int H, int bf16) {
   static std::mutex mu;
-  static std::map<std::tuple<int, int, int, int>, std::unique_ptr<Plan>> plans;
+  static std::map<std::tuple<int, int, int, int, bool>, std::unique_ptr<Plan>> plans;
   std::lock_guard<std::mutex> lock(mu);
-  auto& p = plans[{T, N, SLC, H}];
-  if (!p) p = std::make_unique<Plan>(T, N, SLC, H);
+  auto& p = plans[{T, N, SLC, H, bf16 != 0}];
+  if (!p) p = std::make_unique<Plan>(T, N, SLC, H, bf16 != 0);
   return *p;
 }
 
-// The weights in the layout the primitive wants (packed for its GEMMs): a reorder, or the user's buffer.
-memory packed(stream& s, const memory::desc& user, const memory::desc& want, const float* data) {
-  memory u(user, cpu(), const_cast<float*>(data));
+// A user array in the layout and type the primitive wants (packed weights, bfloat16): a reorder (which
+// converts), or the user's buffer itself when they agree.
+memory as(stream& s, const memory::desc& user, const memory::desc& want, const void* data) {
+  memory u(user, cpu(), const_cast<void*>(data));
   if (want == user) return u;
   memory m(want, cpu());
   reorder(u, m).execute(s, u, m);
   return m;
+}
+
+// Where the kernel writes an output: the user's buffer, or a bfloat16 one that `back` converts into it.
+memory out(const memory::desc& user, const memory::desc& kernel, void* data) {
+  return kernel == user ? memory(user, cpu(), data) : memory(kernel, cpu());
+}
+
+void back(stream& s, memory& m, const memory::desc& user, void* data) {
+  if (m.get_desc() == user) return;
+  memory u(user, cpu(), data);
+  reorder(m, u).execute(s, m, u);
 }
 
 memory wrap(const memory::desc& d, const void* p) { return memory(d, cpu(), const_cast<void*>(p)); }
@@ -158,15 +179,14 @@ int guarded(Body body) {
   return 1;
 }
 
-// What the forward pass reads and writes; the backward pass reads all of it.
-Args layer_args(const Plan& p, const float* x, const memory& wl, const memory& wi, const float* b,
-                const float* h0, const float* c0, const float* y, const float* hT, const float* cT,
-                const void* ws) {
-  return {{DNNL_ARG_SRC_LAYER, wrap(p.x, x)},   {DNNL_ARG_SRC_ITER, wrap(p.st, h0)},
-          {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)}, {DNNL_ARG_WEIGHTS_LAYER, wl},
-          {DNNL_ARG_WEIGHTS_ITER, wi},           {DNNL_ARG_BIAS, wrap(p.b, b)},
-          {DNNL_ARG_DST_LAYER, wrap(p.y, y)},    {DNNL_ARG_DST_ITER, wrap(p.st, hT)},
-          {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)}, {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)}};
+// What the forward pass reads, in the kernel's types; the backward pass reads it too.
+Args inputs(stream& s, const Plan& p, const lstm_forward::primitive_desc& fwd_like, const memory::desc& wl_want,
+            const memory::desc& wi_want, const float* x, const float* wl, const float* wi, const float* b,
+            const float* h0, const float* c0, const void* ws) {
+  return {{DNNL_ARG_SRC_LAYER, as(s, p.x, p.xk, x)},        {DNNL_ARG_SRC_ITER, as(s, p.st, p.hk, h0)},
+          {DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)},             {DNNL_ARG_WEIGHTS_LAYER, as(s, p.wl, wl_want, wl)},
+          {DNNL_ARG_WEIGHTS_ITER, as(s, p.wi, wi_want, wi)}, {DNNL_ARG_BIAS, wrap(p.b, b)},
+          {DNNL_ARG_WORKSPACE, wrap(fwd_like.workspace_desc(), ws)}};
 }
 
 }  // namespace
@@ -176,48 +196,53 @@ extern "C" {
 const char* rnnlm_lstm_error() { return last_error.c_str(); }
 
 // Bytes of the workspace for this shape (the forward pass writes it, the backward pass reads it); 0 on error.
-size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H) {
+size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
   try {
-    return plan(T, N, SLC, H).fwd_pd.workspace_desc().get_size();
+    return plan(T, N, SLC, H, bf16).fwd_pd.workspace_desc().get_size();
   } catch (const std::exception& e) {
     last_error = e.what();
     return 0;
   }
 }
 
-int rnnlm_lstm_forward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
+int rnnlm_lstm_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT,
                        void* ws) {
   return guarded([&] {
-    Plan& p = plan(T, N, SLC, H);
+    Plan& p = plan(T, N, SLC, H, bf16);
     stream s(cpu());
-    memory wl_p = packed(s, p.wl, p.fwd_pd.weights_layer_desc(), wl);
-    memory wi_p = packed(s, p.wi, p.fwd_pd.weights_iter_desc(), wi);
-    Args args = layer_args(p, x, wl_p, wi_p, b, h0, c0, y, hT, cT, ws);
-    args[DNNL_ARG_SCRATCHPAD] = memory(p.fwd_pd.scratchpad_desc(), cpu());
+    Args args = inputs(s, p, p.fwd_pd, p.fwd_pd.weights_layer_desc(), p.fwd_pd.weights_iter_desc(), x, wl, wi, b,
+                       h0, c0, ws);
+    memory yk = out(p.y, p.yk, y), hTk = out(p.st, p.hk, hT);
+    args.insert({{DNNL_ARG_DST_LAYER, yk}, {DNNL_ARG_DST_ITER, hTk}, {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
+                 {DNNL_ARG_SCRATCHPAD, memory(p.fwd_pd.scratchpad_desc(), cpu())}});
     p.fwd.execute(s, args);
+    back(s, yk, p.y, y);
+    back(s, hTk, p.st, hT);
     s.wait();
   });
 }
 
-int rnnlm_lstm_backward(int T, int N, int SLC, int H, const float* x, const float* wl, const float* wi,
+int rnnlm_lstm_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                         const float* b, const float* h0, const float* c0, const float* y, const float* hT,
                         const float* cT, const void* ws, const float* dy, const float* dhT, const float* dcT,
                         float* dx, float* dwl, float* dwi, float* db, float* dh0, float* dc0) {
   return guarded([&] {
-    Plan& p = plan(T, N, SLC, H);
+    Plan& p = plan(T, N, SLC, H, bf16);
     stream s(cpu());
-    memory wl_p = packed(s, p.wl, p.bwd_pd.weights_layer_desc(), wl);
-    memory wi_p = packed(s, p.wi, p.bwd_pd.weights_iter_desc(), wi);
+    Args args = inputs(s, p, p.fwd_pd, p.bwd_pd.weights_layer_desc(), p.bwd_pd.weights_iter_desc(), x, wl, wi, b,
+                       h0, c0, ws);
     // oneDNN adds the weights' gradients to what the buffers hold
     std::memset(dwl, 0, p.wl.get_size());
     std::memset(dwi, 0, p.wi.get_size());
     std::memset(db, 0, p.b.get_size());
-    Args args = layer_args(p, x, wl_p, wi_p, b, h0, c0, y, hT, cT, ws);
-    args.insert({{DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)},     {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
-                 {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)},  {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
-                 {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)}, {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
-                 {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)},     {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
+    // the forward outputs as the kernel wrote them (at bf16 converting back is exact)
+    args.insert({{DNNL_ARG_DST_LAYER, as(s, p.y, p.yk, y)},       {DNNL_ARG_DST_ITER, as(s, p.st, p.hk, hT)},
+                 {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
+                 {DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)},        {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
+                 {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)},     {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
+                 {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)},   {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
+                 {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)},        {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
                  {DNNL_ARG_DIFF_DST_ITER_C, wrap(p.st, dcT)},
                  {DNNL_ARG_SCRATCHPAD, memory(p.bwd_pd.scratchpad_desc(), cpu())}});
     p.bwd.execute(s, args);
@@ -245,18 +270,18 @@ ffi::Error status(int rc) {
   return rc ? ffi::Error(ffi::ErrorCode::kInternal, last_error) : ffi::Error::Success();
 }
 
-ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws) {
+ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], x.typed_data(), wl.typed_data(),
+  return status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
                                     y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data()));
 }
 
 ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
-                        In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0) {
+                        In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16) {
   auto d = x.dimensions();
   return status(rnnlm_lstm_backward(
-      d[0], d[1], d[2], h0.dimensions()[1], x.typed_data(), wl.typed_data(), wi.typed_data(), b.typed_data(),
+      d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(), wi.typed_data(), b.typed_data(),
       h0.typed_data(), c0.typed_data(), y.typed_data(), hT.typed_data(), cT.typed_data(), ws.typed_data(),
       dy.typed_data(), dhT.typed_data(), dcT.typed_data(), dx->typed_data(), dwl->typed_data(),
       dwi->typed_data(), db->typed_data(), dh0->typed_data(), dc0->typed_data()));
@@ -265,9 +290,10 @@ ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In 
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_forward_xla, forward_ffi,
                               ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
-                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>());
+                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_backward_xla, backward_ffi,
                               ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
                                   .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
-                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>());
+                                  .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>()
+                                  .Attr<int32_t>("bf16"));
 #endif
