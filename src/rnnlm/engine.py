@@ -177,26 +177,29 @@ malloc_configured = _configure_malloc()
 
 
 def _configure_openblas() -> str:
-    """Let NumPy's OpenBLAS workers sleep as soon as a product is done, instead of spinning for ~0.1 s.
+    """Let NumPy's OpenBLAS workers spin ~1 ms after a product instead of ~0.1 s.
 
     OpenBLAS's idle workers busy-wait 2^28 cycles after each call (``OPENBLAS_THREAD_TIMEOUT``, read when
     the library loads).  On a 2-core machine that takes a core from whatever runs next: oneDNN's or
-    PyTorch's OpenMP team, XLA's threads.  Measured (EPYC, 2 vCPUs; one process): the C linker's char
-    LSTM ×2 step, whose softmax runs in NumPy between oneDNN's kernels, 146 -> 79 ms; PyTorch's tutorial
-    step after NumPy work 5.5 -> 4.4 ms; NumPy's own reference step unchanged (7.4 ms).  So the timeout goes
-    to OpenBLAS's minimum (2^4 cycles): the environment variable (for OpenBLAS loaded later and child
-    processes), then NumPy's loaded OpenBLAS re-reads it and restarts its thread server (the next product
-    starts it again, at the cost of a wake-up).  A ``OPENBLAS_THREAD_TIMEOUT`` already set is the user's
-    choice and is left alone.  Returns what was set ("" if nothing)."""
+    PyTorch's OpenMP team, XLA's threads.  Measured (EPYC, 2 vCPUs; one process; ms per step by the
+    timeout's exponent 4 / 22 / 24 / 26 / 28): the C linker's char LSTM ×2, whose softmax runs in NumPy
+    between oneDNN's kernels, 73 / 70 / 71 / 80 / 131-146; Aesara's V=8000 GRU, a loop of small NumPy
+    products that a sleeping worker must be woken for, 136-141 / 134 / 133 / 126 / 126.  PyTorch's tutorial
+    step after NumPy work 5.5 -> 4.4 ms; NumPy's own reference step unchanged (7.4 ms).  So 2^22 cycles:
+    the environment variable (for OpenBLAS loaded later and child processes), then NumPy's loaded OpenBLAS
+    re-reads it and restarts its thread server (the next product starts it again).  A
+    ``OPENBLAS_THREAD_TIMEOUT`` already set is the user's choice and is left alone.  Returns what was set
+    ("" if nothing)."""
     if os.environ.get("OPENBLAS_THREAD_TIMEOUT"):
         return ""
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(_OPENBLAS_TIMEOUT)
+    setting = f"thread_timeout={_OPENBLAS_TIMEOUT}"
     try:
         from threadpoolctl import ThreadpoolController
 
         libs = ThreadpoolController().select(internal_api="openblas").lib_controllers
     except Exception:  # no threadpoolctl, or a platform it cannot inspect: later OpenBLAS loads still see it
-        return "thread_timeout=4 (for OpenBLAS loaded later)"
+        return f"{setting} (for OpenBLAS loaded later)"
     restarted = 0
     for lib in libs:
         try:
@@ -206,9 +209,10 @@ def _configure_openblas() -> str:
         read_env()
         shutdown()
         restarted += 1
-    return f"thread_timeout=4 ({restarted} loaded OpenBLAS restarted)"
+    return f"{setting} ({restarted} loaded OpenBLAS restarted)"
 
 
+_OPENBLAS_TIMEOUT = 22  # 2^22 cycles, ~1-1.5 ms
 openblas_configured = _configure_openblas()
 
 shared = _lib.shared
