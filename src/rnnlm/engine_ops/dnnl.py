@@ -54,7 +54,8 @@ from rnnlm.engine_ops.base import (
     zeros_if_disconnected,
 )
 
-__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "why_not"]
+__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "on_worker", "pays_under_xla",
+           "why_not", "workspace_words", "xla_ready"]
 
 SOURCE = Path(__file__).with_name("native") / "lstm_dnnl.cc"
 GATE_ORDER = [0, 1, 3, 2]  # rnnlm's (i, f, o, g) -> oneDNN's (i, f, c̃, o); its own inverse
