@@ -175,6 +175,8 @@ def _configure_malloc() -> str:
 
 malloc_configured = _configure_malloc()
 
+_OPENBLAS_TIMEOUT = 22  # 2^22 cycles, ~1-1.5 ms
+
 
 def _configure_openblas() -> str:
     """Let NumPy's OpenBLAS workers spin ~1 ms after a product instead of ~0.1 s.
@@ -212,7 +214,6 @@ def _configure_openblas() -> str:
     return f"{setting} ({restarted} loaded OpenBLAS restarted)"
 
 
-_OPENBLAS_TIMEOUT = 22  # 2^22 cycles, ~1-1.5 ms
 openblas_configured = _configure_openblas()
 
 shared = _lib.shared
