@@ -429,7 +429,7 @@ def scan_loops(fn) -> list:
             loops.append({"name": node.op.name, "non_sequence_shapes": shapes})
         elif kind == "RecurrentLayer":
             loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[-1].type.shape)]})
-        elif kind == "DnnlLSTM":  # oneDNN's LSTM (rnnlm.engine_ops.dnnl): wi (H, 4H) is its third input
+        elif kind == "DnnlLSTM":  # oneDNN's LSTM (rnnlm.engine_ops.dnnl): W (4, H, H) is its third input
             loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[2].type.shape)]})
     return loops
 

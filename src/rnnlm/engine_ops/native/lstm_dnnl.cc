@@ -3,12 +3,15 @@
 // linker.  Built on first use by rnnlm.engine_ops.dnnl against the onednn-cpu-gomp wheel; see that module
 // for where the layouts come from.
 //
-// Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, gates in oneDNN's
-// order (i, f, c~, o):  x (T, N, SLC);  wl (SLC, 4H) and wi (H, 4H): oneDNN's "ldigo" without the l, d
-// axes;  b (4H);  h0, c0 (N, H);  y (T, N, H) every step's h;  hT, cT (N, H) the last state and cell;
-// ws: oneDNN's workspace (what the backward pass reads), as float32 words.  bf16 != 0: the kernel takes
-// bfloat16 x, h and weights (float32 accumulation; the cell state, the bias and every gradient float32);
-// the float32 arrays are converted on the way in, the states y, hT on the way out.
+// Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, the weights in
+// rnnlm's layout and gate order (i, f, o, g):  x (T, N, SLC);  wl (4, H, SLC) and wi (4, H, H);  b (4, H);
+// h0, c0 (N, H);  y (T, N, H) every step's h;  hT, cT (N, H) the last state and cell;  ws: oneDNN's
+// workspace (what the backward pass reads), as float32 words.  The weights' transposition is oneDNN's
+// "ldgoi" layout, which the reorder into the kernel's packed layout reads anyway; the gate order
+// (oneDNN's is i, f, c~, o) is a copy of four contiguous blocks here.  Both were graph operations once,
+// whose gradients XLA ran as a chain of scatter-adds (3.7 ms of a 62 ms char LSTM step).  bf16 != 0: the
+// kernel takes bfloat16 x, h and weights (float32 accumulation; the cell state, the bias and every
+// gradient float32); the float32 arrays are converted on the way in, the states y, hT on the way out.
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <chrono>
@@ -94,11 +97,38 @@ engine& cpu() {
 
 memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32, t); }
 
+// Gate k of oneDNN's order is gate kOrder[k] of rnnlm's (a swap, so its own inverse).
+constexpr int kOrder[4] = {0, 1, 3, 2};
+
+// A (4, n) array with its gate blocks in the other order.
+void permute_gates(const float* src, float* dst, size_t n) {
+  for (int g = 0; g < 4; ++g) std::memcpy(dst + g * n, src + kOrder[g] * n, n * sizeof(float));
+}
+
+// wl, wi, b in oneDNN's gate order: copies of the user's, or buffers for their gradients.
+struct Gates {
+  size_t nl, ni, nb;
+  std::unique_ptr<float[]> wl, wi, b;
+  Gates(int SLC, int H)
+      : nl(size_t(H) * SLC), ni(size_t(H) * H), nb(H), wl(new float[4 * nl]), wi(new float[4 * ni]),
+        b(new float[4 * nb]) {}
+  void from(const float* l, const float* i, const float* bias) {
+    permute_gates(l, wl.get(), nl);
+    permute_gates(i, wi.get(), ni);
+    permute_gates(bias, b.get(), nb);
+  }
+  void to(float* l, float* i, float* bias) const {
+    permute_gates(wl.get(), l, nl);
+    permute_gates(wi.get(), i, ni);
+    permute_gates(b.get(), bias, nb);
+  }
+};
+
 // The primitives for one shape and precision, made once (making them costs far more than running a small
 // layer).  User arrays (float32, our layouts): x, y, st (h or c), wl, wi, b.  What the kernel reads and
 // writes: xk, yk, hk (bfloat16 at bf16, else the same as the user's).
 struct Plan {
-  memory::desc x, y, st, wl, wi, b, xk, yk, hk;
+  memory::desc x, y, st, wl, wi, b, xk, yk, hk, dwl, dwi;
   lstm_forward::primitive_desc fwd_pd;
   lstm_backward::primitive_desc bwd_pd;
   lstm_forward fwd;
@@ -106,8 +136,9 @@ struct Plan {
 
   Plan(int T, int N, int SLC, int H, bool bf16)
       : x(f32({T, N, SLC}, tag::tnc)), y(f32({T, N, H}, tag::tnc)), st(f32({1, 1, N, H}, tag::ldnc)),
-        wl(f32({1, 1, SLC, 4, H}, tag::ldigo)), wi(f32({1, 1, H, 4, H}, tag::ldigo)),
-        b(f32({1, 1, 4, H}, tag::ldgo)) {
+        wl(f32({1, 1, SLC, 4, H}, tag::ldgoi)), wi(f32({1, 1, H, 4, H}, tag::ldgoi)),
+        b(f32({1, 1, 4, H}, tag::ldgo)), dwl(f32({1, 1, SLC, 4, H}, tag::ldigo)),
+        dwi(f32({1, 1, H, 4, H}, tag::ldigo)) {
     dt k = bf16 ? dt::bf16 : dt::f32;
     xk = memory::desc({T, N, SLC}, k, tag::tnc);
     yk = memory::desc({T, N, H}, k, tag::tnc);
@@ -120,9 +151,10 @@ struct Plan {
     attr.set_scratchpad_mode(scratchpad_mode::user);
     fwd_pd = lstm_forward::primitive_desc(cpu(), prop_kind::forward_training, dir, xk, hk, st, wl_any, wi_any,
                                           b, yk, hk, st, attr);
-    // every gradient float32, in our layouts (oneDNN 3.2 refuses bfloat16 ones for a bf16 LSTM)
+    // every gradient float32 (oneDNN 3.2 refuses bfloat16 ones for a bf16 LSTM), the weights' in "ldigo"
+    // (it refuses "ldgoi" there), reordered into ours after
     bwd_pd = lstm_backward::primitive_desc(cpu(), prop_kind::backward, dir, xk, hk, st, wl_any, wi_any, b, yk,
-                                           hk, st, x, st, st, wl, wi, b, y, st, st, fwd_pd, attr);
+                                           hk, st, x, st, st, dwl, dwi, b, y, st, st, fwd_pd, attr);
     fwd = lstm_forward(fwd_pd);
     bwd = lstm_backward(bwd_pd);
   }
@@ -211,8 +243,10 @@ int rnnlm_lstm_forward(int T, int N, int SLC, int H, int bf16, const float* x, c
   return guarded([&] {
     Plan& p = plan(T, N, SLC, H, bf16);
     stream s(cpu());
-    Args args = inputs(s, p, p.fwd_pd, p.fwd_pd.weights_layer_desc(), p.fwd_pd.weights_iter_desc(), x, wl, wi, b,
-                       h0, c0, ws);
+    Gates w(SLC, H);
+    w.from(wl, wi, b);
+    Args args = inputs(s, p, p.fwd_pd, p.fwd_pd.weights_layer_desc(), p.fwd_pd.weights_iter_desc(), x,
+                       w.wl.get(), w.wi.get(), w.b.get(), h0, c0, ws);
     memory yk = out(p.y, p.yk, y), hTk = out(p.st, p.hk, hT);
     args.insert({{DNNL_ARG_DST_LAYER, yk}, {DNNL_ARG_DST_ITER, hTk}, {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
                  {DNNL_ARG_SCRATCHPAD, memory(p.fwd_pd.scratchpad_desc(), cpu())}});
@@ -230,23 +264,29 @@ int rnnlm_lstm_backward(int T, int N, int SLC, int H, int bf16, const float* x, 
   return guarded([&] {
     Plan& p = plan(T, N, SLC, H, bf16);
     stream s(cpu());
-    Args args = inputs(s, p, p.fwd_pd, p.bwd_pd.weights_layer_desc(), p.bwd_pd.weights_iter_desc(), x, wl, wi, b,
-                       h0, c0, ws);
+    Gates w(SLC, H), dw(SLC, H);
+    w.from(wl, wi, b);
+    Args args = inputs(s, p, p.fwd_pd, p.bwd_pd.weights_layer_desc(), p.bwd_pd.weights_iter_desc(), x,
+                       w.wl.get(), w.wi.get(), w.b.get(), h0, c0, ws);
+    memory dwl_k(p.dwl, cpu()), dwi_k(p.dwi, cpu());
     // oneDNN adds the weights' gradients to what the buffers hold
-    std::memset(dwl, 0, p.wl.get_size());
-    std::memset(dwi, 0, p.wi.get_size());
-    std::memset(db, 0, p.b.get_size());
+    std::memset(dwl_k.get_data_handle(), 0, p.dwl.get_size());
+    std::memset(dwi_k.get_data_handle(), 0, p.dwi.get_size());
+    std::memset(dw.b.get(), 0, p.b.get_size());
     // the forward outputs as the kernel wrote them (at bf16 converting back is exact)
     args.insert({{DNNL_ARG_DST_LAYER, as(s, p.y, p.yk, y)},       {DNNL_ARG_DST_ITER, as(s, p.st, p.hk, hT)},
                  {DNNL_ARG_DST_ITER_C, wrap(p.st, cT)},
                  {DNNL_ARG_DIFF_SRC_LAYER, wrap(p.x, dx)},        {DNNL_ARG_DIFF_SRC_ITER, wrap(p.st, dh0)},
-                 {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)},     {DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(p.wl, dwl)},
-                 {DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(p.wi, dwi)},   {DNNL_ARG_DIFF_BIAS, wrap(p.b, db)},
+                 {DNNL_ARG_DIFF_SRC_ITER_C, wrap(p.st, dc0)},     {DNNL_ARG_DIFF_WEIGHTS_LAYER, dwl_k},
+                 {DNNL_ARG_DIFF_WEIGHTS_ITER, dwi_k},             {DNNL_ARG_DIFF_BIAS, wrap(p.b, dw.b.get())},
                  {DNNL_ARG_DIFF_DST_LAYER, wrap(p.y, dy)},        {DNNL_ARG_DIFF_DST_ITER, wrap(p.st, dhT)},
                  {DNNL_ARG_DIFF_DST_ITER_C, wrap(p.st, dcT)},
                  {DNNL_ARG_SCRATCHPAD, memory(p.bwd_pd.scratchpad_desc(), cpu())}});
     p.bwd.execute(s, args);
+    back(s, dwl_k, p.wl, dw.wl.get());
+    back(s, dwi_k, p.wi, dw.wi.get());
     s.wait();
+    dw.to(dwl, dwi, db);
   });
 }
 
