@@ -2,7 +2,7 @@
 fixed number of steps at each precision with the default (``--size auto``) settings; held-out perplexity
 (scored at fp32 either way) and training steps/s.  The issue asks for bf16's perplexity within 1% of fp32's.
 
-    python scripts/bench_precision.py [--steps 400] [--corpora tinyshakespeare:char,reddit:word] \
+    python scripts/bench_precision.py [--steps 400] [--corpora tinyshakespeare:char,reddit:word]
         [--cell lstm] > out.json
 """
 
