@@ -15,7 +15,7 @@ import sys
 import time
 
 import rnnlm
-from rnnlm.bench.machine import finish, load_average
+from rnnlm.bench.machine import finish, load_now
 from rnnlm.data import prepare
 from rnnlm.training.config import TrainConfig
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--corpora", default="tinyshakespeare:char,reddit:word")
     ap.add_argument("--cell", choices=["rnn", "gru", "lstm"], help="the cell (default: the size rule's)")
     args = ap.parse_args(argv)
-    load_before = load_average()
+    load_before = load_now()
     out = {"benchmark": "precision", "steps": args.steps, "results": {}}
     for spec in args.corpora.split(","):
         name, _, level = spec.partition(":")

@@ -17,6 +17,34 @@ def test_machine_info_names_the_blas_kernel_and_engine():
     assert m["blas"] and {"library", "kernel", "threads"} <= set(m["blas"][0])
     assert bench.busy_warning({"load_average": [9.0], "cpus": 2})
     assert bench.busy_warning({"load_average": [0.1], "cpus": 2}) is None
+    # measured share of the CPUs others used wins over the lagging load average
+    assert bench.busy_warning({"load_average": [1.9], "others_busy": 0.02, "cpus": 2}) is None
+    assert "60%" in bench.busy_warning({"load_average": [0.1], "others_busy": 0.6, "cpus": 2})
+
+
+def test_others_busy_leaves_out_this_process_and_sees_another():
+    """This process spinning is not counted; a child process spinning on one CPU is."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    stop = time.perf_counter() + 0.6
+    spin = threading.Thread(target=lambda: [0 for _ in iter(lambda: time.perf_counter() < stop, False)])
+    spin.start()
+    mine = bench.others_busy(0.4)
+    spin.join()
+    busy_loop = "import time\nt = time.time() + 3\nwhile time.time() < t: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy_loop])
+    try:
+        time.sleep(0.3)
+        theirs = bench.others_busy(0.5)
+    finally:
+        child.kill()
+        child.wait()
+    cpus = len(os.sched_getaffinity(0))
+    assert mine is not None and theirs is not None
+    assert theirs >= mine + 0.5 / cpus  # one CPU's worth, less what else runs on a shared machine
 
 
 def test_machine_info_says_which_graph_ops_ran(monkeypatch):

@@ -26,8 +26,10 @@ from rnnlm.bench.machine import (
     default_linkers,
     finish,
     load_average,
+    load_now,
     machine_info,
     optional_module,
+    others_busy,
     process_age,
 )
 from rnnlm.bench.report import failures, print_report
@@ -73,6 +75,8 @@ __all__ = [
     "finish",
     "gemm_roofline",
     "load_average",
+    "load_now",
+    "others_busy",
     "machine_info",
     "optional_module",
     "output_gemm_flops",

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
-from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module
+from rnnlm.bench.machine import default_linkers, finish, load_now, optional_module
 from rnnlm.bench.timing import block
 from rnnlm.bench.train import (
     precision_ratios,
@@ -110,7 +110,7 @@ def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool =
     torch_mod = optional_module("torch") if torch else None
     if torch and torch_mod is None:
         skipped["torch"] = "PyTorch is not installed (optional: pip install 'rnnlm[torch]')"
-    load_before = load_average()
+    load_before = load_now()
     s = settings
     x, y, mask = random_batch(np.random.default_rng(seed), s["vocab_size"], s["steps"], s["batch_size"])
     rows = s["steps"] * s["batch_size"]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
-from rnnlm.bench.machine import default_linkers, finish, load_average
+from rnnlm.bench.machine import default_linkers, finish, load_now
 from rnnlm.bench.roofline import words_per_second
 from rnnlm.bench.timing import summarize
 from rnnlm.bench.train import random_batch, rnnlm_train_candidate
@@ -40,7 +40,7 @@ def bench_generate(vocab_size: int = 8000, hidden_dim: int = 128, cell: str = "r
     if tokens < 2 * window:
         raise ConfigError(f"--tokens ({tokens}) must be at least twice --window ({window})")
     linker = linker or engine.default_linker()
-    load_before = load_average()
+    load_before = load_now()
     cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, layers=layers)
     model = LanguageModel(cfg, seed=seed, linker=linker)
     rng = np.random.default_rng(seed)
@@ -102,7 +102,7 @@ def bench_gru_part4(batch_sizes=(1, 64), length: int = 32, repeat: int = 10, lin
     raises under ``failed`` (same key) with the error."""
     from rnnlm.models.lm import ModelConfig
 
-    load_before = load_average()
+    load_before = load_now()
     linkers = [default_linkers()[0]] if linkers is None else list(linkers)
     cfg = ModelConfig(**{**PART4, **(config or {})})
     rng = np.random.default_rng(seed)

@@ -6,11 +6,12 @@ import importlib
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
 __all__ = ["blas_kernels", "busy_warning", "cpu_model", "default_linkers", "finish", "load_average",
-           "machine_info", "optional_module", "process_age"]
+           "load_now", "machine_info", "optional_module", "others_busy", "process_age"]
 
 
 def cpu_model() -> str:
@@ -45,6 +46,34 @@ def load_average() -> list:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:  # pragma: no cover - not on Linux
         return []
+
+
+def others_busy(seconds: float = 0.3) -> float | None:
+    """The share of all CPUs that other processes keep busy, measured over the next ``seconds`` (the
+    system's CPU time from /proc/stat less this process's own); None where there is no /proc/stat.
+    Unlike the load average, it does not still count a benchmark that ended a minute ago."""
+    def sample():
+        with open("/proc/stat", encoding="ascii") as f:
+            # user nice system idle iowait irq softirq steal
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        return sum(ticks), ticks[3] + ticks[4], sum(os.times()[:2])
+
+    try:
+        total0, idle0, own0 = sample()
+        time.sleep(seconds)
+        total1, idle1, own1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total1 - total0
+    if total <= 0:
+        return None
+    busy = (total - (idle1 - idle0)) - (own1 - own0) * os.sysconf("SC_CLK_TCK")
+    return round(min(1.0, max(0.0, busy / total)), 3)
+
+
+def load_now() -> dict:
+    """What a benchmark records before it starts: the load averages and :func:`others_busy`."""
+    return {"load_average": load_average(), "others_busy": others_busy()}
 
 
 def machine_info() -> dict:
@@ -90,14 +119,22 @@ def machine_info() -> dict:
 
 
 def busy_warning(machine: dict) -> str | None:
-    """A note when the machine was already loaded (shared CPUs inflate every timing)."""
-    load = machine.get("load_average") or []
+    """A note when other processes kept the CPUs busy as the benchmark started (shared CPUs inflate
+    every timing): judged by ``others_busy`` (more than a quarter of all CPUs) where it was measured,
+    else by the 1-minute load average (more than half the CPUs)."""
     cpus = machine.get("cpus_usable") or machine.get("cpus") or 1
-    if load and load[0] > 0.5 * cpus:
-        return (f"load average {load[0]} on {cpus} CPUs when the benchmark started: other processes "
-                "shared the CPUs, so every timing is inflated and even ratios measured in this run are "
-                "unreliable (candidates with more BLAS threads suffer more); measure on a quiet machine")
-    return None
+    busy, load = machine.get("others_busy"), machine.get("load_average") or []
+    if busy is not None:
+        if busy <= 0.25:
+            return None
+        what = f"other processes kept {busy:.0%} of the {cpus} CPUs busy"
+    elif load and load[0] > 0.5 * cpus:
+        what = f"load average {load[0]} on {cpus} CPUs"
+    else:
+        return None
+    return (f"{what} when the benchmark started: they shared the CPUs, so every timing is inflated and even "
+            "ratios measured in this run are unreliable (candidates with more BLAS threads suffer more); "
+            "measure on a quiet machine")
 
 
 def graph_ops() -> dict:
@@ -114,13 +151,13 @@ def graph_ops() -> dict:
     return ops
 
 
-def finish(out: dict, load_before: list) -> dict:
-    """Attach :func:`machine_info` (read now, when every library used is loaded), the load
-    average before and after, and :func:`busy_warning`."""
+def finish(out: dict, load_before: dict) -> dict:
+    """Attach :func:`machine_info` (read now, when every library used is loaded), the load before
+    (:func:`load_now`, taken as the benchmark started) and after, and :func:`busy_warning`."""
     machine = machine_info()
-    machine["load_average"] = load_before
+    machine["load_average"], machine["others_busy"] = load_before["load_average"], load_before["others_busy"]
     out["machine"] = machine
-    out["load_average_before"] = load_before
+    out["load_average_before"] = load_before["load_average"]
     out["load_average_after"] = load_average()
     note = busy_warning(machine)
     if note:

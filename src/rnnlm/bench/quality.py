@@ -121,9 +121,9 @@ def bench_quality(
     progress: bool = False,
 ) -> dict:
     """:func:`quality_one` for every corpus, with the machine it ran on."""
-    from rnnlm.bench.machine import finish, load_average
+    from rnnlm.bench.machine import finish, load_now
 
-    load_before = load_average()
+    load_before = load_now()
     out = {
         "benchmark": "quality",
         "budget_s": budget_s,

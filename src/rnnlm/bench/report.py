@@ -33,9 +33,11 @@ def _machine_lines(result: dict, out) -> None:
     for lib in ("jax", "torch"):
         if m.get(lib):
             versions.append(f"{lib} {m[lib]}")
+    busy = m.get("others_busy")
+    others = "" if busy is None else f"; other processes busy at start: {busy:.0%}"
     print(f"machine: {m.get('cpu')} ({m.get('cpus_usable') or m.get('cpus')} CPUs)"
           f"{', GPU ' + m['gpu'] if m.get('gpu') else ''}; load {m.get('load_average')}"
-          f" -> {result.get('load_average_after')}", file=out)
+          f" -> {result.get('load_average_after')}{others}", file=out)
     print(f"versions: {', '.join(versions)}; Python {m.get('python')}", file=out)
     print(_blas_line(m), file=out)
     print(f"C linker BLAS: {m.get('c_linker_blas')}", file=out)

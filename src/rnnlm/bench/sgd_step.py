@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
-from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module
+from rnnlm.bench.machine import default_linkers, finish, load_now, optional_module
 from rnnlm.bench.timing import block
 from rnnlm.errors import ConfigError
 
@@ -152,7 +152,7 @@ def bench_sgd_step(word_dim: int = 8000, hidden_dim: int = 100, bptt_truncate: i
     from rnnlm.models.reference import RNNNumpy, init_tutorial_params
     from rnnlm.models.tutorial import RNN
 
-    load_before = load_average()
+    load_before = load_now()
     linkers = default_linkers() if linkers is None else list(linkers)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, word_dim, length).astype(np.int32)

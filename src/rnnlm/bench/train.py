@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
-from rnnlm.bench.machine import default_linkers, finish, load_average, optional_module, process_age
+from rnnlm.bench.machine import default_linkers, finish, load_now, optional_module, process_age
 from rnnlm.bench.roofline import gemm_roofline, words_per_second
 from rnnlm.bench.timing import block
 from rnnlm.errors import ConfigError
@@ -276,7 +276,7 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
     if hand_jax and optional_module("jax") is None:
         skipped["hand_jax"] = "jax is not installed"
         hand_jax = False
-    load_before = load_average()
+    load_before = load_now()
     rng = np.random.default_rng(seed)
     x, y, mask = random_batch(rng, vocab_size, steps, batch_size)
     words = batch_size * steps
