@@ -109,13 +109,15 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
     bias is a last row of ``Wo`` against a column of ones in ``h``: the products then add it, and ``dc``
     comes out of the ``dWo`` product, saving two passes over each chunk's logits (N·K·C = 2048·128·8000:
     the op 42.5 → 40 ms) for one copy of ``h``, so only where the logits are wider than ``h`` (a char
-    model's 4096·256·65 lost 0.3–0.5 ms to the copy).  At bf16 it would round the bias: added after."""
+    model's 4096·256·65 lost 0.3–0.5 ms to the copy), and on a CPU (a GPU makes the passes cheap and
+    prefers products whose K is a multiple of 8).  At bf16 it would round the bias: added after."""
     import jax
     import jax.numpy as jnp
 
     bk = jax_backend(op.precision)
     N, K = h.shape
-    if bk.low is None and Wo.shape[1] > K:
+    platform = jax.default_backend()
+    if bk.low is None and Wo.shape[1] > K and platform == "cpu":
         WoT = Wo.T  # dh's product, without the bias row
         Wo, h, c = jnp.concatenate([Wo, c[None, :]]), jnp.concatenate([h, jnp.ones((N, 1), h.dtype)], 1), None
     else:
@@ -126,7 +128,7 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
     def grads(h_c, p):  # the chunk's dh, and its part of dWo and dc (no dc where it is dWo's last row)
         return bk.dot(p, WoT), (bk.dot(h_c.T, p), () if c is None else p.sum(axis=0))
 
-    step = chunk_rows(Wo.shape[1], K, jax.default_backend())
+    step = chunk_rows(Wo.shape[1], K, platform)
     if step is None or N <= step:
         nll, p = _chunk(bk, h, Wo, WoT, c, y, w, op.grads)
         if op.grads:
