@@ -3,6 +3,7 @@
 - :mod:`.base`: what they share (array backends, bfloat16, :class:`MatMul` at a chosen precision).
 - :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
 - :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows.
+- :mod:`.rows`: rows of a matrix by index (embeddings), whose gradient adds the rows as a sparse product.
 - :mod:`.dnnl`: oneDNN's LSTM layer as one node (:class:`~.dnnl.DnnlLSTM`) for the C linker, where the
   oneDNN wheels are installed: a C++ library built on first use, called through ctypes.
 
@@ -29,11 +30,12 @@ from rnnlm.engine_ops.recurrent import (
     numpy_forward,
     recurrent_layer,
 )
+from rnnlm.engine_ops.rows import AddRows, TakeRows, take_rows
 
-__all__ = ["GATES", "PRECISIONS", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL", "available",
-           "check_precision", "dnnl", "dnnl_lstm", "fused_output", "jax_backward", "jax_forward", "matmul",
-           "numpy_backward",
-           "numpy_forward", "recurrent_layer", "round_bf16", "softmax_nll"]
+__all__ = ["GATES", "PRECISIONS", "AddRows", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL",
+           "TakeRows", "available", "check_precision", "dnnl", "dnnl_lstm", "fused_output", "jax_backward",
+           "jax_forward", "matmul", "numpy_backward", "numpy_forward", "recurrent_layer", "round_bf16",
+           "softmax_nll", "take_rows"]
 
 
 def _switched_off() -> bool:

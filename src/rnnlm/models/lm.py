@@ -285,9 +285,9 @@ class LanguageModel:
         L, B = x.shape[0], x.shape[1]
         flat = x.flatten()
         if not cfg.embedding_dim:
-            proj = p[f"U0{d}"].reshape((G * H, cfg.vocab_size)).T[flat]  # one-hot input: U's columns
+            proj = engine_ops.take_rows(p[f"U0{d}"].reshape((G * H, cfg.vocab_size)).T, flat)  # U's columns
             return (proj + p[f"b0{d}"].flatten()).reshape((L, B, G * H))
-        e = p["E"].T[flat].reshape((L, B, cfg.embedding_dim))  # rows of Eᵀ, one index vector (JAX-friendly)
+        e = engine_ops.take_rows(p["E"].T, flat).reshape((L, B, cfg.embedding_dim))  # rows of Eᵀ
         return e if emask is None else e * emask.dimshuffle("x", 0, 1)
 
     def _dot(self, a, b):
