@@ -117,13 +117,11 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
     bk = jax_backend(op.precision)
     N, K = h.shape
     platform = jax.default_backend()
+    if bk.low is not None:
+        Wo = bk.low(Wo)  # once, not per chunk
+    WoT = Wo.T  # dh's product (without a bias row)
     if bk.low is None and Wo.shape[1] > K and platform == "cpu":
-        WoT = Wo.T  # dh's product, without the bias row
         Wo, h, c = jnp.concatenate([Wo, c[None, :]]), jnp.concatenate([h, jnp.ones((N, 1), h.dtype)], 1), None
-    else:
-        if bk.low is not None:
-            Wo = bk.low(Wo)  # once, not per chunk
-        WoT = Wo.T
 
     def grads(h_c, p):  # the chunk's dh, and its part of dWo and dc (no dc where it is dWo's last row)
         return bk.dot(p, WoT), (bk.dot(h_c.T, p), () if c is None else p.sum(axis=0))
