@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnnlm import engine, engine_ops
-from rnnlm.engine_ops import output
+from rnnlm.engine_ops import dnnl, output
 from rnnlm.models.lm import LanguageModel, ModelConfig
 
 pytestmark = pytest.mark.skipif(not engine_ops.fused_output(), reason="RNNLM_FUSED_LAYERS=off")
@@ -57,12 +57,24 @@ def _functions(linker, grads, precision="fp32"):
     return compile_(loss, nll), compile_(ref_loss, ref_nll)
 
 
+@pytest.fixture(params=["oneDNN kernel", "drivers"])
+def kernel(request, monkeypatch):
+    """Both paths of a float32 op on a CPU: oneDNN's kernel where it pays (and builds), and the drivers'
+    own chunk loops (also what runs where the kernel does not pay)."""
+    if request.param == "drivers":
+        monkeypatch.setattr(output, "kernel_pays", lambda n_classes, n_features: False)
+    elif not dnnl.available():
+        pytest.skip(f"oneDNN's kernel: {dnnl.why_not()}")
+    return request.param
+
+
 @pytest.mark.core
 @pytest.mark.parametrize("linker", LINKERS)
 @pytest.mark.parametrize("grads", [True, False])
 @pytest.mark.parametrize("k", [K, 2 * C], ids=["logits wider than h", "h wider than the logits"])
-def test_loss_nll_and_gradients_equal_autodiff_of_the_plain_graph(linker, grads, k, small_chunks):
-    """(Under JAX at fp32 the first folds the bias into the products, the second adds it.)"""
+def test_loss_nll_and_gradients_equal_autodiff_of_the_plain_graph(linker, grads, k, small_chunks, kernel):
+    """(The kernel serves the first; without it, under JAX at fp32, the first folds the bias into the
+    products and the second adds it.)"""
     assert output.chunk_rows(C, k) == 8
     fused, plain = _functions(linker, grads)
     data = _data(k=k)
@@ -76,7 +88,7 @@ def test_loss_nll_and_gradients_equal_autodiff_of_the_plain_graph(linker, grads,
 
 
 @pytest.mark.parametrize("linker", LINKERS)
-def test_one_chunk_and_many_chunks_agree(linker, monkeypatch):
+def test_one_chunk_and_many_chunks_agree(linker, monkeypatch, kernel):
     data = _data(1)
     fused, _ = _functions(linker, True)
     whole = fused(*data)

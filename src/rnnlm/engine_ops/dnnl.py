@@ -54,10 +54,12 @@ from rnnlm.engine_ops.base import (
     zeros_if_disconnected,
 )
 
-__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "library", "lstm_layer", "on_worker", "pays_under_xla",
-           "why_not", "workspace_words", "xla_ready"]
+__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "jax_softmax_nll", "library", "lstm_layer", "on_worker",
+           "pays_under_xla", "softmax_nll", "why_not", "workspace_words", "xla_ready"]
 
-SOURCE = Path(__file__).with_name("native") / "lstm_dnnl.cc"
+NATIVE = Path(__file__).with_name("native")
+SOURCES = (NATIVE / "lstm_dnnl.cc", NATIVE / "output_dnnl.cc")
+HEADERS = (NATIVE / "worker.h",)
 _state: dict = {}  # "lib": the loaded library or None, "why": why not
 
 
@@ -81,6 +83,17 @@ def _xla_include():
     return inc if (inc / "xla" / "ffi" / "api" / "ffi.h").exists() else None
 
 
+def _cpu_flags() -> str:
+    """This CPU's feature flags (Linux), "" where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def _build() -> Path:
     """Compile the library (once per source, oneDNN location and compiler) and return its path."""
     found = _find_onednn()
@@ -91,21 +104,27 @@ def _build() -> Path:
     if compiler is None:
         raise RuntimeError("no C++ compiler (g++ or c++) to build the oneDNN LSTM")
     xla = _xla_include()
-    key = hashlib.sha256(SOURCE.read_bytes() + f"{lib_dir}|{compiler}|{xla}".encode()).hexdigest()[:16]
+    # built for this CPU (-march=native: the softmax's exp in AVX-512 where there is one), so its flags
+    # are part of the key, as for a home folder shared by machines of different CPUs
+    code = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS))
+    key = hashlib.sha256(code + f"{lib_dir}|{compiler}|{xla}|{_cpu_flags()}".encode()).hexdigest()[:16]
     cache = Path(os.environ.get("RNNLM_NATIVE_CACHE") or Path.home() / ".cache" / "rnnlm" / "native")
-    target = cache / f"lstm_dnnl-{key}.so"
+    target = cache / f"rnnlm_dnnl-{key}.so"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
     ffi = ["-DRNNLM_XLA_FFI", "-isystem", str(xla)] if xla else []
-    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-isystem", str(inc_dir), *ffi, str(SOURCE),
-           f"-L{lib_dir}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-o", tmp]
+    # -fopenmp: the softmax's row loop runs on the OpenMP team oneDNN uses (the system's libgomp);
+    # -fno-math-errno lets its exp be vectorised
+    cmd = [compiler, "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC",
+           "-isystem", str(inc_dir), *ffi, *map(str, SOURCES), f"-L{lib_dir}", "-l:libdnnl.so.3",
+           f"-Wl,-rpath,{lib_dir}", "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"building the oneDNN LSTM failed: {done.stderr.strip()[-300:]}")
+            raise RuntimeError(f"building the oneDNN kernels failed: {done.stderr.strip()[-300:]}")
         os.replace(tmp, target)  # atomic: a concurrent build or a crash never leaves half a library
     finally:
         if os.path.exists(tmp):
@@ -117,11 +136,13 @@ def _load():
     lib = ctypes.CDLL(str(_build()))
     lib.rnnlm_lstm_workspace_bytes.restype = ctypes.c_size_t
     lib.rnnlm_lstm_workspace_bytes.argtypes = [ctypes.c_int] * 5
-    lib.rnnlm_lstm_error.restype = ctypes.c_char_p
+    lib.rnnlm_error.restype = ctypes.c_char_p
     for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward"):
         getattr(lib, name).restype = ctypes.c_int
     lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
     lib.rnnlm_dnnl_on_worker.restype = None
+    lib.rnnlm_softmax_nll.restype = ctypes.c_int
+    lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] + [ctypes.c_void_p] * 9
     return lib
 
 
@@ -180,15 +201,16 @@ def available() -> bool:
 def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32") -> int:
     n = library().rnnlm_lstm_workspace_bytes(L, B, D, H, int(precision == "bf16"))
     if n == 0:
-        raise RuntimeError(f"oneDNN LSTM: {library().rnnlm_lstm_error().decode()}")
+        raise RuntimeError(f"oneDNN LSTM: {library().rnnlm_error().decode()}")
     return (n + 3) // 4
 
 
-def _call(name, ints, arrays):
+def _call(name, ints, arrays, what="oneDNN LSTM"):
     lib = library()
-    rc = getattr(lib, name)(*ints, *(a.ctypes.data_as(ctypes.c_void_p) for a in arrays))
+    pointers = (None if a is None else a.ctypes.data_as(ctypes.c_void_p) for a in arrays)
+    rc = getattr(lib, name)(*ints, *pointers)
     if rc != 0:
-        raise RuntimeError(f"oneDNN LSTM: {lib.rnnlm_lstm_error().decode()}")
+        raise RuntimeError(f"{what}: {lib.rnnlm_error().decode()}")
 
 
 def _f32(*arrays):
@@ -287,13 +309,18 @@ class DnnlLSTMGrad(Op):
     L_op = pullback
 
 
-def pays_under_xla(config) -> bool:
-    """Whether a model's LSTM layers cost at least twice its output layer (products per token), where
-    oneDNN's kernel pays under XLA.  Measured (2 vCPUs, Adam or SGD steps, ms with / without): char LSTM
-    2×256, V=65 (recurrence 51× the output) 60–66 / 88; one layer H=256, V=2000 (1.0×) 46.7–50.6 /
-    46.1–46.8; H=128, V=8000 (0.13×) 60–63 / 56–58; H=256, V=8000 111–124 / 110–111.  There the softmax is
-    the cost and handing each layer to the kernel's thread loses what the kernel gains."""
+def pays_under_xla(config, precision: str = "fp32") -> bool:
+    """Whether oneDNN's LSTM pays under XLA for a model.  At fp32 wherever the output layer runs on the
+    library's thread too (:func:`softmax_nll`, where the vocabulary is wider than the output layer's
+    features), and XLA hands both to it (2 vCPUs, SGD steps, ms
+    with / without: H=128, V=8000 40–42 / 50–55; H=256, V=8000 89 / 100, two layers 108 / 125; H=256,
+    V=2000 37 / 52; H=512, V=10000 247 / 273).  Elsewhere (bf16, whose output layer stays under XLA; a
+    char model) where the LSTM layers cost at least twice the output layer (products per token): char
+    LSTM 2×256, V=65 60–66 / 88; bf16 H=256, V=2000 32 / 40; bf16 H=128, V=8000 48.4 / 48.5."""
     H, D = config.hidden_dim, config.embedding_dim or config.hidden_dim
+    top = D if config.tie_embeddings else H  # the output layer's features (output.kernel_pays)
+    if precision == "fp32" and config.vocab_size > top:
+        return True
     inputs = [D] + [H] * (config.layers - 1)
     return 2 * sum(d + H for d in inputs) >= config.vocab_size
 
@@ -308,7 +335,8 @@ def xla_ready() -> bool:
         import jax
 
         if jax.default_backend() == "cpu":
-            for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla"):
+            for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla", "rnnlm_softmax_nll_xla",
+                         "rnnlm_softmax_nll_grads_xla"):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
             ok = True
     _state["xla"] = ok
@@ -351,3 +379,33 @@ def lstm_layer(x, U, W, b, h0, c0, label="lstm", precision="fp32"):
     ``S`` (L, B, H) and the last state and cell ``(hT, cT)``."""
     y, hT, cT, _ = DnnlLSTM(label, precision)(x, U, W, b, h0, c0)
     return y, hT, cT
+
+
+def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
+    """The output layer's kernel (``native/output_dnnl.cc``) on NumPy arrays: ``h`` (N, K); ``W`` the
+    weights as rows (C, K) when ``by_rows``, else as Wo (K, C); ``c`` (C,); ``y`` (N,) ids in [0, C);
+    ``w`` (N,); ``rows`` per chunk.  Returns ``nll`` (N,) and, with ``grads``, ``dh`` (N, K), ``dW`` in
+    ``W``'s layout and ``dc`` (C,) (float32)."""
+    h, W, c, w = _f32(h, W, c, w)
+    y = np.ascontiguousarray(y, np.int32)
+    (N, K), C = h.shape, W.shape[0 if by_rows else 1]
+    nll = np.empty(N, np.float32)
+    outs = (np.empty_like(h), np.empty_like(W), np.empty_like(c)) if grads else (None, None, None)
+    _call("rnnlm_softmax_nll", (N, K, C, rows, int(by_rows)), (h, W, c, y, w, nll, *outs),
+          "oneDNN output layer")
+    return (nll, *outs) if grads else nll
+
+
+def jax_softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
+    """:func:`softmax_nll` inside a JAX function on a CPU (XLA FFI; needs :func:`xla_ready`)."""
+    import jax
+    import jax.numpy as jnp
+
+    f32 = jnp.float32
+    out = [jax.ShapeDtypeStruct((h.shape[0],), f32)]
+    if grads:
+        out += [jax.ShapeDtypeStruct(v.shape, f32) for v in (h, W, c)]
+    name = "rnnlm_softmax_nll_grads_xla" if grads else "rnnlm_softmax_nll_xla"
+    args = (h.astype(f32), W.astype(f32), c.astype(f32), y.astype(jnp.int32), w.astype(f32))
+    res = jax.ffi.ffi_call(name, out)(*args, rows=np.int64(rows), by_rows=np.int32(by_rows))
+    return res if grads else res[0]

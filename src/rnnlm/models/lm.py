@@ -305,7 +305,7 @@ class LanguageModel:
         return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
                 and (cfg.activation, cfg.gate) == ("tanh", "sigmoid")
-                and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg))
+                and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg, self._dot_precision))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
         """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""

@@ -14,81 +14,24 @@
 // gradient float32); the float32 arrays are converted on the way in, the states y, hT on the way out.
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include <chrono>
-#include <condition_variable>
+#include "worker.h"
+
 #include <cstring>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <unordered_map>
-
-#include <unistd.h>
 
 namespace {
 
 using namespace dnnl;
+using rnnlm::guarded;
+using rnnlm::last_error;
+using rnnlm::worker;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-
-thread_local std::string last_error;
-
-// Every oneDNN call runs on one thread of ours, whichever thread asks (Python's, or one of XLA's workers),
-// so oneDNN has one OpenMP team.  libgomp shortens every team's spin-wait once it manages more threads
-// than there are CPUs; with XLA's workers each starting a team, the kernel ran 40% slower (2 vCPUs).  The
-// thread ends after a second without work, so its team does not outlive the training that needs it.
-class Worker {
- public:
-  void run(const std::function<void()>& job) {
-    std::lock_guard<std::mutex> one_at_a_time(submit_);
-    std::unique_lock<std::mutex> lock(mu_);
-    job_ = &job;
-    if (!alive_) {
-      alive_ = true;
-      std::thread([this] { loop(); }).detach();
-    }
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return job_ == nullptr; });
-  }
-
- private:
-  void loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return job_ != nullptr; })) {
-        alive_ = false;  // idle: end the thread (and with it its OpenMP team)
-        return;
-      }
-      const std::function<void()>* job = job_;
-      lock.unlock();
-      (*job)();
-      lock.lock();
-      job_ = nullptr;
-      cv_.notify_all();
-    }
-  }
-  std::mutex submit_, mu_;
-  std::condition_variable cv_;
-  const std::function<void()>* job_ = nullptr;
-  bool alive_ = false;
-};
-
-Worker& worker() {
-  // Never destroyed: a detached thread may still wait on it at exit.  A forked child has no thread of
-  // its parent's, so it makes its own.
-  static std::mutex mu;
-  static Worker* w = nullptr;
-  static pid_t owner = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  if (w == nullptr || owner != getpid()) {
-    w = new Worker;
-    owner = getpid();
-  }
-  return *w;
-}
 
 engine& cpu() {
   static engine e(engine::kind::cpu, 0);
@@ -194,23 +137,6 @@ memory wrap(const memory::desc& d, const void* p) { return memory(d, cpu(), cons
 
 using Args = std::unordered_map<int, memory>;
 
-// 0, or 1 with the message for rnnlm_lstm_error(): no C++ exception crosses into Python.
-template <class Body>
-int guarded(Body body) {
-  std::string error;
-  worker().run([&] {
-    try {
-      body();
-    } catch (const std::exception& e) {
-      error = e.what();
-      if (error.empty()) error = "unknown error";
-    }
-  });
-  if (error.empty()) return 0;
-  last_error = error;
-  return 1;
-}
-
 // What the forward pass reads, in the kernel's types; the backward pass reads it too.
 Args inputs(stream& s, const Plan& p, const lstm_forward::primitive_desc& fwd_like, const memory::desc& wl_want,
             const memory::desc& wi_want, const float* x, const float* wl, const float* wi, const float* b,
@@ -225,7 +151,7 @@ Args inputs(stream& s, const Plan& p, const lstm_forward::primitive_desc& fwd_li
 
 extern "C" {
 
-const char* rnnlm_lstm_error() { return last_error.c_str(); }
+const char* rnnlm_error() { return last_error.c_str(); }
 
 // Bytes of the workspace for this shape (the forward pass writes it, the backward pass reads it); 0 on error.
 size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
