@@ -1,4 +1,4 @@
-"""oneDNN's LSTM layer (rnnlm.engine_ops.dnnl): LanguageModel's path for full LSTM batches on the C linker
+"""oneDNN's LSTM and GRU layers (rnnlm.engine_ops.dnnl): LanguageModel's path for full batches on the C linker
 and, through XLA FFI handlers, on the JAX linker (CPU).
 
 The op's outputs and every gradient equal rnnlm's fused layer (itself tested against ``scan`` and the
@@ -24,63 +24,76 @@ LINKERS = ["c", "py", *JAX]
 L, B, D, H = 7, 3, 5, 4
 
 
-def _arrays(seed):
+CELLS = ["lstm", "gru"]
+
+
+def _arrays(seed, cell="lstm"):
+    G = engine_ops.GATES[cell]
     rng = np.random.default_rng(seed)
     f = lambda *s: (rng.standard_normal(s) * 0.5).astype("float32")  # noqa: E731
-    return dict(x=f(L, B, D), U=f(4, H, D), W=f(4, H, H), b=f(4, H), h0=f(B, H), c0=f(B, H),
+    return dict(x=f(L, B, D), U=f(G, H, D), W=f(G, H, H), b=f(G, H), h0=f(B, H), c0=f(B, H),
                 gS=f(L, B, H), gh=f(B, H), gc=f(B, H))
 
 
-def _layer_grads(linker, use_dnnl, a, precision="fp32"):
-    """S, hT, cT and the gradients of Σ(S·gS) + Σ(hT·gh) + Σ(cT·gc) w.r.t. x, U, W, b, h0, c0."""
-    xs = {k: engine.tensor(k, "float32", a[k].shape) for k in ("x", "U", "W", "b", "h0", "c0")}
-    x, U, W, b, h0, c0 = xs.values()
+def _names(cell):
+    return ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"] if cell == "lstm" else \
+        ["S", "hT", "dx", "dU", "dW", "db", "dh0"]
+
+
+def _layer_grads(linker, use_dnnl, a, precision="fp32", cell="lstm"):
+    """S, hT (, cT) and the gradients of Σ(S·gS) + Σ(hT·gh) (+ Σ(cT·gc)) w.r.t. x, U, W, b, h0 (, c0)."""
+    G, lstm = engine_ops.GATES[cell], cell == "lstm"
+    names = ("x", "U", "W", "b", "h0", "c0") if lstm else ("x", "U", "W", "b", "h0")
+    xs = {k: engine.tensor(k, "float32", a[k].shape) for k in names}
+    x, U, W, b, *init = xs.values()
     if use_dnnl:
-        S, hT, cT = dnnl.lstm_layer(x, U, W, b, h0, c0, precision=precision)
+        S, *finals = dnnl.layer(cell, x, U, W, b, init, precision=precision)
     else:
-        P = (T.dot(x.reshape((L * B, D)), U.reshape((4 * H, D)).T) + b.flatten()).reshape((L, B, 4 * H))
-        S, C = engine_ops.recurrent_layer("lstm", P, T.ones((L, B)), [h0, c0], W.reshape((4 * H, H)).T,
-                                          masked=False)
-        hT, cT = S[-1], C[-1]
-    cost = T.sum(S * a["gS"]) + T.sum(hT * a["gh"]) + T.sum(cT * a["gc"])
+        P = (T.dot(x.reshape((L * B, D)), U.reshape((G * H, D)).T) + b.flatten()).reshape((L, B, G * H))
+        states = engine_ops.recurrent_layer(cell, P, T.ones((L, B)), init, W.reshape((G * H, H)).T,
+                                            masked=False)
+        finals = [s[-1] for s in states]
+        S = states[0]
+    cost = T.sum(S * a["gS"]) + T.sum(finals[0] * a["gh"]) + (T.sum(finals[1] * a["gc"]) if lstm else 0)
     grads = engine.grad(cost, list(xs.values()))
-    fn = engine.function(list(xs.values()), [S, hT, cT, *grads], mode=engine.mode_for(linker))
+    fn = engine.function(list(xs.values()), [S, *finals, *grads], mode=engine.mode_for(linker))
     return fn(*(a[k] for k in xs))
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("linker", LINKERS)
-def test_outputs_and_gradients_equal_the_fused_layer(linker):
+def test_outputs_and_gradients_equal_the_fused_layer(linker, cell):
     if not engine_ops.available():
         pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
-    a = _arrays(0)
-    got, want = _layer_grads(linker, True, a), _layer_grads(linker, False, a)
-    names = ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"]
-    for name, g, w in zip(names, got, want, strict=True):
+    a = _arrays(0, cell)
+    got, want = _layer_grads(linker, True, a, cell=cell), _layer_grads(linker, False, a, cell=cell)
+    for name, g, w in zip(_names(cell), got, want, strict=True):
         assert np.abs(w).max() > 1e-3, name  # every output and gradient is exercised
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("linker", ["c", *JAX])
-def test_bf16_rounds_the_kernels_inputs_and_stays_close(linker):
+def test_bf16_rounds_the_kernels_inputs_and_stays_close(linker, cell):
     """bf16: the kernel reads bfloat16 x, h and weights (so it differs from fp32), and every output and
     gradient stays within bfloat16's precision of the fp32 layer's."""
     if not engine_ops.available():
         pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
-    a = _arrays(5)
-    low, full, fp32 = (_layer_grads(linker, True, a, "bf16"), _layer_grads(linker, False, a),
-                       _layer_grads(linker, True, a))
-    names = ["S", "hT", "cT", "dx", "dU", "dW", "db", "dh0", "dc0"]
-    for name, g, w, f in zip(names, low, full, fp32, strict=True):
+    a = _arrays(5, cell)
+    low, full, fp32 = (_layer_grads(linker, True, a, "bf16", cell), _layer_grads(linker, False, a, cell=cell),
+                       _layer_grads(linker, True, a, cell=cell))
+    for name, g, w, f in zip(_names(cell), low, full, fp32, strict=True):
         scale = np.abs(w).max()
         assert np.abs(g - f).max() > 1e-4 * scale, name  # rounded: not the fp32 kernel's result
         np.testing.assert_allclose(g, w, atol=3e-2 * scale, err_msg=name)
 
 
-def test_backward_overwrites_its_gradient_buffers():
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_overwrites_its_gradient_buffers(cell):
     """oneDNN adds weight gradients to what its buffers hold: a second call must not see the first's."""
-    a = _arrays(1)
-    first = _layer_grads("c", True, a)
-    second = _layer_grads("c", True, a)
+    a = _arrays(1, cell)
+    first = _layer_grads("c", True, a, cell=cell)
+    second = _layer_grads("c", True, a, cell=cell)
     for f, s in zip(first, second, strict=True):
         np.testing.assert_array_equal(f, s)
 
@@ -112,11 +125,14 @@ def _grads_without_dnnl(model, monkeypatch, *args):
 
 @pytest.mark.core
 @pytest.mark.parametrize("linker", ["c", *JAX])
-@pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}])
+@pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}, {"cell": "gru"},
+                                   {"cell": "gru", "bidirectional": True}])
 def test_model_gradients_equal_the_fused_layer(extra, linker, monkeypatch):
     """Two layers, carried states; the fill model runs its backward stack right to left; without an
-    embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN."""
+    embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN;
+    a GRU model runs oneDNN's GRU."""
     model = _model(linker, **extra)
+    op = "DnnlGRU" if extra.get("cell") == "gru" else "DnnlLSTM"
     rng = np.random.default_rng(3)
     states = [rng.standard_normal(s.shape).astype("float32") * 0.5 for s in model.initial_state(B)]
     x, y, mask = _batch(4)
@@ -124,7 +140,7 @@ def test_model_gradients_equal_the_fused_layer(extra, linker, monkeypatch):
     full = model._compile("grads", (L, B), ragged=False)
     kinds = [type(n.op).__name__ for n in full.maker.fgraph.toposort()]
     n_dnnl = (1 if extra.get("embedding_dim") == 0 else 2) * (2 if extra.get("bidirectional") else 1)
-    assert kinds.count("DnnlLSTM") == n_dnnl and kinds.count("DnnlLSTMGrad") == n_dnnl
+    assert kinds.count(op) == n_dnnl and kinds.count(op + "Grad") == n_dnnl
     want = _grads_without_dnnl(model, monkeypatch, x, y, mask, states)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=2e-4, atol=2e-6, err_msg=k)
@@ -139,18 +155,20 @@ def _ops(model, ragged=False):
 def test_ragged_batches_and_other_cells_keep_the_fused_layer(linker):
     assert "DnnlLSTM" in _ops(_model(linker)) and "DnnlLSTM" not in _ops(_model(linker), ragged=True)
     assert "DnnlLSTM" not in _ops(_model(linker, gate="hard_sigmoid"))
-    cfg = ModelConfig(vocab_size=11, hidden_dim=H, cell="gru", layers=1, embedding_dim=D)
-    assert "DnnlLSTM" not in _ops(LanguageModel(cfg, seed=2, linker=linker))
+    gru = _model(linker, cell="gru", layers=1)
+    assert "DnnlGRU" in _ops(gru) and "DnnlGRU" not in _ops(gru, ragged=True)
+    assert not {"DnnlLSTM", "DnnlGRU"} & _ops(_model(linker, cell="rnn"))
 
 
 @pytest.mark.core
+@pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("linker", ["c", *JAX])
-def test_training_steps_equal_the_fused_layer(linker, monkeypatch):
+def test_training_steps_equal_the_fused_layer(linker, cell, monkeypatch):
     """Three Adam steps with clipping: the same losses and parameters with and without oneDNN."""
     results = []
     for switch in ("on", "off"):
         monkeypatch.setenv("RNNLM_DNNL", switch)
-        model = _model(linker)
+        model = _model(linker, cell=cell)
         model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
         losses = [float(model.train_step(*_batch(s))[0]) for s in range(3)]
         results.append((losses, model.get_params()))

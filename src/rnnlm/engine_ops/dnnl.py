@@ -54,11 +54,12 @@ from rnnlm.engine_ops.base import (
     zeros_if_disconnected,
 )
 
-__all__ = ["DnnlLSTM", "DnnlLSTMGrad", "available", "jax_softmax_nll", "library", "lstm_layer", "on_worker",
-           "pays_under_xla", "softmax_nll", "why_not", "workspace_words", "xla_ready"]
+__all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "available",
+           "jax_softmax_nll", "layer", "library", "lstm_layer", "on_worker", "pays_under_xla", "softmax_nll",
+           "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "lstm_dnnl.cc", NATIVE / "output_dnnl.cc")
+SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc")
 HEADERS = (NATIVE / "worker.h",)
 _state: dict = {}  # "lib": the loaded library or None, "why": why not
 
@@ -102,7 +103,7 @@ def _build() -> Path:
     lib_dir, inc_dir = found
     compiler = shutil.which(os.environ.get("CXX", "")) or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
-        raise RuntimeError("no C++ compiler (g++ or c++) to build the oneDNN LSTM")
+        raise RuntimeError("no C++ compiler (g++ or c++) to build the oneDNN kernels")
     xla = _xla_include()
     # built for this CPU (-march=native: the softmax's exp in AVX-512 where there is one), so its flags
     # are part of the key, as for a home folder shared by machines of different CPUs
@@ -134,10 +135,11 @@ def _build() -> Path:
 
 def _load():
     lib = ctypes.CDLL(str(_build()))
-    lib.rnnlm_lstm_workspace_bytes.restype = ctypes.c_size_t
-    lib.rnnlm_lstm_workspace_bytes.argtypes = [ctypes.c_int] * 5
+    for name in ("rnnlm_lstm_workspace_bytes", "rnnlm_gru_workspace_bytes"):
+        getattr(lib, name).restype = ctypes.c_size_t
+        getattr(lib, name).argtypes = [ctypes.c_int] * 5
     lib.rnnlm_error.restype = ctypes.c_char_p
-    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward"):
+    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward", "rnnlm_gru_forward", "rnnlm_gru_backward"):
         getattr(lib, name).restype = ctypes.c_int
     lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
     lib.rnnlm_dnnl_on_worker.restype = None
@@ -186,7 +188,7 @@ def library():
 
 
 def why_not() -> str:
-    """Why the oneDNN LSTM is not available ("" when it is)."""
+    """Why the oneDNN kernels are not available ("" when they are)."""
     if os.environ.get("RNNLM_DNNL", "on").strip().lower() in ("off", "0", "no", "false"):
         return "RNNLM_DNNL=off"
     library()
@@ -198,10 +200,10 @@ def available() -> bool:
     return not why_not()
 
 
-def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32") -> int:
-    n = library().rnnlm_lstm_workspace_bytes(L, B, D, H, int(precision == "bf16"))
+def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm") -> int:
+    n = getattr(library(), f"rnnlm_{cell}_workspace_bytes")(L, B, D, H, int(precision == "bf16"))
     if n == 0:
-        raise RuntimeError(f"oneDNN LSTM: {library().rnnlm_error().decode()}")
+        raise RuntimeError(f"oneDNN {cell.upper()}: {library().rnnlm_error().decode()}")
     return (n + 3) // 4
 
 
@@ -217,96 +219,136 @@ def _f32(*arrays):
     return [np.ascontiguousarray(a, np.float32) for a in arrays]
 
 
-class DnnlLSTM(Op):
-    """oneDNN's LSTM layer: inputs ``x, U, W, b, h0, c0``; outputs ``y, hT, cT, ws`` (module docstring).
+class DnnlLayer(Op):
+    """oneDNN's layer of a cell (:class:`DnnlLSTM`, :class:`DnnlGRU`): inputs ``x, U, W, b, h0`` and the
+    LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
     ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
     gradients), as the matrix products of rnnlm's bf16 graphs; the states come out rounded to bfloat16."""
 
     __props__ = ("label", "precision")
+    cell = ""
 
-    def __init__(self, label="lstm", precision="fp32"):
+    def __init__(self, label=None, precision="fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
-        self.label, self.precision = str(label), precision
+        self.label, self.precision = str(label or self.cell), precision
         super().__init__()
 
     def __str__(self):
-        return f"DnnlLSTM{{{self.label}}}"
+        return f"{type(self).__name__}{{{self.label}}}"
 
-    def make_node(self, x, U, W, b, h0, c0):
-        x, U, W, b, h0, c0 = (T.as_tensor_variable(v) for v in (x, U, W, b, h0, c0))
+    @property
+    def n_states(self):
+        return 2 if self.cell == "lstm" else 1
+
+    def make_node(self, x, U, W, b, *init):
+        x, U, W, b, *init = (T.as_tensor_variable(v) for v in (x, U, W, b, *init))
+        if len(init) != self.n_states:
+            raise TypeError(f"{type(self).__name__} takes {self.n_states} initial states")
         L, B = x.type.shape[0], x.type.shape[1]
-        H = h0.type.shape[1]
+        H = init[0].type.shape[1]
         words = None
         if None not in (L, B, x.type.shape[2], H):
-            words = workspace_words(L, B, x.type.shape[2], H, self.precision)
-        outs = [tensor_type("float32", (L, B, H))(), h0.type(), h0.type(), tensor_type("float32", (words,))()]
-        return Apply(self, [x, U, W, b, h0, c0], outs)
+            words = workspace_words(L, B, x.type.shape[2], H, self.precision, self.cell)
+        outs = [tensor_type("float32", (L, B, H))(), *(s.type() for s in init),
+                tensor_type("float32", (words,))()]
+        return Apply(self, [x, U, W, b, *init], outs)
 
     def perform(self, node, inputs, output_storage):
-        x, U, W, b, h0, c0 = _f32(*inputs)
+        x, U, W, b, *init = _f32(*inputs)
         L, B, D = x.shape
-        H = h0.shape[1]
+        H = init[0].shape[1]
         y = np.empty((L, B, H), np.float32)
-        hT, cT = np.empty((B, H), np.float32), np.empty((B, H), np.float32)
-        bf16 = self.precision == "bf16"
-        ws = np.empty(workspace_words(L, B, D, H, self.precision), np.float32)
-        _call("rnnlm_lstm_forward", (L, B, D, H, bf16), (x, U, W, b, h0, c0, y, hT, cT, ws))
-        for storage, value in zip(output_storage, (y, hT, cT, ws), strict=True):
+        finals = [np.empty((B, H), np.float32) for _ in init]
+        ws = np.empty(workspace_words(L, B, D, H, self.precision, self.cell), np.float32)
+        _call(f"rnnlm_{self.cell}_forward", (L, B, D, H, self.precision == "bf16"),
+              (x, U, W, b, *init, y, *finals, ws), f"oneDNN {self.cell.upper()}")
+        for storage, value in zip(output_storage, (y, *finals, ws), strict=True):
             storage[0] = value
 
     def infer_shape(self, fgraph, node, shapes):
-        words = node.outputs[3].type.shape[0]  # oneDNN's to say: known when the input shapes are static
+        words = node.outputs[-1].type.shape[0]  # oneDNN's to say: known when the input shapes are static
         if words is None:
             raise ShapeError("the workspace's length")  # then the engine asks the outputs themselves
         x, h0 = shapes[0], shapes[4]
-        return [(x[0], x[1], h0[1]), h0, h0, (words,)]
+        return [(x[0], x[1], h0[1]), *shapes[4:], (words,)]
 
     def connection_pattern(self, node):
-        return [[True, True, True, False] for _ in node.inputs]  # no gradient flows through the workspace
+        n = len(node.outputs)  # no gradient flows through the workspace
+        return [[j < n - 1 for j in range(n)] for _ in node.inputs]
 
     def pullback(self, inputs, outputs, output_grads):
-        y, hT, cT, ws = outputs
-        gy, ghT, gcT = (zeros_if_disconnected(g, o)
-                        for g, o in zip(output_grads[:3], (y, hT, cT), strict=True))
-        return list(DnnlLSTMGrad(self.precision)(*inputs, y, hT, cT, ws, gy, ghT, gcT))
+        grads = [zeros_if_disconnected(g, o) for g, o in zip(output_grads[:-1], outputs[:-1], strict=True)]
+        return list(_GRADS[self.cell](self.precision)(*inputs, *outputs, *grads))
 
     L_op = pullback
 
 
-class DnnlLSTMGrad(Op):
-    """The backward pass of :class:`DnnlLSTM`: inputs ``x, U, W, b, h0, c0, y, hT, cT, ws, gy, ghT, gcT``;
-    outputs the gradients of ``x, U, W, b, h0, c0`` (float32 at either precision)."""
+class DnnlLSTM(DnnlLayer):
+    """oneDNN's LSTM layer: inputs ``x, U, W, b, h0, c0``; outputs ``y, hT, cT, ws``."""
+
+    cell = "lstm"
+
+
+class DnnlGRU(DnnlLayer):
+    """oneDNN's GRU layer (``vanilla_gru``: rnnlm's gates and equations): inputs ``x, U, W, b, h0``;
+    outputs ``y, hT, ws``."""
+
+    cell = "gru"
+
+
+class DnnlLayerGrad(Op):
+    """The backward pass of :class:`DnnlLayer`: inputs the layer's inputs, its outputs and the gradients of
+    its outputs but ``ws``; outputs the gradients of its inputs (float32 at either precision)."""
 
     __props__ = ("precision",)
+    cell = ""
 
     def __init__(self, precision="fp32"):
         self.precision = precision
         super().__init__()
 
+    @property
+    def n_inputs(self):
+        return 4 + (2 if self.cell == "lstm" else 1)
+
     def make_node(self, *inputs):
         inputs = [T.as_tensor_variable(v) for v in inputs]
-        if len(inputs) != 13:
-            raise TypeError("DnnlLSTMGrad takes 13 inputs")
-        return Apply(self, inputs, [v.type() for v in inputs[:6]])
+        n = self.n_inputs
+        if len(inputs) != 3 * n - 5:  # inputs; y, the last states, ws; the gradients of y and the states
+            raise TypeError(f"{type(self).__name__} takes {3 * n - 5} inputs")
+        return Apply(self, inputs, [v.type() for v in inputs[:n]])
 
     def infer_shape(self, fgraph, node, shapes):
-        return list(shapes[:6])
+        return list(shapes[: self.n_inputs])
 
     def perform(self, node, inputs, output_storage):
         arrays = _f32(*inputs)
         x, h0 = arrays[0], arrays[4]
         L, B, D = x.shape
-        outs = [np.empty_like(a) for a in arrays[:6]]
-        _call("rnnlm_lstm_backward", (L, B, D, h0.shape[1], self.precision == "bf16"), (*arrays, *outs))
+        outs = [np.empty_like(a) for a in arrays[: self.n_inputs]]
+        _call(f"rnnlm_{self.cell}_backward", (L, B, D, h0.shape[1], self.precision == "bf16"),
+              (*arrays, *outs), f"oneDNN {self.cell.upper()}")
         for storage, value in zip(output_storage, outs, strict=True):
             storage[0] = value
 
     def pullback(self, inputs, outputs, output_grads):
-        return [gradient.grad_not_implemented(self, i, v, "second derivatives of the oneDNN LSTM")
-                for i, v in enumerate(inputs)]
+        why = f"second derivatives of the oneDNN {self.cell.upper()}"
+        return [gradient.grad_not_implemented(self, i, v, why) for i, v in enumerate(inputs)]
 
     L_op = pullback
+
+
+class DnnlLSTMGrad(DnnlLayerGrad):
+    cell = "lstm"
+
+
+class DnnlGRUGrad(DnnlLayerGrad):
+    cell = "gru"
+
+
+_GRADS = {"lstm": DnnlLSTMGrad, "gru": DnnlGRUGrad}
+_LAYERS = {"lstm": DnnlLSTM, "gru": DnnlGRU}
 
 
 def pays_under_xla(config, precision: str = "fp32") -> bool:
@@ -335,8 +377,8 @@ def xla_ready() -> bool:
         import jax
 
         if jax.default_backend() == "cpu":
-            for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla", "rnnlm_softmax_nll_xla",
-                         "rnnlm_softmax_nll_grads_xla"):
+            for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla", "rnnlm_gru_forward_xla",
+                         "rnnlm_gru_backward_xla", "rnnlm_softmax_nll_xla", "rnnlm_softmax_nll_grads_xla"):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
             ok = True
     _state["xla"] = ok
@@ -347,12 +389,12 @@ def _jax_forward(op):
     import jax
     import jax.numpy as jnp
 
-    def forward(x, U, W, b, h0, c0):
-        (L, B, D), H = x.shape, h0.shape[1]
-        words = workspace_words(L, B, D, H, op.precision)
-        out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), (B, H), (B, H), (words,))]
-        return jax.ffi.ffi_call("rnnlm_lstm_forward_xla", out)(x, U, W, b, h0, c0,
-                                                                bf16=np.int32(op.precision == "bf16"))
+    def forward(x, U, W, b, *init):
+        (L, B, D), H = x.shape, init[0].shape[1]
+        words = workspace_words(L, B, D, H, op.precision, op.cell)
+        out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), *((B, H) for _ in init), (words,))]
+        return jax.ffi.ffi_call(f"rnnlm_{op.cell}_forward_xla", out)(x, U, W, b, *init,
+                                                                      bf16=np.int32(op.precision == "bf16"))
 
     return forward
 
@@ -362,23 +404,31 @@ def _jax_backward(op):
     import jax.numpy as jnp
 
     def backward(*inputs):
-        out = [jax.ShapeDtypeStruct(v.shape, jnp.float32) for v in inputs[:6]]
+        out = [jax.ShapeDtypeStruct(v.shape, jnp.float32) for v in inputs[: op.n_inputs]]
         bf16 = np.int32(op.precision == "bf16")
-        return jax.ffi.ffi_call("rnnlm_lstm_backward_xla", out)(*inputs, bf16=bf16)
+        return jax.ffi.ffi_call(f"rnnlm_{op.cell}_backward_xla", out)(*inputs, bf16=bf16)
 
     return backward
 
 
-register_jax(DnnlLSTM, _jax_forward)
-register_jax(DnnlLSTMGrad, _jax_backward)
+for _op in (DnnlLSTM, DnnlGRU):
+    register_jax(_op, _jax_forward)
+for _op in (DnnlLSTMGrad, DnnlGRUGrad):
+    register_jax(_op, _jax_backward)
+
+
+def layer(cell, x, U, W, b, init, label=None, precision="fp32"):
+    """One LSTM or GRU layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (G, H, D),
+    ``W`` (G, H, H), ``b`` (G, H) in rnnlm's gate order (LSTM i, f, o, g; GRU z, r, h̃); ``init`` the
+    list of initial states (B, H): ``h0`` and the LSTM's ``c0``.  Returns the states ``S`` (L, B, H) and
+    the last state (and the LSTM's last cell)."""
+    y, *finals, _ = _LAYERS[cell](label, precision)(x, U, W, b, *init)
+    return (y, *finals)
 
 
 def lstm_layer(x, U, W, b, h0, c0, label="lstm", precision="fp32"):
-    """One LSTM layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (4, H, D), ``W``
-    (4, H, H), ``b`` (4, H) in rnnlm's gate order (i, f, o, g); ``h0``, ``c0`` (B, H).  Returns the states
-    ``S`` (L, B, H) and the last state and cell ``(hT, cT)``."""
-    y, hT, cT, _ = DnnlLSTM(label, precision)(x, U, W, b, h0, c0)
-    return y, hT, cT
+    """:func:`layer` of an LSTM: returns ``S`` (L, B, H), ``hT``, ``cT``."""
+    return layer("lstm", x, U, W, b, [h0, c0], label, precision)
 
 
 def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):

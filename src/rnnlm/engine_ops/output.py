@@ -19,10 +19,10 @@ gradients of ``loss``.  Its gradient (``pullback``) scales those by the upstream
 the JAX driver takes all rows as one chunk (:func:`chunk_rows`).
 
 At float32 on a CPU, where the logits are wider than the features (:func:`kernel_pays`) and oneDNN's
-library builds (:mod:`.dnnl`), both drivers hand the whole op to its kernel (``native/output_dnnl.cc``): oneDNN's sgemm for the products, which adds each chunk's part of
-``dWo`` inside the product, and one loop per row for the softmax.  The op at N·K·C = 2048·128·8000 took
-39–40 ms under XLA and 31–34 ms so (2 vCPUs); NumPy's BLAS is slower still.  ``RNNLM_DNNL=off`` keeps
-the drivers below.
+library builds (:mod:`.dnnl`), both drivers hand the whole op to its kernel (``native/output_dnnl.cc``):
+oneDNN's sgemm for the products, which adds each chunk's part of ``dWo`` inside the product, and one
+loop per row for the softmax.  The op at N·K·C = 2048·128·8000 took 39–40 ms under XLA and 31–34 ms so
+(2 vCPUs); NumPy's BLAS is slower still.  ``RNNLM_DNNL=off`` keeps the drivers below.
 """
 
 from __future__ import annotations

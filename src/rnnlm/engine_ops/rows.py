@@ -87,9 +87,13 @@ def take_rows(M, idx):
 
 
 def _jax_add_rows(op):
+    """Under XLA the sums are made as the columns of a (D, V) array, returned transposed: rnnlm reads rows
+    of transposed parameters (Eᵀ, U's columns), so the two transposes cancel and the parameter's update
+    reads its gradient in order (LSTM step at V=8000: the scatter, a transposing copy and the update of E
+    2.0 → 0.7 ms)."""
     import jax.numpy as jnp
 
-    return lambda M, idx, g: jnp.zeros_like(M).at[idx].add(g.astype(M.dtype))
+    return lambda M, idx, g: jnp.zeros(M.shape[::-1], M.dtype).at[:, idx].add(g.astype(M.dtype).T).T
 
 
 register_jax(TakeRows, lambda op: lambda M, idx: M[idx])

@@ -299,10 +299,10 @@ class LanguageModel:
         return engine_ops.available() and self.config.bptt_truncate < 0
 
     def _dnnl(self, ragged, kind=None) -> bool:
-        """Whether LSTM layers run as oneDNN's kernel (:mod:`rnnlm.engine_ops.dnnl`): full batches of train,
-        grads and eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device (JAX: if it pays)."""
+        """Whether LSTM/GRU layers run as oneDNN's kernels (:mod:`rnnlm.engine_ops.dnnl`): full batches of
+        train/grads/eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device (JAX: if it pays)."""
         cfg = self.config
-        return (cfg.cell == "lstm" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
+        return (cfg.cell != "rnn" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
                 and (cfg.activation, cfg.gate) == ("tanh", "sigmoid")
                 and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg, self._dot_precision))
@@ -344,9 +344,9 @@ class LanguageModel:
             X = self._embed(x, direction, emask) if l == 0 else inp  # (L, B, D); (L, B, G·H) if projected
             projected = l == 0 and not cfg.embedding_dim
             if not projected and self._dnnl(ragged):
-                S, hT, cT = engine_ops.dnnl.lstm_layer(X[::-1] if go_backwards else X, U, W, b, *init,
-                                                       f"lstm{l}{direction}", self._dot_precision)
-                outs, last = [S], [hT, cT]
+                S, *last = engine_ops.dnnl.layer(cfg.cell, X[::-1] if go_backwards else X, U, W, b, init,
+                                                 f"{cfg.cell}{l}{direction}", self._dot_precision)
+                outs = [S]
             else:
                 L, B, D = X.shape[0], X.shape[1], X.shape[2]
                 proj = X if projected else (self._dot(X.reshape((L * B, D)), U.reshape((G * H, D)).T)
