@@ -160,10 +160,7 @@ def test_a_failing_candidate_is_reported_and_exits_1(bench_cli, capsys, monkeypa
     monkeypatch.setattr(rnnlm.bench.train, "optional_module",
                         lambda name: torch if name == "torch" else real(name))
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("torch candidate broke\nsecond line of the message")
-
-    monkeypatch.setattr(rnnlm.bench.train, "torch_train_candidate", broken)
+    monkeypatch.setattr(rnnlm.bench.train, "TORCH_CANDIDATE", "tests.bench.helpers:broken_torch_candidate")
     assert bench_cli([*TRAIN, "--json"]) == 1
     out = capsys.readouterr()
     r = json.loads(out.out)

@@ -67,6 +67,12 @@ class Candidates:
         self._drop_failed()
         return loops
 
+    def close(self) -> None:
+        """End what the candidates hold outside this process (:func:`rnnlm.bench.child.in_child`)."""
+        for fn in self.fns.values():
+            if hasattr(fn, "close"):
+                fn.close()
+
     def _drop_failed(self) -> None:
         for name in self.failed:
             self.fns.pop(name, None)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
+from rnnlm.bench.child import in_child
 from rnnlm.bench.machine import default_linkers, finish, load_now, optional_module
 from rnnlm.bench.timing import block
 from rnnlm.bench.train import (
@@ -23,7 +24,6 @@ from rnnlm.bench.train import (
     random_batch,
     rnnlm_train_candidate,
     torch_autocast,
-    torch_thread,
 )
 from rnnlm.errors import ConfigError
 
@@ -84,7 +84,6 @@ def torch_char_candidate(cell, vocab, embed, hidden, layers, x, y, lr, clip, see
         opt.step()
         return loss
 
-    step = torch_thread(step, cell)
     block(step())
     return step, time.perf_counter() - t0
 
@@ -109,16 +108,18 @@ def _time_config(res, cell, n_layers, linkers, torch_mod, precisions, s, x, y, m
             cands.add(f"rnnlm_{linker}{tag}", rnnlm_step)
         if torch_mod is not None:
             def torch_step(precision=precision):
-                fn, first = torch_char_candidate(cell, s["vocab_size"], s["embedding_dim"], s["hidden_dim"],
-                                                 n_layers, x, y, s["learning_rate"], s["clip"], seed=seed,
-                                                 precision=precision)
+                # in a process of its own (rnnlm.bench.child: as it would run alone)
+                fn, first = in_child("rnnlm.bench.char:torch_char_candidate", cell, s["vocab_size"],
+                                     s["embedding_dim"], s["hidden_dim"], n_layers, x, y, s["learning_rate"],
+                                     s["clip"], seed=seed, precision=precision)
                 how = "" if precision == "fp32" else ", autocast bf16"
                 return fn, {"cold_start_s": first,
                             "what": f"PyTorch {torch_mod.__version__} eager, nn.{cell.upper()}, "
-                                    f"{torch_mod.get_num_threads()} threads{how}"}
+                                    f"{torch_mod.get_num_threads()} threads{how}, own process"}
 
             cands.add(f"torch{tag}", torch_step)
     timings = cands.compare(repeat)
+    cands.close()
     skipped.update(cands.skipped)
     failed.update({f"{cell} x{n_layers} {name}": err for name, err in cands.failed.items()})
     for name in cands.fns:

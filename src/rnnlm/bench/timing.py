@@ -116,6 +116,9 @@ def compare(candidates: dict, repeat: int = 10, rounds: int = 2, sync: Callable 
 
 
 def error_line(e: BaseException) -> str:
-    """``"Type: first line of the message"`` (at most 200 characters of it) for a report."""
+    """``"Type: first line of the message"`` (at most 200 characters of it) for a report; an error from a
+    child process (:mod:`rnnlm.bench.child`) keeps the line it had there."""
+    if getattr(e, "line", None):
+        return e.line
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__

@@ -4,11 +4,13 @@ directly in JAX, and the GEMM roofline.  Shapes follow the library: batches are 
 
 from __future__ import annotations
 
+import importlib
 import time
 
 import numpy as np
 
 from rnnlm.bench.candidates import Candidates
+from rnnlm.bench.child import in_child
 from rnnlm.bench.machine import default_linkers, finish, load_now, optional_module, process_age
 from rnnlm.bench.roofline import gemm_roofline, words_per_second
 from rnnlm.bench.timing import block
@@ -16,7 +18,7 @@ from rnnlm.errors import ConfigError
 
 __all__ = ["CELLS", "ROOFLINE_TARGET", "TORCH_TARGET_RATIO", "bench_train", "precision_ratios",
            "precision_runs", "random_batch", "rnnlm_train_candidate", "torch_autocast",
-           "torch_thread", "torch_train_candidate"]
+           "torch_train_candidate"]
 
 
 TORCH_TARGET_RATIO = 2.0  # issue 4, CPU: words/s vs PyTorch
@@ -108,18 +110,13 @@ def torch_autocast(torch, precision, device="cpu"):
     return torch.autocast("cuda" if device == "gpu" else "cpu", dtype=torch.bfloat16)
 
 
-def torch_thread(step, cell):
-    """PyTorch's CPU step, run on the thread that runs rnnlm's oneDNN kernels where they are available
-    (:func:`rnnlm.engine_ops.dnnl.on_worker`): both use libgomp, whose teams all spin less once it
-    manages more threads than CPUs, so two teams in one process slow both (PyTorch's char LSTM 60 -> 100
-    ms).  On one thread they share one team, as each would have one run alone.  Since rnnlm's output
-    layer runs on that thread for every cell (``native/output_dnnl.cc``), so does PyTorch's step for
-    every cell: at V=8000, H=128 PyTorch's rnn/gru/lstm step took 81/87/83 ms alone in its process,
-    83/90/84 on that thread and 90/99/90 on the caller's thread after rnnlm's kernel had run.  ``cell``
-    is kept for callers."""
-    from rnnlm.engine_ops import dnnl
+TORCH_CANDIDATE = "rnnlm.bench.train:torch_train_candidate"  # built where it runs, so named, not passed
 
-    return dnnl.on_worker(step)
+
+def _here(maker: str, *args, **kwargs):
+    """:func:`rnnlm.bench.child.in_child`'s call, in this process."""
+    module, name = maker.split(":")
+    return getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0, precision="fp32"):
@@ -166,8 +163,6 @@ def torch_train_candidate(cell, vocab, hidden, x, y, lr, device="cpu", seed=0, p
         opt.step()
         return loss  # a CUDA loss is blocked on by block(); every kernel before it is done
 
-    if device != "gpu":
-        step = torch_thread(step, cell)
     block(step())
     return step, time.perf_counter() - t0
 
@@ -312,13 +307,16 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
                         first_step_at = process_age()  # interpreter, imports, graph, compile, first step
                 if torch_mod is not None and others:
                     def torch_step(cell=cell, precision=precision):
-                        fn, first = torch_train_candidate(cell, vocab_size, hidden_dim, x, y, learning_rate,
-                                                          device=platform_used, seed=seed,
-                                                          precision=precision)
+                        # on the CPU in a process of its own (rnnlm.bench.child: as it would run alone)
+                        make = in_child if platform_used == "cpu" else _here
+                        fn, first = make(TORCH_CANDIDATE, cell, vocab_size,
+                                         hidden_dim, x, y, learning_rate, device=platform_used, seed=seed,
+                                         precision=precision)
                         module = cell.upper() if cell != "rnn" else "RNN"
                         how = "" if precision == "fp32" else ", autocast bf16"
+                        where = ", own process" if platform_used == "cpu" else ""
                         return fn, {"cold_start_s": first,
-                                    "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}{how}"}
+                                    "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}{how}{where}"}
 
                     cands.add(f"torch{tag}", torch_step)
             if hand_jax and others:
@@ -331,6 +329,7 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
                 cands.add("hand_jax", hand_jax_step)
             timings = cands.compare(repeat)
             loops = cands.time_loops(repeat)
+            cands.close()
             skipped.update(cands.skipped)
             failed.update({f"{cell} {name}": error for name, error in cands.failed.items()})
             for name, fn in cands.fns.items():
