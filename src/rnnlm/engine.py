@@ -418,7 +418,8 @@ def scan_loops(fn) -> list:
     ``{"name", "non_sequence_shapes"}`` (static shapes of the weights each loop carries).
 
     A loop is a ``Scan`` node or a fused recurrent layer (:class:`rnnlm.engine_ops.RecurrentLayer`, whose
-    recurrent weights ``Wt`` are its last input, or oneDNN's ``DnnlLSTM``; backward nodes are not listed)."""
+    recurrent weights ``Wt`` are its last input, or oneDNN's ``DnnlLSTM``/``DnnlGRU``; backward nodes are not
+    listed)."""
     loops = []
     for node in fn.maker.fgraph.toposort():
         kind = type(node.op).__name__
@@ -429,7 +430,7 @@ def scan_loops(fn) -> list:
             loops.append({"name": node.op.name, "non_sequence_shapes": shapes})
         elif kind == "RecurrentLayer":
             loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[-1].type.shape)]})
-        elif kind == "DnnlLSTM":  # oneDNN's LSTM (rnnlm.engine_ops.dnnl): W (4, H, H) is its third input
+        elif kind in ("DnnlLSTM", "DnnlGRU"):  # oneDNN's layers (rnnlm.engine_ops.dnnl): W is the third input
             loops.append({"name": node.op.label, "non_sequence_shapes": [tuple(node.inputs[2].type.shape)]})
     return loops
 

@@ -45,8 +45,8 @@ def _machine_lines(result: dict, out) -> None:
     if ops:
         on = [name for name, used in (("fused recurrent layers", ops.get("fused_layers")),
                                       ("fused output layer (SoftmaxNLL)", ops.get("fused_output")),
-                                      ("oneDNN LSTM (C linker)", ops.get("dnnl_lstm")),
-                                      ("oneDNN LSTM (JAX linker)", ops.get("dnnl_lstm_jax"))) if used]
+                                      ("oneDNN kernels (C linker)", ops.get("dnnl_lstm")),
+                                      ("oneDNN kernels (JAX linker)", ops.get("dnnl_lstm_jax"))) if used]
         print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)
     if m.get("malloc"):
         print(f"malloc (this process, PyTorch included): {m['malloc']}", file=out)

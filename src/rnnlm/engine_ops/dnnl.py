@@ -1,30 +1,37 @@
-"""oneDNN's LSTM layer as one graph node, where the oneDNN wheels are installed (``pip install '.[onednn]'``).
+"""oneDNN's kernels as graph nodes, where the oneDNN wheels are installed (``pip install '.[onednn]'``):
+the LSTM and GRU layers, and the output layer's products and softmax.
 
-Why: on a CPU the LSTM's step is small products (B×H by H×4H) with elementwise work between them.
-PyTorch's ``nn.LSTM`` runs oneDNN's LSTM kernel (weights packed once for all steps, the gate math fused
-with the products); rnnlm's fused layer runs the same steps as NumPy calls on the C linker (3–4× slower).
-:class:`DnnlLSTM` calls oneDNN's kernel, forward training and backward, a whole layer per call: from the
-node's ``perform`` through ctypes on the **C and Python linkers** of both engines (on Aesara, whose only
-path is the C linker, it replaces ``scan`` and its autodiff: LSTM ×2 step 340 → 100 ms), and as XLA FFI
-handlers on the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, 2 vCPUs).
+Why: on a CPU the LSTM's and GRU's step is small products (B×H by H×GH) with elementwise work between
+them.  PyTorch's ``nn.LSTM`` runs oneDNN's LSTM kernel (weights packed once for all steps, the gate math
+fused with the products); rnnlm's fused layer runs the same steps as NumPy calls on the C linker (3–4×
+slower).  :class:`DnnlLSTM` and :class:`DnnlGRU` (oneDNN's ``vanilla_gru``: rnnlm's gates and equations)
+call oneDNN's kernels, forward training and backward, a whole layer per call: from the node's ``perform``
+through ctypes on the **C and Python linkers** of both engines (on Aesara, whose only path is the C
+linker, they replace ``scan`` and its autodiff: LSTM ×2 step 340 → 100 ms), and as XLA FFI handlers on
+the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, char GRU ×2 80 → 57 ms, 2 vCPUs).  The
+output layer (:func:`softmax_nll`, used by :mod:`.output` where the logits are wider than the features)
+runs oneDNN's sgemm, which ran its three products faster than XLA's dots and adds each chunk's part of
+dWo inside the product.
 
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
 spin-wait once it manages more threads than there are CPUs: called from XLA's workers (two teams), the
-kernel ran 40% slower than alone, and a PyTorch team in the same process 1.5× slower.  Benchmarks that
-time PyTorch's LSTM beside rnnlm run it on that thread too (:func:`on_worker`), so the process has one
-team, as each program alone would.
+kernel ran 40% slower than alone.  A job already on that thread that calls the library runs in place.
+(Benchmarks time PyTorch in a process of its own, :mod:`rnnlm.bench.child`: in this one it ran slower
+once these kernels had run.)
 
-Built on first use: ``native/lstm_dnnl.cc`` compiled by the system's C++ compiler against the
-``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native``
-(``RNNLM_NATIVE_CACHE`` chooses the folder); :func:`why_not` says what is missing when it is not
-available.  ``RNNLM_DNNL=off`` (or ``RNNLM_FUSED_LAYERS=off``) keeps rnnlm's own fused layer.
+Built on first use: ``native/rnn_dnnl.cc`` and ``native/output_dnnl.cc`` compiled by the system's C++
+compiler for this CPU (``-march=native``) against the ``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp``
+wheels, into ``~/.cache/rnnlm/native`` (``RNNLM_NATIVE_CACHE`` chooses the folder); :func:`why_not` says
+what is missing when it is not available.  ``RNNLM_DNNL=off`` (or ``RNNLM_FUSED_LAYERS=off``) keeps
+rnnlm's own fused layers and output drivers.
 
-Shapes (float32, time-major): ``x`` (L, B, D) the layer's input; rnnlm's parameters as they are (gate
-order i, f, o, g): ``U`` (4, H, D), ``W`` (4, H, H), ``b`` (4, H); ``h0``, ``c0`` (B, H).  Outputs: ``y``
-(L, B, H) the states, ``hT``, ``cT`` (B, H) the last state and cell, ``ws`` the workspace the backward pass
-reads (float32 words).  The library puts the weights in oneDNN's gate order (i, f, c̃, o) and layout: done
-in the graph, their gradients were a chain of scatter-adds under XLA (3.7 ms of a 62 ms char LSTM step).
+Shapes (float32, time-major): ``x`` (L, B, D) the layer's input; rnnlm's parameters as they are (G gates:
+LSTM i, f, o, g; GRU z, r, h̃): ``U`` (G, H, D), ``W`` (G, H, H), ``b`` (G, H); ``h0`` and the LSTM's
+``c0`` (B, H).  Outputs: ``y`` (L, B, H) the states, ``hT`` and the LSTM's ``cT`` (B, H), ``ws`` the
+workspace the backward pass reads (float32 words).  The library puts the weights in oneDNN's layout (and
+the LSTM's gates in its order i, f, c̃, o): done in the graph, their gradients were a chain of
+scatter-adds under XLA (3.7 ms of a 62 ms char LSTM step).
 """
 
 from __future__ import annotations
