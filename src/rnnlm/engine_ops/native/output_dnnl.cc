@@ -118,30 +118,22 @@ int rnnlm_softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows
 
 #ifdef RNNLM_XLA_FFI
 // The same call as XLA FFI handlers (registered by rnnlm.engine_ops.dnnl for the JAX linker, CPU).
-#include "xla/ffi/api/ffi.h"
-
 namespace {
-namespace ffi = xla::ffi;
-using In = ffi::Buffer<ffi::F32>;
+using namespace rnnlm::xla_ffi;
 using Ids = ffi::Buffer<ffi::S32>;
-using Out = ffi::ResultBuffer<ffi::F32>;
-
-ffi::Error status(int rc) {
-  return rc ? ffi::Error(ffi::ErrorCode::kInternal, rnnlm::last_error) : ffi::Error::Success();
-}
 
 int64_t classes(In W, int32_t by_rows) { return W.dimensions()[by_rows ? 0 : 1]; }
 
 ffi::Error loss_ffi(In h, In W, In c, Ids y, In w, Out nll, int64_t rows, int32_t by_rows) {
   auto d = h.dimensions();
-  return status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+  return ffi_status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(), nullptr,
                                   nullptr, nullptr));
 }
 
 ffi::Error grads_ffi(In h, In W, In c, Ids y, In w, Out nll, Out dh, Out dW, Out dc, int64_t rows, int32_t by_rows) {
   auto d = h.dimensions();
-  return status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+  return ffi_status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(),
                                   dh->typed_data(), dW->typed_data(), dc->typed_data()));
 }

@@ -44,20 +44,16 @@ memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32,
 
 // The two cells.  Gate k of oneDNN's order is gate order[k] of rnnlm's (the LSTM's a swap, so its own
 // inverse).
-struct Lstm {
-  static constexpr int G = 4;
-  static constexpr bool has_c = true;
-  static constexpr int order[4] = {0, 1, 3, 2};
-  using fwd_t = lstm_forward;
-  using bwd_t = lstm_backward;
+template <int gates, bool cell_state, class Fwd, class Bwd, int third, int fourth>
+struct Cell {
+  static constexpr int G = gates;
+  static constexpr bool has_c = cell_state;  // the LSTM's cell state c beside h
+  static constexpr int order[4] = {0, 1, third, fourth};
+  using fwd_t = Fwd;
+  using bwd_t = Bwd;
 };
-struct Gru {
-  static constexpr int G = 3;
-  static constexpr bool has_c = false;
-  static constexpr int order[4] = {0, 1, 2, 3};
-  using fwd_t = gru_forward;
-  using bwd_t = gru_backward;
-};
+using Lstm = Cell<4, true, lstm_forward, lstm_backward, 3, 2>;
+using Gru = Cell<3, false, gru_forward, gru_backward, 2, 3>;
 
 // A (G, n) array with its gate blocks in the other order.
 template <class Cell>
@@ -294,20 +290,12 @@ void rnnlm_dnnl_on_worker(void (*fn)(void*), void* arg) {
 
 #ifdef RNNLM_XLA_FFI
 // The same calls as XLA FFI handlers (registered by rnnlm.engine_ops.dnnl for the JAX linker, CPU).
-#include "xla/ffi/api/ffi.h"
-
 namespace {
-namespace ffi = xla::ffi;
-using In = ffi::Buffer<ffi::F32>;
-using Out = ffi::ResultBuffer<ffi::F32>;
-
-ffi::Error status(int rc) {
-  return rc ? ffi::Error(ffi::ErrorCode::kInternal, last_error) : ffi::Error::Success();
-}
+using namespace rnnlm::xla_ffi;
 
 ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
                                     y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data()));
 }
@@ -315,7 +303,7 @@ ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Ou
 ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
                         In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16) {
   auto d = x.dimensions();
-  return status(rnnlm_lstm_backward(
+  return ffi_status(rnnlm_lstm_backward(
       d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(), wi.typed_data(), b.typed_data(),
       h0.typed_data(), c0.typed_data(), y.typed_data(), hT.typed_data(), cT.typed_data(), ws.typed_data(),
       dy.typed_data(), dhT.typed_data(), dcT.typed_data(), dx->typed_data(), dwl->typed_data(),
@@ -324,7 +312,7 @@ ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In 
 
 ffi::Error gru_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return status(rnnlm_gru_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(rnnlm_gru_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                    wi.typed_data(), b.typed_data(), h0.typed_data(), y->typed_data(),
                                    hT->typed_data(), ws->typed_data()));
 }
@@ -332,7 +320,7 @@ ffi::Error gru_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out w
 ffi::Error gru_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
                             Out dwi, Out db, Out dh0, int32_t bf16) {
   auto d = x.dimensions();
-  return status(rnnlm_gru_backward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(rnnlm_gru_backward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), y.typed_data(),
                                     hT.typed_data(), ws.typed_data(), dy.typed_data(), dhT.typed_data(),
                                     dx->typed_data(), dwl->typed_data(), dwi->typed_data(), db->typed_data(),

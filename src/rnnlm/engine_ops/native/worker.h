@@ -1,6 +1,6 @@
 // What every kernel of rnnlm's native library shares: the one thread that runs oneDNN (and the OpenMP
-// loops around it), and errors as return codes.  Included by each source of the library; the inline
-// definitions give the library one worker and one error slot per thread.
+// loops around it), errors as return codes, and the XLA FFI handlers' types.  Included by each source of
+// the library; the inline definitions give the library one worker and one error slot per thread.
 #pragma once
 
 #include <chrono>
@@ -96,3 +96,18 @@ int guarded(Body body) {
 }
 
 }  // namespace rnnlm
+
+#ifdef RNNLM_XLA_FFI
+// What the XLA FFI handlers share: float32 buffers, and a return code as XLA's error.
+#include "xla/ffi/api/ffi.h"
+
+namespace rnnlm::xla_ffi {
+namespace ffi = xla::ffi;
+using In = ffi::Buffer<ffi::F32>;
+using Out = ffi::ResultBuffer<ffi::F32>;
+
+inline ffi::Error ffi_status(int rc) {
+  return rc ? ffi::Error(ffi::ErrorCode::kInternal, last_error) : ffi::Error::Success();
+}
+}  // namespace rnnlm::xla_ffi
+#endif
