@@ -139,8 +139,9 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
 
 
 def jax_softmax_nll(op, h, Wo, c, y, w):
-    """The JAX driver: ``lax.scan`` over chunks (rows padded with weight 0 to a whole chunk).  At fp32 the
-    bias is a last row of ``Wo`` against a column of ones in ``h``: the products then add it, and ``dc``
+    """The JAX driver: oneDNN's kernel through XLA FFI where it serves (module docstring), else ``lax.scan``
+    over chunks (rows padded with weight 0 to a whole chunk).  At fp32 the bias is a last row of ``Wo``
+    against a column of ones in ``h``: the products then add it, and ``dc``
     comes out of the ``dWo`` product, saving two passes over each chunk's logits (N·K·C = 2048·128·8000:
     the op 42.5 → 40 ms) for one copy of ``h``, so only where the logits are wider than ``h`` (a char
     model's 4096·256·65 lost 0.3–0.5 ms to the copy), and on a CPU (a GPU makes the passes cheap and
