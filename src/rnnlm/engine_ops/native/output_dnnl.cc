@@ -85,8 +85,10 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, con
     const int64_t n = std::min(rows, N - a);
     sgemm('N', t_logits, n, C, K, h + a * K, K, W, ldw, 0.0f, z.get(), C);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      nll[a + i] = row(z.get() + i * C, c, C, y[a + i], w[a + i], grads ? dcs.get() + omp_get_thread_num() * C : nullptr);
+    for (int64_t i = 0; i < n; ++i) {
+      float* dc_part = grads ? dcs.get() + omp_get_thread_num() * C : nullptr;
+      nll[a + i] = row(z.get() + i * C, c, C, y[a + i], w[a + i], dc_part);
+    }
     if (!grads) continue;
     sgemm('N', t_dh, n, K, C, z.get(), C, W, ldw, 0.0f, dh + a * K, K);
     const float beta = a == 0 ? 0.0f : 1.0f;  // the product adds the chunk's part to the sum
@@ -126,14 +128,16 @@ int64_t classes(In W, int32_t by_rows) { return W.dimensions()[by_rows ? 0 : 1];
 
 ffi::Error loss_ffi(In h, In W, In c, Ids y, In w, Out nll, int64_t rows, int32_t by_rows) {
   auto d = h.dimensions();
-  return ffi_status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+  return ffi_status(
+      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(), nullptr,
                                   nullptr, nullptr));
 }
 
 ffi::Error grads_ffi(In h, In W, In c, Ids y, In w, Out nll, Out dh, Out dW, Out dc, int64_t rows, int32_t by_rows) {
   auto d = h.dimensions();
-  return ffi_status(rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+  return ffi_status(
+      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(),
                                   dh->typed_data(), dW->typed_data(), dc->typed_data()));
 }

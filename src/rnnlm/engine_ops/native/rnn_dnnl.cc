@@ -164,9 +164,12 @@ template <class Cell>
 Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const memory::desc& wi_want,
             const float* x, const float* wl, const float* wi, const float* b, const float* h0, const float* c0,
             const void* ws) {
-  Args args{{DNNL_ARG_SRC_LAYER, as(s, p.x, p.xk, x)},          {DNNL_ARG_SRC_ITER, as(s, p.st, p.hk, h0)},
-            {DNNL_ARG_WEIGHTS_LAYER, as(s, p.wl, wl_want, wl)}, {DNNL_ARG_WEIGHTS_ITER, as(s, p.wi, wi_want, wi)},
-            {DNNL_ARG_BIAS, wrap(p.b, b)},                      {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)}};
+  Args args{{DNNL_ARG_SRC_LAYER, as(s, p.x, p.xk, x)},
+            {DNNL_ARG_SRC_ITER, as(s, p.st, p.hk, h0)},
+            {DNNL_ARG_WEIGHTS_LAYER, as(s, p.wl, wl_want, wl)},
+            {DNNL_ARG_WEIGHTS_ITER, as(s, p.wi, wi_want, wi)},
+            {DNNL_ARG_BIAS, wrap(p.b, b)},
+            {DNNL_ARG_WORKSPACE, wrap(p.fwd_pd.workspace_desc(), ws)}};
   if (Cell::has_c) args.insert({DNNL_ARG_SRC_ITER_C, wrap(p.st, c0)});
   return args;
 }
@@ -295,7 +298,8 @@ using namespace rnnlm::xla_ffi;
 
 ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return ffi_status(rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(
+      rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
                                     y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data()));
 }
@@ -312,7 +316,8 @@ ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In 
 
 ffi::Error gru_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return ffi_status(rnnlm_gru_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(
+      rnnlm_gru_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                    wi.typed_data(), b.typed_data(), h0.typed_data(), y->typed_data(),
                                    hT->typed_data(), ws->typed_data()));
 }
@@ -320,7 +325,8 @@ ffi::Error gru_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out w
 ffi::Error gru_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
                             Out dwi, Out db, Out dh0, int32_t bf16) {
   auto d = x.dimensions();
-  return ffi_status(rnnlm_gru_backward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+  return ffi_status(
+      rnnlm_gru_backward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), y.typed_data(),
                                     hT.typed_data(), ws.typed_data(), dy.typed_data(), dhT.typed_data(),
                                     dx->typed_data(), dwl->typed_data(), dwi->typed_data(), db->typed_data(),
