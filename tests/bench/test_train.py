@@ -56,6 +56,7 @@ def test_bench_train_says_which_targets_are_met(monkeypatch, rnnlm_ms, meets):
     monkeypatch.setattr(T, "optional_module", lambda name: torch if name == "torch" else None)
     monkeypatch.setattr(T, "rnnlm_train_candidate", lambda *a, **k: ((lambda: None), 0.5))
     monkeypatch.setattr(T, "torch_train_candidate", lambda *a, **k: ((lambda: None), 0.2))
+    monkeypatch.setattr(T, "in_child", T._here)  # the stub above, in this process (no PyTorch needed)
     monkeypatch.setattr(T, "gemm_roofline", lambda *a, **k: {"median_ms": 3.0})
     ms = {"rnnlm_c": rnnlm_ms, "torch": 30.0}
     monkeypatch.setattr(Candidates, "compare",
