@@ -150,16 +150,10 @@ def bench_char(cells=("lstm", "gru"), layers=(2, 1), linkers=None, torch: bool =
     x, y, mask = random_batch(np.random.default_rng(seed), s["vocab_size"], s["steps"], s["batch_size"])
     rows = s["steps"] * s["batch_size"]
     results = {f"{cell} x{n}": {} for cell in cells for n in layers}
-    # Two passes, the C linker's candidates after every other: once its MKL and oneDNN's OpenMP team have
-    # both run, PyTorch's step in the same process stays slower (char GRU: 50%), so PyTorch is timed
-    # before, beside the JAX candidates, and the C linker's ratios are to that time.
-    passes = [([lk for lk in linkers if lk != "c"], True), (["c"] if "c" in linkers else [], False)]
-    for pass_linkers, others in passes:
-        for cell in cells if pass_linkers or others else ():
-            for n_layers in layers:
-                _time_config(results[f"{cell} x{n_layers}"], cell, n_layers, pass_linkers,
-                             torch_mod if others else None, precisions, s, x, y, mask, seed, repeat,
-                             skipped, failed)
+    for cell in cells:
+        for n_layers in layers:
+            _time_config(results[f"{cell} x{n_layers}"], cell, n_layers, linkers, torch_mod, precisions, s,
+                         x, y, mask, seed, repeat, skipped, failed)
     for key, res in results.items():
         cell, n_layers = key.split(" x")
         flops = char_flops(cell, s["vocab_size"], s["embedding_dim"], s["hidden_dim"], int(n_layers), rows)

@@ -286,59 +286,53 @@ def bench_train(cells=CELLS, vocab_size: int = 8000, hidden_dim: int = 128, batc
 
     per_cell = {cell: {} for cell in cells}
     first_step_at = None
-    # Two passes: the C linker's candidates after every other.  Once its MKL and oneDNN's OpenMP team
-    # have both run, PyTorch's step in the same process stays slower (V=8000: 12%; char GRU: 50%), so it
-    # is timed before, beside the JAX candidates; the C linker's ratios are to that PyTorch time.
-    passes = [([lk for lk in linkers if lk != "c"], True), (["c"] if "c" in linkers else [], False)]
-    for pass_linkers, others in passes:
-        for cell in cells if pass_linkers or others else ():
-            cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell,
-                              embedding_dim=hidden_dim)
-            cands = Candidates()
-            for precision, tag, runnable in precision_runs(precisions, pass_linkers, skipped):
-                for linker in runnable:
-                    def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
-                        fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed,
-                                                         precision=precision)
-                        return fn, {"cold_start_s": cold,
-                                    "what": f"LanguageModel.train_step, {linker} linker, {precision}"}
+    for cell in cells:
+        cfg = ModelConfig(vocab_size=vocab_size, hidden_dim=hidden_dim, cell=cell, embedding_dim=hidden_dim)
+        cands = Candidates()
+        for precision, tag, runnable in precision_runs(precisions, linkers, skipped):
+            for linker in runnable:
+                def rnnlm_step(cfg=cfg, linker=linker, precision=precision):
+                    fn, cold = rnnlm_train_candidate(cfg, x, y, mask, linker, lr=learning_rate, seed=seed,
+                                                     precision=precision)
+                    return fn, {"cold_start_s": cold,
+                                "what": f"LanguageModel.train_step, {linker} linker, {precision}"}
 
-                    if cands.add(f"rnnlm_{linker}{tag}", rnnlm_step) and first_step_at is None:
-                        first_step_at = process_age()  # interpreter, imports, graph, compile, first step
-                if torch_mod is not None and others:
-                    def torch_step(cell=cell, precision=precision):
-                        # on the CPU in a process of its own (rnnlm.bench.child: as it would run alone)
-                        make = in_child if platform_used == "cpu" else _here
-                        fn, first = make(TORCH_CANDIDATE, cell, vocab_size,
-                                         hidden_dim, x, y, learning_rate, device=platform_used, seed=seed,
-                                         precision=precision)
-                        module = cell.upper() if cell != "rnn" else "RNN"
-                        how = "" if precision == "fp32" else ", autocast bf16"
-                        where = ", own process" if platform_used == "cpu" else ""
-                        return fn, {"cold_start_s": first,
-                                    "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}{how}{where}"}
-
-                    cands.add(f"torch{tag}", torch_step)
-            if hand_jax and others:
-                def hand_jax_step(cell=cell):
-                    fn, first = _hand_jax_train_step(cell, vocab_size, hidden_dim, x, y, learning_rate,
-                                                     seed=seed)
+                if cands.add(f"rnnlm_{linker}{tag}", rnnlm_step) and first_step_at is None:
+                    first_step_at = process_age()  # interpreter, imports, graph, compile, first step
+            if torch_mod is not None:
+                def torch_step(cell=cell, precision=precision):
+                    # on the CPU in a process of its own (rnnlm.bench.child: as it would run alone)
+                    make = in_child if platform_used == "cpu" else _here
+                    fn, first = make(TORCH_CANDIDATE, cell, vocab_size,
+                                     hidden_dim, x, y, learning_rate, device=platform_used, seed=seed,
+                                     precision=precision)
+                    module = cell.upper() if cell != "rnn" else "RNN"
+                    how = "" if precision == "fp32" else ", autocast bf16"
+                    where = ", own process" if platform_used == "cpu" else ""
                     return fn, {"cold_start_s": first,
-                                "what": "the same model written directly in JAX (not rnnlm; the XLA floor)"}
+                                "what": f"PyTorch {torch_mod.__version__} eager, nn.{module}{how}{where}"}
 
-                cands.add("hand_jax", hand_jax_step)
-            timings = cands.compare(repeat)
-            loops = cands.time_loops(repeat)
-            cands.close()
-            skipped.update(cands.skipped)
-            failed.update({f"{cell} {name}": error for name, error in cands.failed.items()})
-            for name, fn in cands.fns.items():
-                info = cands.info[name]
-                if hasattr(fn, "param_dtypes"):
-                    info["param_dtypes"] = fn.param_dtypes()
-                t = timings[name]
-                per_cell[cell][name] = {**info, **t, "loop_ms": loops[name]["median_ms"],
-                                        "words_per_s": words_per_second(batch_size, steps, t["median_ms"])}
+                cands.add(f"torch{tag}", torch_step)
+        if hand_jax:
+            def hand_jax_step(cell=cell):
+                fn, first = _hand_jax_train_step(cell, vocab_size, hidden_dim, x, y, learning_rate,
+                                                 seed=seed)
+                return fn, {"cold_start_s": first,
+                            "what": "the same model written directly in JAX (not rnnlm; the XLA floor)"}
+
+            cands.add("hand_jax", hand_jax_step)
+        timings = cands.compare(repeat)
+        loops = cands.time_loops(repeat)
+        cands.close()
+        skipped.update(cands.skipped)
+        failed.update({f"{cell} {name}": error for name, error in cands.failed.items()})
+        for name, fn in cands.fns.items():
+            info = cands.info[name]
+            if hasattr(fn, "param_dtypes"):
+                info["param_dtypes"] = fn.param_dtypes()
+            t = timings[name]
+            per_cell[cell][name] = {**info, **t, "loop_ms": loops[name]["median_ms"],
+                                    "words_per_s": words_per_second(batch_size, steps, t["median_ms"])}
     for res in per_cell.values():
         for name, r in res.items():
             if name.startswith("rnnlm_"):

@@ -62,7 +62,7 @@ from rnnlm.engine_ops.base import (
 )
 
 __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "available",
-           "jax_softmax_nll", "layer", "library", "lstm_layer", "on_worker", "pays_under_xla", "softmax_nll",
+           "jax_softmax_nll", "layer", "library", "on_worker", "pays_under_xla", "softmax_nll",
            "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
@@ -159,11 +159,10 @@ _JOB = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
 def on_worker(fn):
-    """``fn`` wrapped to run on the thread that runs oneDNN's LSTM (when it is available; else ``fn``).
-
-    For benchmarks that time PyTorch in rnnlm's process: PyTorch and oneDNN share libgomp, which
-    shortens every OpenMP team's spin-wait once it manages more threads than CPUs, so a PyTorch team on
-    another thread would slow both.  On one thread they share one team."""
+    """``fn`` wrapped to run on the thread that runs oneDNN's kernels (when they are available; else
+    ``fn``): other OpenMP work (libgomp's, as oneDNN's) then shares their team instead of starting a
+    second one, which shortens every team's spin-wait once libgomp manages more threads than CPUs.  A
+    call into the library from ``fn`` runs in place."""
     if not available():
         return fn
 
@@ -233,7 +232,7 @@ class DnnlLayer(Op):
     gradients), as the matrix products of rnnlm's bf16 graphs; the states come out rounded to bfloat16."""
 
     __props__ = ("label", "precision")
-    cell = ""
+    cell, n_states = "", 0  # the subclass's cell and its states (h, or h and c)
 
     def __init__(self, label=None, precision="fp32"):
         if precision not in PRECISIONS:
@@ -243,10 +242,6 @@ class DnnlLayer(Op):
 
     def __str__(self):
         return f"{type(self).__name__}{{{self.label}}}"
-
-    @property
-    def n_states(self):
-        return 2 if self.cell == "lstm" else 1
 
     def make_node(self, x, U, W, b, *init):
         x, U, W, b, *init = (T.as_tensor_variable(v) for v in (x, U, W, b, *init))
@@ -294,14 +289,14 @@ class DnnlLayer(Op):
 class DnnlLSTM(DnnlLayer):
     """oneDNN's LSTM layer: inputs ``x, U, W, b, h0, c0``; outputs ``y, hT, cT, ws``."""
 
-    cell = "lstm"
+    cell, n_states = "lstm", 2
 
 
 class DnnlGRU(DnnlLayer):
     """oneDNN's GRU layer (``vanilla_gru``: rnnlm's gates and equations): inputs ``x, U, W, b, h0``;
     outputs ``y, hT, ws``."""
 
-    cell = "gru"
+    cell, n_states = "gru", 1
 
 
 class DnnlLayerGrad(Op):
@@ -309,15 +304,11 @@ class DnnlLayerGrad(Op):
     its outputs but ``ws``; outputs the gradients of its inputs (float32 at either precision)."""
 
     __props__ = ("precision",)
-    cell = ""
+    cell, n_inputs = "", 0  # the subclass's cell and its layer's inputs (x, U, W, b and the states)
 
     def __init__(self, precision="fp32"):
         self.precision = precision
         super().__init__()
-
-    @property
-    def n_inputs(self):
-        return 4 + (2 if self.cell == "lstm" else 1)
 
     def make_node(self, *inputs):
         inputs = [T.as_tensor_variable(v) for v in inputs]
@@ -347,11 +338,11 @@ class DnnlLayerGrad(Op):
 
 
 class DnnlLSTMGrad(DnnlLayerGrad):
-    cell = "lstm"
+    cell, n_inputs = "lstm", 6
 
 
 class DnnlGRUGrad(DnnlLayerGrad):
-    cell = "gru"
+    cell, n_inputs = "gru", 5
 
 
 _GRADS = {"lstm": DnnlLSTMGrad, "gru": DnnlGRUGrad}
@@ -431,11 +422,6 @@ def layer(cell, x, U, W, b, init, label=None, precision="fp32"):
     the last state (and the LSTM's last cell)."""
     y, *finals, _ = _LAYERS[cell](label, precision)(x, U, W, b, *init)
     return (y, *finals)
-
-
-def lstm_layer(x, U, W, b, h0, c0, label="lstm", precision="fp32"):
-    """:func:`layer` of an LSTM: returns ``S`` (L, B, H), ``hT``, ``cT``."""
-    return layer("lstm", x, U, W, b, [h0, c0], label, precision)
 
 
 def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
