@@ -33,7 +33,7 @@ def _data(N, K, C, seed=0):
 
 
 def _reference(h, Wo, c, y, w, grads=True, monkeypatch=None):
-    monkeypatch.setattr(output, "kernel_pays", lambda n_classes, n_features: False)
+    monkeypatch.setattr(output, "_kernel", lambda *arrays: False)
     ref = output.numpy_softmax_nll(SoftmaxNLL(grads), h, Wo, c, y, w)
     monkeypatch.undo()
     return ref[1:]  # nll[, dh, dWo, dc]
@@ -98,26 +98,31 @@ def test_the_c_linker_graph_calls_the_kernel(monkeypatch):
     data = _data(20, 4, 30)
     f(data[0], np.ascontiguousarray(data[1].T), *data[2:])
     assert calls == [True]  # V's rows, as the model stores them: no transposing copy
-    monkeypatch.setattr(output, "kernel_pays", lambda n_classes, n_features: False)
-    f2 = engine.function([h, V, c, y, w], engine.grad(loss, [h, V, c]), mode=engine.mode_for("c"))
-    f2(data[0], np.ascontiguousarray(data[1].T), *data[2:])
-    assert calls == [True]  # where it does not pay, the driver's loop
+    narrow = _data(20, 40, 30)  # logits narrower than the features: the kernel still
+    f(narrow[0], np.ascontiguousarray(narrow[1].T), *narrow[2:])
+    assert calls == [True, True]
+    monkeypatch.setenv("RNNLM_DNNL", "off")
+    f(data[0], np.ascontiguousarray(data[1].T), *data[2:])
+    assert calls == [True, True]  # switched off: the driver's loop
 
 
 @pytest.mark.skipif(not JAX, reason="the XLA FFI handlers (PyTensor with jaxlib, on a CPU)")
-def test_the_jax_graph_calls_the_kernel_where_it_pays():
+def test_the_jax_graph_calls_the_kernel_at_every_shape_and_precision(monkeypatch):
     import jax
 
     rng = np.random.default_rng(2)
     _, _, c, y, w = _data(20, 4, 30)
 
-    def hlo(K):
-        fn = lambda h, V: output.jax_softmax_nll(SoftmaxNLL(True), h, V.T, c, y, w)  # noqa: E731
+    def hlo(K, precision="fp32"):
+        fn = lambda h, V: output.jax_softmax_nll(SoftmaxNLL(True, precision), h, V.T, c, y, w)  # noqa: E731
         h, V = rng.standard_normal((20, K)).astype("float32"), rng.standard_normal((30, K)).astype("float32")
         return jax.jit(fn).lower(h, V).as_text()
 
     assert "rnnlm_softmax_nll_grads_xla" in hlo(4)  # 30 classes over 4 features
-    assert "rnnlm_softmax_nll" not in hlo(40)  # over 40: XLA's own products
+    assert "rnnlm_softmax_nll_grads_xla" in hlo(40)  # over 40 features
+    assert "rnnlm_softmax_nll_grads_xla" in hlo(4, "bf16")  # float32 products at bf16 too
+    monkeypatch.setenv("RNNLM_DNNL", "off")
+    assert "rnnlm_softmax_nll" not in hlo(4)  # switched off: XLA's own products
 
 
 def test_a_job_on_the_library_thread_may_call_the_library():

@@ -59,10 +59,10 @@ def _functions(linker, grads, precision="fp32"):
 
 @pytest.fixture(params=["oneDNN kernel", "drivers"])
 def kernel(request, monkeypatch):
-    """Both paths of a float32 op on a CPU: oneDNN's kernel where it pays (and builds), and the drivers'
-    own chunk loops (also what runs where the kernel does not pay)."""
+    """Both paths of a float32 op on a CPU: oneDNN's kernel where the library builds, and the drivers' own
+    chunk loops (what runs without it, and on a GPU)."""
     if request.param == "drivers":
-        monkeypatch.setattr(output, "kernel_pays", lambda n_classes, n_features: False)
+        monkeypatch.setattr(output, "_kernel", lambda *arrays: False)
     elif not dnnl.available():
         pytest.skip(f"oneDNN's kernel: {dnnl.why_not()}")
     return request.param
@@ -128,7 +128,9 @@ def test_on_an_accelerator_the_jax_driver_takes_one_chunk(monkeypatch, small_chu
 
 
 @pytest.mark.skipif("jax" not in LINKERS, reason="bf16 products need the JAX linker")
-def test_bf16_rounds_the_operands_as_the_numpy_emulation(small_chunks):
+def test_bf16_rounds_the_operands_as_the_numpy_emulation(small_chunks, monkeypatch):
+    """The drivers' bf16 products (oneDNN's kernel, where it runs, takes float32 ones at either precision)."""
+    monkeypatch.setattr(output, "_kernel", lambda *arrays: False)
     data = _data(2)
     jax_bf16, _ = _functions("jax", True, "bf16")
     numpy_bf16, plain = _functions("c", True, "bf16")

@@ -3,9 +3,9 @@
 PyTorch's usual char-level LSTM (``shared/anchors/torch_charlm.py``): tinyshakespeare's 65 characters,
 embedding 64, 2-layer LSTM H=256, batch 64 × 64 steps, Adam 2e-3, global-norm clip 5.  The output layer
 is tiny (V=65); almost all the work is the recurrence (≈21 GFLOP a step for the 2-layer LSTM).  Each
-configuration is timed for rnnlm (``LanguageModel.train_step``) and PyTorch eager in the same process, in
-alternation, so their ratio is meaningful on a shared machine.  The batch is random ids: the speed of a
-step does not depend on the text.
+configuration is timed for rnnlm (``LanguageModel.train_step``) and PyTorch eager (on a CPU in a process
+of its own, :mod:`rnnlm.bench.child`) in alternation, so their ratio is meaningful on a shared machine.
+The batch is random ids: the speed of a step does not depend on the text.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         choices=("char",),
         default=None,
         help="char: the recurrence-bound regime (V=65, embedding 64, LSTM/GRU H=256, 2 and 1 "
-        "layers, B=64 x 64 steps, Adam 2e-3, clip 5) vs PyTorch in the same process; "
+        "layers, B=64 x 64 steps, Adam 2e-3, clip 5) vs PyTorch, timed in alternation; "
         "--cells (default lstm,gru), --layers, --hidden, --batch-size, --steps apply",
     )
     t.add_argument(

@@ -56,13 +56,10 @@ def fused_output() -> bool:
     return not _switched_off()
 
 
-def dnnl_lstm(linker: str, config=None, precision: str = "fp32") -> bool:
+def dnnl_lstm(linker: str) -> bool:
     """Whether LSTM and GRU layers run as oneDNN's kernels (:mod:`.dnnl`) on ``linker``: the C and Python
-    linkers (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers) — for a
-    model's ``config`` and ``precision`` there only where it pays (:func:`.dnnl.pays_under_xla`) — unless
+    linkers (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers) -- unless
     ``RNNLM_FUSED_LAYERS=off``, where the library builds."""
     if linker not in ("c", "py", "jax") or _switched_off():  # (asked at every step: cheap tests first)
-        return False
-    if linker == "jax" and config is not None and not dnnl.pays_under_xla(config, precision):
         return False
     return dnnl.available() and (linker != "jax" or dnnl.xla_ready())

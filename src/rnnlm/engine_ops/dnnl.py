@@ -9,9 +9,11 @@ call oneDNN's kernels, forward training and backward, a whole layer per call: fr
 through ctypes on the **C and Python linkers** of both engines (on Aesara, whose only path is the C
 linker, they replace ``scan`` and its autodiff: LSTM ×2 step 340 → 100 ms), and as XLA FFI handlers on
 the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, char GRU ×2 80 → 57 ms, 2 vCPUs).  The
-output layer (:func:`softmax_nll`, used by :mod:`.output` where the logits are wider than the features)
-runs oneDNN's sgemm, which ran its three products faster than XLA's dots and adds each chunk's part of
-dWo inside the product.
+output layer (:func:`softmax_nll`, used by :mod:`.output` on a CPU) runs oneDNN's sgemm, which ran its
+three products faster than XLA's dots and adds each chunk's part of dWo inside the product.  Under XLA
+the layers pay wherever the output layer runs on the library's thread too, which is everywhere now
+(V=8000, H=128, 2 vCPUs, SGD step ms with / without: fp32 LSTM 40–42 / 50–55; bf16 LSTM 40.4 / 48.6);
+split, the kernel's thread and XLA's took turns.
 
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
@@ -62,7 +64,7 @@ from rnnlm.engine_ops.base import (
 )
 
 __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "available",
-           "jax_softmax_nll", "layer", "library", "on_worker", "pays_under_xla", "softmax_nll",
+           "jax_softmax_nll", "layer", "library", "on_worker", "softmax_nll",
            "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
@@ -347,22 +349,6 @@ class DnnlGRUGrad(DnnlLayerGrad):
 
 _GRADS = {"lstm": DnnlLSTMGrad, "gru": DnnlGRUGrad}
 _LAYERS = {"lstm": DnnlLSTM, "gru": DnnlGRU}
-
-
-def pays_under_xla(config, precision: str = "fp32") -> bool:
-    """Whether oneDNN's LSTM pays under XLA for a model.  At fp32 wherever the output layer runs on the
-    library's thread too (:func:`softmax_nll`, where the vocabulary is wider than the output layer's
-    features), and XLA hands both to it (2 vCPUs, SGD steps, ms
-    with / without: H=128, V=8000 40–42 / 50–55; H=256, V=8000 89 / 100, two layers 108 / 125; H=256,
-    V=2000 37 / 52; H=512, V=10000 247 / 273).  Elsewhere (bf16, whose output layer stays under XLA; a
-    char model) where the LSTM layers cost at least twice the output layer (products per token): char
-    LSTM 2×256, V=65 60–66 / 88; bf16 H=256, V=2000 32 / 40; bf16 H=128, V=8000 48.4 / 48.5."""
-    H, D = config.hidden_dim, config.embedding_dim or config.hidden_dim
-    top = D if config.tie_embeddings else H  # the output layer's features (output.kernel_pays)
-    if precision == "fp32" and config.vocab_size > top:
-        return True
-    inputs = [D] + [H] * (config.layers - 1)
-    return 2 * sum(d + H for d in inputs) >= config.vocab_size
 
 
 def xla_ready() -> bool:

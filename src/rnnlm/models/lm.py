@@ -300,12 +300,12 @@ class LanguageModel:
 
     def _dnnl(self, ragged, kind=None) -> bool:
         """Whether LSTM/GRU layers run as oneDNN's kernels (:mod:`rnnlm.engine_ops.dnnl`): full batches of
-        train/grads/eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device (JAX: if it pays)."""
+        train/grads/eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device."""
         cfg = self.config
         return (cfg.cell != "rnn" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
                 and cfg.bptt_truncate < 0
                 and (cfg.activation, cfg.gate) == ("tanh", "sigmoid")
-                and self.placement is None and engine_ops.dnnl_lstm(self.linker, cfg, self._dot_precision))
+                and self.placement is None and engine_ops.dnnl_lstm(self.linker))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
         """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
