@@ -145,7 +145,7 @@ def add_parser(subparsers):
         choices=("fp32", "bf16"),
         default="fp32",
         help="matrix products of training: bf16 = bfloat16 operands, float32 accumulation and weights "
-        "(jax linker; scoring and, on a CPU with oneDNN, the output layer stay fp32; default: fp32)",
+        "(jax linker; scoring stays fp32; default: fp32)",
     )
     g.add_argument(
         "--clip", type=nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (default: 5)"

@@ -153,7 +153,7 @@ def _load():
     lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
     lib.rnnlm_dnnl_on_worker.restype = None
     lib.rnnlm_softmax_nll.restype = ctypes.c_int
-    lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] + [ctypes.c_void_p] * 9
+    lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 9
     return lib
 
 
@@ -410,22 +410,23 @@ def layer(cell, x, U, W, b, init, label=None, precision="fp32"):
     return (y, *finals)
 
 
-def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
+def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool, bf16: bool = False):
     """The output layer's kernel (``native/output_dnnl.cc``) on NumPy arrays: ``h`` (N, K); ``W`` the
     weights as rows (C, K) when ``by_rows``, else as Wo (K, C); ``c`` (C,); ``y`` (N,) ids in [0, C);
-    ``w`` (N,); ``rows`` per chunk.  Returns ``nll`` (N,) and, with ``grads``, ``dh`` (N, K), ``dW`` in
-    ``W``'s layout and ``dc`` (C,) (float32)."""
+    ``w`` (N,); ``rows`` per chunk; ``bf16``: the products' operands rounded to bfloat16 (float32
+    accumulation).  Returns ``nll`` (N,) and, with ``grads``, ``dh`` (N, K), ``dW`` in ``W``'s layout and
+    ``dc`` (C,) (float32)."""
     h, W, c, w = _f32(h, W, c, w)
     y = np.ascontiguousarray(y, np.int32)
     (N, K), C = h.shape, W.shape[0 if by_rows else 1]
     nll = np.empty(N, np.float32)
     outs = (np.empty_like(h), np.empty_like(W), np.empty_like(c)) if grads else (None, None, None)
-    _call("rnnlm_softmax_nll", (N, K, C, rows, int(by_rows)), (h, W, c, y, w, nll, *outs),
+    _call("rnnlm_softmax_nll", (N, K, C, rows, int(by_rows), int(bf16)), (h, W, c, y, w, nll, *outs),
           "oneDNN output layer")
     return (nll, *outs) if grads else nll
 
 
-def jax_softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
+def jax_softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool, bf16: bool = False):
     """:func:`softmax_nll` inside a JAX function on a CPU (XLA FFI; needs :func:`xla_ready`)."""
     import jax
     import jax.numpy as jnp
@@ -436,5 +437,6 @@ def jax_softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool):
         out += [jax.ShapeDtypeStruct(v.shape, f32) for v in (h, W, c)]
     name = "rnnlm_softmax_nll_grads_xla" if grads else "rnnlm_softmax_nll_xla"
     args = (h.astype(f32), W.astype(f32), c.astype(f32), y.astype(jnp.int32), w.astype(f32))
-    res = jax.ffi.ffi_call(name, out)(*args, rows=np.int64(rows), by_rows=np.int32(by_rows))
+    res = jax.ffi.ffi_call(name, out)(*args, rows=np.int64(rows), by_rows=np.int32(by_rows),
+                                       bf16=np.int32(bf16))
     return res if grads else res[0]

@@ -21,8 +21,8 @@ the JAX driver takes all rows as one chunk (:func:`chunk_rows`).
 On a CPU, where oneDNN's library builds (:mod:`.dnnl`), both drivers hand the whole op to its kernel
 (``native/output_dnnl.cc``): oneDNN's sgemm for the products, which adds each chunk's part of ``dWo``
 inside the product, and one loop per row for the softmax.  The op at N·K·C = 2048·128·8000 took 39–40 ms
-under XLA and 31–34 ms so (2 vCPUs); NumPy's BLAS is slower still.  The kernel's products are float32 at
-either precision (:func:`_kernel`).  ``RNNLM_DNNL=off`` keeps the drivers below.
+under XLA and 31–34 ms so (2 vCPUs); NumPy's BLAS is slower still.  At bf16 it rounds the products'
+operands as the drivers do and runs oneDNN's bf16 products.  ``RNNLM_DNNL=off`` keeps the drivers below.
 """
 
 from __future__ import annotations
@@ -83,12 +83,10 @@ def _chunk(bk, h, Wo, WoT, c, y, w, grads):
 
 
 def _kernel(h, Wo, c, w) -> bool:
-    """Whether the op goes to oneDNN's kernel: float32 arrays, the library available -- at every shape and
-    at either precision.  Narrow logits gain too (2 vCPUs, char step, 4096·256·65: LSTM ×1 27.0 → 25.6
-    ms, GRU ×1 23.2 → 21.6 ms; C linker GRU ×1 25.5 → 24.3 ms).  At bf16 the kernel's products are
-    float32 -- where mixed-precision training keeps a language model's output layer anyway -- and faster
-    than XLA's bf16 dots with their conversions (char LSTM ×1 17.8 → 16.5 ms; V=8000, H=128 RNN 45.7 →
-    39.1 ms)."""
+    """Whether the op goes to oneDNN's kernel: float32 arrays and the library available -- at every shape
+    and both precisions.  Narrow logits gain too (2 vCPUs, char step, 4096·256·65: LSTM ×1 26.7 → 25.3
+    ms, GRU ×2 47.3 → 45.9 ms; C linker GRU ×1 25.5 → 24.3 ms), and bf16's products run at twice
+    sgemm's rate (2048·128·8000: 13.8 against 29.4 ms, avx512_bf16)."""
     return all(a.dtype == np.float32 for a in (h, Wo, c, w)) and dnnl.available()
 
 
@@ -101,7 +99,7 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
             raise IndexError(f"a target is outside the {Wo.shape[1]} classes")
         by_rows = Wo.flags.f_contiguous and not Wo.flags.c_contiguous
         outs = dnnl.softmax_nll(h, Wo.T if by_rows else Wo, c, y, w, chunk_rows(Wo.shape[1], Wo.shape[0]),
-                                by_rows, op.grads)
+                                by_rows, op.grads, op.precision == "bf16")
         nll = outs[0] if op.grads else outs
         loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
         if not op.grads:
@@ -151,7 +149,7 @@ def jax_softmax_nll(op, h, Wo, c, y, w):
     if platform == "cpu" and N and _kernel(h, Wo, c, w) and dnnl.xla_ready():
         # Wo is most often Vᵀ: the kernel takes V's rows, and XLA cancels the two transposes
         step = chunk_rows(Wo.shape[1], K)
-        outs = dnnl.jax_softmax_nll(h, Wo.T, c, y, w, step, True, op.grads)
+        outs = dnnl.jax_softmax_nll(h, Wo.T, c, y, w, step, True, op.grads, op.precision == "bf16")
         nll = outs[0] if op.grads else outs
         loss = jnp.dot(w, nll)
         return (loss, nll, outs[1], outs[2].T, outs[3]) if op.grads else (loss, nll)

@@ -1,6 +1,6 @@
-// The output layer and its loss (rnnlm.engine_ops.output's SoftmaxNLL) at float32 on a CPU: oneDNN's
-// sgemm for the three products with the vocabulary and one loop per row for the softmax, chunk by chunk
-// so that a chunk's logits stay in the last-level cache.  Why not XLA's own dots: oneDNN's sgemm ran
+// The output layer and its loss (rnnlm.engine_ops.output's SoftmaxNLL) on a CPU: oneDNN's sgemm for the
+// three products with the vocabulary and one loop per row for the softmax, chunk by chunk so that a
+// chunk's logits stay in the last-level cache.  Why not XLA's own dots: oneDNN's sgemm ran
 // these shapes at 400–490 GFLOP/s against 330–455 for XLA's, and it adds each chunk's part of dW to the
 // sum in the product (beta = 1) where XLA made a separate pass over dW per chunk (2.4 ms of a 45 ms step,
 // 2048·128·8000, 2 vCPUs).
@@ -9,13 +9,17 @@
 // (C, K) (rnnlm's V, whose transpose is Wo), or as Wo (K, C) (a tied embedding): `by_rows` says which,
 // and dW comes back in the same layout;  c (C,);  y (N,) int32 in [0, C);  w (N,) row weights.  Outputs:
 // nll (N,) = log Σ exp(z) − z_y with z = h·Wo + c;  with grads, p = w·(softmax(z) − onehot(y)) per row,
-// dh = p·Woᵀ (N, K), dW = hᵀ·p in the weights' layout, dc = Σ_rows p (C,).
+// dh = p·Woᵀ (N, K), dW = hᵀ·p in the weights' layout, dc = Σ_rows p (C,).  bf16 != 0: the products take
+// h, the weights and p rounded to bfloat16 (to nearest, ties to even, as rnnlm's bf16 graphs round a
+// product's operands) and accumulate in float32 (oneDNN's gemm_bf16bf16f32: 2.1× sgemm's rate here, with
+// avx512_bf16); everything else stays float32.
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -25,6 +29,12 @@
 // glibc's vector expf (libmvec), which math.h declares only under -ffast-math: the softmax's exp runs
 // 16 lanes at a time with AVX-512, without fast-math's other assumptions for the rest of the file.
 extern "C" float expf(float) __attribute__((simd("notinbranch")));
+
+// oneDNN's GEMM with bfloat16 A and B and float32 C: exported by libdnnl (DNNL_API, src/common/gemm.cpp;
+// its benchdnn calls it) but declared in no public header of oneDNN 3.2.  dnnl_sgemm's signature otherwise.
+extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K,
+                                               float alpha, const uint16_t* A, dnnl_dim_t lda, const uint16_t* B,
+                                               dnnl_dim_t ldb, float beta, float* C, dnnl_dim_t ldc);
 
 namespace {
 
@@ -36,9 +46,45 @@ void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, in
     throw std::runtime_error("dnnl_sgemm failed");
 }
 
+using bf16_t = uint16_t;  // bfloat16's bits
+
+void gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf16_t* A, int64_t lda, const bf16_t* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+    throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed");
+}
+
+// float32 -> bfloat16, to nearest with ties to even; a NaN stays a NaN (rounding its bits could carry
+// into the exponent and make it an infinity or a zero).
+inline bf16_t to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16_t((u >> 16) | 0x40u);
+  return bf16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void to_bf16(const float* x, bf16_t* out, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
+}
+
+// The weights and one chunk of h as the products read them: float32 as they are, or bfloat16 copies.
+struct Operands {
+  const float* W;
+  std::unique_ptr<bf16_t[]> Wb, hb, pb;  // bf16 only: W, a chunk of h, a chunk of p
+  Operands(const float* W, int64_t C, int64_t K, int64_t rows, bool bf16) : W(W) {
+    if (!bf16) return;
+    Wb.reset(new bf16_t[C * K]);
+    hb.reset(new bf16_t[rows * K]);
+    pb.reset(new bf16_t[rows * C]);
+    to_bf16(W, Wb.get(), C * K);
+  }
+  bool bf16() const { return Wb != nullptr; }
+};
+
 // One row of logits without the bias, z (C,), in place: returns the row's nll; with grads (dc not null)
-// leaves p in z and adds p to dc.
-float row(float* z, const float* c, int64_t C, int32_t y, float w, float* dc) {
+// leaves p in z, adds p to dc and, given pb, writes p rounded to bfloat16 there too.
+float row(float* z, const float* c, int64_t C, int32_t y, float w, float* dc, bf16_t* pb) {
   float m = z[0] + c[0];
 #pragma omp simd reduction(max : m)
   for (int64_t j = 0; j < C; ++j) {  // (with std::max, GCC 12 left this loop scalar: 4× slower)
@@ -63,12 +109,17 @@ float row(float* z, const float* c, int64_t C, int32_t y, float w, float* dc) {
     }
     z[y] -= w;
     dc[y] -= w;
+    if (pb != nullptr) {
+#pragma omp simd
+      for (int64_t j = 0; j < C; ++j) pb[j] = to_bf16(z[j]);
+    }
   }
   return std::log(s) + m - zy;
 }
 
-void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, const float* h, const float* W,
-                 const float* c, const int32_t* y, const float* w, float* nll, float* dh, float* dW, float* dc) {
+void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int bf16, const float* h,
+                 const float* W, const float* c, const int32_t* y, const float* w, float* nll, float* dh, float* dW,
+                 float* dc) {
   const bool grads = dh != nullptr;
   for (int64_t i = 0; i < N; ++i)
     if (y[i] < 0 || y[i] >= C) throw std::out_of_range("target " + std::to_string(y[i]) + " outside the classes");
@@ -77,25 +128,42 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, con
   std::unique_ptr<float[]> z(new float[rows * C]);
   std::unique_ptr<float[]> dcs(new float[grads ? threads * C : 1]());  // each thread's part of dc
   if (grads && N == 0) std::fill(dW, dW + K * C, 0.0f);
+  Operands op(W, C, K, rows, bf16 != 0 && N > 0);
   // Wo = Wrᵀ: the logits' product reads Wr transposed, dh's reads it as it is; dW = hᵀ·p is (K, C), or
   // pᵀ·h (C, K) in the rows' layout
   const char t_logits = by_rows ? 'T' : 'N', t_dh = by_rows ? 'N' : 'T';
   const int64_t ldw = by_rows ? K : C;
   for (int64_t a = 0; a < N; a += rows) {
     const int64_t n = std::min(rows, N - a);
-    sgemm('N', t_logits, n, C, K, h + a * K, K, W, ldw, 0.0f, z.get(), C);
+    const float* hc = h + a * K;
+    if (op.bf16()) {
+      to_bf16(hc, op.hb.get(), n * K);
+      gemm('N', t_logits, n, C, K, op.hb.get(), K, op.Wb.get(), ldw, 0.0f, z.get(), C);
+    } else {
+      sgemm('N', t_logits, n, C, K, hc, K, W, ldw, 0.0f, z.get(), C);
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       float* dc_part = grads ? dcs.get() + omp_get_thread_num() * C : nullptr;
-      nll[a + i] = row(z.get() + i * C, c, C, y[a + i], w[a + i], dc_part);
+      bf16_t* pb = grads && op.bf16() ? op.pb.get() + i * C : nullptr;
+      nll[a + i] = row(z.get() + i * C, c, C, y[a + i], w[a + i], dc_part, pb);
     }
     if (!grads) continue;
-    sgemm('N', t_dh, n, K, C, z.get(), C, W, ldw, 0.0f, dh + a * K, K);
     const float beta = a == 0 ? 0.0f : 1.0f;  // the product adds the chunk's part to the sum
+    if (op.bf16()) {
+      const bf16_t *p = op.pb.get(), *hb = op.hb.get();
+      gemm('N', t_dh, n, K, C, p, C, op.Wb.get(), ldw, 0.0f, dh + a * K, K);
+      if (by_rows)
+        gemm('T', 'N', C, K, n, p, C, hb, K, beta, dW, K);
+      else
+        gemm('T', 'N', K, C, n, hb, K, p, C, beta, dW, C);
+      continue;
+    }
+    sgemm('N', t_dh, n, K, C, z.get(), C, W, ldw, 0.0f, dh + a * K, K);
     if (by_rows)
-      sgemm('T', 'N', C, K, n, z.get(), C, h + a * K, K, beta, dW, K);
+      sgemm('T', 'N', C, K, n, z.get(), C, hc, K, beta, dW, K);
     else
-      sgemm('T', 'N', K, C, n, h + a * K, K, z.get(), C, beta, dW, C);
+      sgemm('T', 'N', K, C, n, hc, K, z.get(), C, beta, dW, C);
   }
   if (!grads) return;
 #pragma omp parallel for schedule(static)
@@ -111,9 +179,10 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, con
 extern "C" {
 
 // dh, dW, dc null: the loss only (nll).  0, or 1 with the message for rnnlm_error().
-int rnnlm_softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, const float* h, const float* W,
-                      const float* c, const int32_t* y, const float* w, float* nll, float* dh, float* dW, float* dc) {
-  return guarded([&] { softmax_nll(N, K, C, rows, by_rows, h, W, c, y, w, nll, dh, dW, dc); });
+int rnnlm_softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int bf16, const float* h,
+                      const float* W, const float* c, const int32_t* y, const float* w, float* nll, float* dh,
+                      float* dW, float* dc) {
+  return guarded([&] { softmax_nll(N, K, C, rows, by_rows, bf16, h, W, c, y, w, nll, dh, dW, dc); });
 }
 
 }  // extern "C"
@@ -126,18 +195,19 @@ using Ids = ffi::Buffer<ffi::S32>;
 
 int64_t classes(In W, int32_t by_rows) { return W.dimensions()[by_rows ? 0 : 1]; }
 
-ffi::Error loss_ffi(In h, In W, In c, Ids y, In w, Out nll, int64_t rows, int32_t by_rows) {
+ffi::Error loss_ffi(In h, In W, In c, Ids y, In w, Out nll, int64_t rows, int32_t by_rows, int32_t bf16) {
   auto d = h.dimensions();
   return ffi_status(
-      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, bf16, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(), nullptr,
                                   nullptr, nullptr));
 }
 
-ffi::Error grads_ffi(In h, In W, In c, Ids y, In w, Out nll, Out dh, Out dW, Out dc, int64_t rows, int32_t by_rows) {
+ffi::Error grads_ffi(In h, In W, In c, Ids y, In w, Out nll, Out dh, Out dW, Out dc, int64_t rows, int32_t by_rows,
+                     int32_t bf16) {
   auto d = h.dimensions();
   return ffi_status(
-      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, h.typed_data(), W.typed_data(),
+      rnnlm_softmax_nll(d[0], d[1], classes(W, by_rows), rows, by_rows, bf16, h.typed_data(), W.typed_data(),
                                   c.typed_data(), y.typed_data(), w.typed_data(), nll->typed_data(),
                                   dh->typed_data(), dW->typed_data(), dc->typed_data()));
 }
@@ -145,8 +215,10 @@ ffi::Error grads_ffi(In h, In W, In c, Ids y, In w, Out nll, Out dh, Out dW, Out
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_softmax_nll_xla, loss_ffi,
                               ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<Ids>().Arg<In>().Ret<In>()
-                                  .Attr<int64_t>("rows").Attr<int32_t>("by_rows"));
+                                  .Attr<int64_t>("rows").Attr<int32_t>("by_rows")
+                                  .Attr<int32_t>("bf16"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_softmax_nll_grads_xla, grads_ffi,
                               ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<Ids>().Arg<In>().Ret<In>()
-                                  .Ret<In>().Ret<In>().Ret<In>().Attr<int64_t>("rows").Attr<int32_t>("by_rows"));
+                                  .Ret<In>().Ret<In>().Ret<In>().Attr<int64_t>("rows").Attr<int32_t>("by_rows")
+                                  .Attr<int32_t>("bf16"));
 #endif
