@@ -1,11 +1,11 @@
-"""oneDNN's LSTM and GRU layers (rnnlm.engine_ops.dnnl): LanguageModel's path for full batches on the C linker
-and, through XLA FFI handlers, on the JAX linker (CPU).
+"""oneDNN's LSTM, GRU and tanh RNN layers (rnnlm.engine_ops.dnnl): LanguageModel's path for full batches on
+the C linker and, through XLA FFI handlers, on the JAX linker (CPU).
 
 The op's outputs and every gradient equal rnnlm's fused layer (itself tested against ``scan`` and the
 float64 reference); a model's gradients and training steps equal the same model with the op switched off
-(the fused layer on PyTensor, ``scan`` on Aesara: those two tests are core); ragged batches, other cells
-and hard-sigmoid gates keep the fused layer; the kernel's thread runs every call, and PyTorch's step
-when a benchmark asks."""
+(the fused layer on PyTensor, ``scan`` on Aesara: those two tests are core); ragged batches, other
+activations and hard-sigmoid gates keep the fused layer; the kernel's thread runs every call, and
+PyTorch's step when a benchmark asks."""
 
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ LINKERS = ["c", "py", *JAX]
 L, B, D, H = 7, 3, 5, 4
 
 
-CELLS = ["lstm", "gru"]
+CELLS = ["lstm", "gru", "rnn"]
 
 
 def _arrays(seed, cell="lstm"):
@@ -126,13 +126,13 @@ def _grads_without_dnnl(model, monkeypatch, *args):
 @pytest.mark.core
 @pytest.mark.parametrize("linker", ["c", *JAX])
 @pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}, {"cell": "gru"},
-                                   {"cell": "gru", "bidirectional": True}])
+                                   {"cell": "gru", "bidirectional": True}, {"cell": "rnn"}])
 def test_model_gradients_equal_the_fused_layer(extra, linker, monkeypatch):
     """Two layers, carried states; the fill model runs its backward stack right to left; without an
     embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN;
-    a GRU model runs oneDNN's GRU."""
+    a GRU model runs oneDNN's GRU, an RNN model its tanh RNN."""
     model = _model(linker, **extra)
-    op = "DnnlGRU" if extra.get("cell") == "gru" else "DnnlLSTM"
+    op = {"gru": "DnnlGRU", "rnn": "DnnlRNN"}.get(extra.get("cell"), "DnnlLSTM")
     rng = np.random.default_rng(3)
     states = [rng.standard_normal(s.shape).astype("float32") * 0.5 for s in model.initial_state(B)]
     x, y, mask = _batch(4)
@@ -157,7 +157,8 @@ def test_ragged_batches_and_other_cells_keep_the_fused_layer(linker):
     assert "DnnlLSTM" not in _ops(_model(linker, gate="hard_sigmoid"))
     gru = _model(linker, cell="gru", layers=1)
     assert "DnnlGRU" in _ops(gru) and "DnnlGRU" not in _ops(gru, ragged=True)
-    assert not {"DnnlLSTM", "DnnlGRU"} & _ops(_model(linker, cell="rnn"))
+    rnn = _model(linker, cell="rnn", layers=1)
+    assert "DnnlRNN" in _ops(rnn) and "DnnlRNN" not in _ops(_model(linker, cell="rnn", activation="relu"))
 
 
 @pytest.mark.core

@@ -4,9 +4,10 @@
 - :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
 - :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows.
 - :mod:`.rows`: rows of a matrix by index (embeddings), whose gradient adds the rows as a sparse product.
-- :mod:`.dnnl`: oneDNN's LSTM and GRU layers as one node each (:class:`~.dnnl.DnnlLSTM`,
-  :class:`~.dnnl.DnnlGRU`) and the output layer's kernel, where the oneDNN wheels are installed: a C++
-  library built on first use, called through ctypes (C linker) and XLA FFI (JAX linker).
+- :mod:`.dnnl`: oneDNN's LSTM, GRU and RNN layers as one node each (:class:`~.dnnl.DnnlLSTM`,
+  :class:`~.dnnl.DnnlGRU`, :class:`~.dnnl.DnnlRNN`) and the output layer's kernel, where the oneDNN wheels
+  are installed: a C++ library built on first use, called through ctypes (C linker) and XLA FFI (JAX
+  linker).
 
 Every op runs on every linker: a NumPy ``perform`` (C and Python linkers) and a JAX implementation
 registered with PyTensor's JAX dispatcher.  Only ``engine`` (and ``errors``) is imported from rnnlm: this
@@ -57,7 +58,7 @@ def fused_output() -> bool:
 
 
 def dnnl_lstm(linker: str) -> bool:
-    """Whether LSTM and GRU layers run as oneDNN's kernels (:mod:`.dnnl`) on ``linker``: the C and Python
+    """Whether LSTM, GRU and RNN layers run as oneDNN's kernels (:mod:`.dnnl`) on ``linker``: the C and Python
     linkers (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers) -- unless
     ``RNNLM_FUSED_LAYERS=off``, where the library builds."""
     if linker not in ("c", "py", "jax") or _switched_off():  # (asked at every step: cheap tests first)

@@ -1,5 +1,5 @@
 """oneDNN's kernels as graph nodes, where the oneDNN wheels are installed (``pip install '.[onednn]'``):
-the LSTM and GRU layers, and the output layer's products and softmax.
+the LSTM, GRU and tanh RNN layers, and the output layer's products and softmax.
 
 Why: on a CPU the LSTM's and GRU's step is small products (B×H by H×GH) with elementwise work between
 them.  PyTorch's ``nn.LSTM`` runs oneDNN's LSTM kernel (weights packed once for all steps, the gate math
@@ -8,7 +8,8 @@ slower).  :class:`DnnlLSTM` and :class:`DnnlGRU` (oneDNN's ``vanilla_gru``: rnnl
 call oneDNN's kernels, forward training and backward, a whole layer per call: from the node's ``perform``
 through ctypes on the **C and Python linkers** of both engines (on Aesara, whose only path is the C
 linker, they replace ``scan`` and its autodiff: LSTM ×2 step 340 → 100 ms), and as XLA FFI handlers on
-the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, char GRU ×2 80 → 57 ms, 2 vCPUs).  The
+the **JAX linker** on a CPU (char LSTM ×2 step 88 → 60–66 ms, char GRU ×2 80 → 57 ms, 2 vCPUs).
+:class:`DnnlRNN` (``vanilla_rnn`` with tanh) is rnnlm's RNN (char RNN ×2 step 29.9 → 21.8 ms).  The
 output layer (:func:`softmax_nll`, used by :mod:`.output` on a CPU) runs oneDNN's sgemm, which ran its
 three products faster than XLA's dots and adds each chunk's part of dWo inside the product.  Under XLA
 the layers pay wherever the output layer runs on the library's thread too, which is everywhere now
@@ -63,8 +64,8 @@ from rnnlm.engine_ops.base import (
     zeros_if_disconnected,
 )
 
-__all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "available",
-           "jax_softmax_nll", "layer", "library", "on_worker", "softmax_nll",
+__all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "DnnlRNN",
+           "DnnlRNNGrad", "available", "jax_softmax_nll", "layer", "library", "on_worker", "softmax_nll",
            "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
@@ -144,11 +145,12 @@ def _build() -> Path:
 
 def _load():
     lib = ctypes.CDLL(str(_build()))
-    for name in ("rnnlm_lstm_workspace_bytes", "rnnlm_gru_workspace_bytes"):
+    for name in ("rnnlm_lstm_workspace_bytes", "rnnlm_gru_workspace_bytes", "rnnlm_rnn_workspace_bytes"):
         getattr(lib, name).restype = ctypes.c_size_t
         getattr(lib, name).argtypes = [ctypes.c_int] * 5
     lib.rnnlm_error.restype = ctypes.c_char_p
-    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward", "rnnlm_gru_forward", "rnnlm_gru_backward"):
+    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward", "rnnlm_gru_forward", "rnnlm_gru_backward",
+                 "rnnlm_rnn_forward", "rnnlm_rnn_backward"):
         getattr(lib, name).restype = ctypes.c_int
     lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
     lib.rnnlm_dnnl_on_worker.restype = None
@@ -228,8 +230,8 @@ def _f32(*arrays):
 
 
 class DnnlLayer(Op):
-    """oneDNN's layer of a cell (:class:`DnnlLSTM`, :class:`DnnlGRU`): inputs ``x, U, W, b, h0`` and the
-    LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
+    """oneDNN's layer of a cell (:class:`DnnlLSTM`, :class:`DnnlGRU`, :class:`DnnlRNN`): inputs ``x, U,
+    W, b, h0`` and the LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
     ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
     gradients), as the matrix products of rnnlm's bf16 graphs; the states come out rounded to bfloat16."""
 
@@ -301,6 +303,13 @@ class DnnlGRU(DnnlLayer):
     cell, n_states = "gru", 1
 
 
+class DnnlRNN(DnnlLayer):
+    """oneDNN's tanh RNN layer (``vanilla_rnn``: rnnlm's RNN, s_t = tanh(U x_t + W s_{t-1} + b)): inputs
+    ``x, U, W, b, h0``; outputs ``y, hT, ws``."""
+
+    cell, n_states = "rnn", 1
+
+
 class DnnlLayerGrad(Op):
     """The backward pass of :class:`DnnlLayer`: inputs the layer's inputs, its outputs and the gradients of
     its outputs but ``ws``; outputs the gradients of its inputs (float32 at either precision)."""
@@ -347,8 +356,12 @@ class DnnlGRUGrad(DnnlLayerGrad):
     cell, n_inputs = "gru", 5
 
 
-_GRADS = {"lstm": DnnlLSTMGrad, "gru": DnnlGRUGrad}
-_LAYERS = {"lstm": DnnlLSTM, "gru": DnnlGRU}
+class DnnlRNNGrad(DnnlLayerGrad):
+    cell, n_inputs = "rnn", 5
+
+
+_GRADS = {"lstm": DnnlLSTMGrad, "gru": DnnlGRUGrad, "rnn": DnnlRNNGrad}
+_LAYERS = {"lstm": DnnlLSTM, "gru": DnnlGRU, "rnn": DnnlRNN}
 
 
 def xla_ready() -> bool:
@@ -362,7 +375,8 @@ def xla_ready() -> bool:
 
         if jax.default_backend() == "cpu":
             for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla", "rnnlm_gru_forward_xla",
-                         "rnnlm_gru_backward_xla", "rnnlm_softmax_nll_xla", "rnnlm_softmax_nll_grads_xla"):
+                         "rnnlm_gru_backward_xla", "rnnlm_rnn_forward_xla", "rnnlm_rnn_backward_xla",
+                         "rnnlm_softmax_nll_xla", "rnnlm_softmax_nll_grads_xla"):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
             ok = True
     _state["xla"] = ok
@@ -395,15 +409,15 @@ def _jax_backward(op):
     return backward
 
 
-for _op in (DnnlLSTM, DnnlGRU):
+for _op in (DnnlLSTM, DnnlGRU, DnnlRNN):
     register_jax(_op, _jax_forward)
-for _op in (DnnlLSTMGrad, DnnlGRUGrad):
+for _op in (DnnlLSTMGrad, DnnlGRUGrad, DnnlRNNGrad):
     register_jax(_op, _jax_backward)
 
 
 def layer(cell, x, U, W, b, init, label=None, precision="fp32"):
-    """One LSTM or GRU layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (G, H, D),
-    ``W`` (G, H, H), ``b`` (G, H) in rnnlm's gate order (LSTM i, f, o, g; GRU z, r, h̃); ``init`` the
+    """One LSTM, GRU or tanh RNN layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (G, H,
+    D), ``W`` (G, H, H), ``b`` (G, H) in rnnlm's gate order (LSTM i, f, o, g; GRU z, r, h̃); ``init`` the
     list of initial states (B, H): ``h0`` and the LSTM's ``c0``.  Returns the states ``S`` (L, B, H) and
     the last state (and the LSTM's last cell)."""
     y, *finals, _ = _LAYERS[cell](label, precision)(x, U, W, b, *init)

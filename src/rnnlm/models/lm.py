@@ -299,12 +299,11 @@ class LanguageModel:
         return engine_ops.available() and self.config.bptt_truncate < 0
 
     def _dnnl(self, ragged, kind=None) -> bool:
-        """Whether LSTM/GRU layers run as oneDNN's kernels (:mod:`rnnlm.engine_ops.dnnl`): full batches of
-        train/grads/eval graphs, fp32 or bf16, standard gates, full BPTT, one CPU device."""
+        """Whether the layers run as oneDNN's kernels (:mod:`rnnlm.engine_ops.dnnl`): full batches of
+        train/grads/eval graphs, fp32 or bf16, tanh and sigmoid gates, full BPTT, one CPU device."""
         cfg = self.config
-        return (cfg.cell != "rnn" and not ragged and (kind or self._kind) in ("train", "grads", "eval")
-                and cfg.bptt_truncate < 0
-                and (cfg.activation, cfg.gate) == ("tanh", "sigmoid")
+        return (not ragged and (kind or self._kind) in ("train", "grads", "eval") and cfg.bptt_truncate < 0
+                and cfg.activation == "tanh" and (cfg.gate == "sigmoid" or cfg.cell == "rnn")
                 and self.placement is None and engine_ops.dnnl_lstm(self.linker))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):

@@ -1,16 +1,17 @@
-// oneDNN's LSTM and GRU layers (forward training and backward) for rnnlm's graphs, behind a C ABI that the
+// oneDNN's LSTM, GRU and tanh RNN layers (forward training and backward) for rnnlm's graphs, behind a C ABI that the
 // C linker's `perform` calls through ctypes and, built with RNNLM_XLA_FFI, as XLA FFI handlers for the JAX
 // linker.  Built on first use by rnnlm.engine_ops.dnnl against the onednn-cpu-gomp wheel; see that module
 // for where the layouts come from.
 //
 // Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, G gates (LSTM 4, GRU
-// 3), the weights in rnnlm's layout and gate order (LSTM i, f, o, g; GRU z, r, h~):  x (T, N, SLC);  wl
+// 3, RNN 1), the weights in rnnlm's layout and gate order (LSTM i, f, o, g; GRU z, r, h~):  x (T, N, SLC);  wl
 // (G, H, SLC) and wi (G, H, H);  b (G, H);  h0 (N, H), and for the LSTM c0 (N, H);  y (T, N, H) every
 // step's h;  hT (N, H) the last state, and for the LSTM cT the last cell;  ws: oneDNN's workspace (what
 // the backward pass reads), as float32 words.  The weights' transposition is oneDNN's "ldgoi" layout,
 // which the reorder into the kernel's packed layout reads anyway; the LSTM's gate order (oneDNN's is i,
 // f, c~, o) is a copy of four contiguous blocks here (oneDNN's GRU, "vanilla_gru", has rnnlm's order and
-// equations: h_t = z·h_{t-1} + (1 − z)·tanh(W_c x + U_c (r·h_{t-1}) + b_c)).  Both were graph operations
+// equations: h_t = z·h_{t-1} + (1 − z)·tanh(W_c x + U_c (r·h_{t-1}) + b_c); its "vanilla_rnn" with tanh is
+// rnnlm's RNN, h_t = tanh(W x + U h_{t-1} + b)).  Both were graph operations
 // once, whose gradients XLA ran as a chain of scatter-adds (3.7 ms of a 62 ms char LSTM step).  bf16 != 0:
 // the kernel takes bfloat16 x, h and weights (float32 accumulation; the cell state, the bias and every
 // gradient float32); the float32 arrays are converted on the way in, the states y, hT on the way out.
@@ -42,7 +43,7 @@ engine& cpu() {
 
 memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32, t); }
 
-// The two cells.  Gate k of oneDNN's order is gate order[k] of rnnlm's (the LSTM's a swap, so its own
+// The three cells.  Gate k of oneDNN's order is gate order[k] of rnnlm's (the LSTM's a swap, so its own
 // inverse).
 template <int gates, bool cell_state, class Fwd, class Bwd, int third, int fourth>
 struct Cell {
@@ -54,6 +55,7 @@ struct Cell {
 };
 using Lstm = Cell<4, true, lstm_forward, lstm_backward, 3, 2>;
 using Gru = Cell<3, false, gru_forward, gru_backward, 2, 3>;
+using Rnn = Cell<1, false, vanilla_rnn_forward, vanilla_rnn_backward, 2, 3>;
 
 // A (G, n) array with its gate blocks in the other order.
 template <class Cell>
@@ -114,6 +116,11 @@ struct Plan {
       fwd_pd = {cpu(), prop_kind::forward_training, dir, xk, hk, st, wl_any, wi_any, b, yk, hk, st, attr};
       bwd_pd = {cpu(), prop_kind::backward, dir, xk, hk, st, wl_any, wi_any, b, yk, hk, st, x, st, st, dwl, dwi, b,
                 y, st, st, fwd_pd, attr};
+    } else if constexpr (G == 1) {  // rnnlm's RNN: tanh (other activations keep rnnlm's layer)
+      const auto tanh = algorithm::eltwise_tanh;
+      fwd_pd = {cpu(), prop_kind::forward_training, tanh, dir, xk, hk, wl_any, wi_any, b, yk, hk, attr};
+      bwd_pd = {cpu(), prop_kind::backward, tanh, dir, xk, hk, wl_any, wi_any, b, yk, hk, x, st, dwl, dwi, b, y, st,
+                fwd_pd, attr};
     } else {
       fwd_pd = {cpu(), prop_kind::forward_training, dir, xk, hk, wl_any, wi_any, b, yk, hk, attr};
       bwd_pd = {cpu(), prop_kind::backward, dir, xk, hk, wl_any, wi_any, b, yk, hk, x, st, dwl, dwi, b, y, st,
@@ -257,6 +264,10 @@ size_t rnnlm_gru_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
   return workspace_bytes<Gru>(T, N, SLC, H, bf16);
 }
 
+size_t rnnlm_rnn_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
+  return workspace_bytes<Rnn>(T, N, SLC, H, bf16);
+}
+
 int rnnlm_lstm_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT,
                        void* ws) {
@@ -266,6 +277,11 @@ int rnnlm_lstm_forward(int T, int N, int SLC, int H, int bf16, const float* x, c
 int rnnlm_gru_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                       const float* b, const float* h0, float* y, float* hT, void* ws) {
   return forward<Gru>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws);
+}
+
+int rnnlm_rnn_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
+                      const float* b, const float* h0, float* y, float* hT, void* ws) {
+  return forward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws);
 }
 
 int rnnlm_lstm_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
@@ -281,6 +297,14 @@ int rnnlm_gru_backward(int T, int N, int SLC, int H, int bf16, const float* x, c
                        const float* dy, const float* dhT, float* dx, float* dwl, float* dwi, float* db,
                        float* dh0) {
   return backward<Gru>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, dy, dhT, nullptr, dx,
+                       dwl, dwi, db, dh0, nullptr);
+}
+
+int rnnlm_rnn_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
+                       const float* b, const float* h0, const float* y, const float* hT, const void* ws,
+                       const float* dy, const float* dhT, float* dx, float* dwl, float* dwi, float* db,
+                       float* dh0) {
+  return backward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, dy, dhT, nullptr, dx,
                        dwl, dwi, db, dh0, nullptr);
 }
 
@@ -314,23 +338,34 @@ ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In 
       dwi->typed_data(), db->typed_data(), dh0->typed_data(), dc0->typed_data()));
 }
 
-ffi::Error gru_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
+// The GRU's and the RNN's (one state, h): the same arguments.
+template <class Cell>
+ffi::Error h_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
   auto d = x.dimensions();
-  return ffi_status(
-      rnnlm_gru_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
-                                   wi.typed_data(), b.typed_data(), h0.typed_data(), y->typed_data(),
-                                   hT->typed_data(), ws->typed_data()));
+  return ffi_status(forward<Cell>(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+                                  wi.typed_data(), b.typed_data(), h0.typed_data(), nullptr, y->typed_data(),
+                                  hT->typed_data(), nullptr, ws->typed_data()));
 }
 
-ffi::Error gru_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
-                            Out dwi, Out db, Out dh0, int32_t bf16) {
+template <class Cell>
+ffi::Error h_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
+                          Out dwi, Out db, Out dh0, int32_t bf16) {
   auto d = x.dimensions();
-  return ffi_status(
-      rnnlm_gru_backward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
-                                    wi.typed_data(), b.typed_data(), h0.typed_data(), y.typed_data(),
-                                    hT.typed_data(), ws.typed_data(), dy.typed_data(), dhT.typed_data(),
-                                    dx->typed_data(), dwl->typed_data(), dwi->typed_data(), db->typed_data(),
-                                    dh0->typed_data()));
+  return ffi_status(backward<Cell>(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
+                                   wi.typed_data(), b.typed_data(), h0.typed_data(), nullptr, y.typed_data(),
+                                   hT.typed_data(), nullptr, ws.typed_data(), dy.typed_data(), dhT.typed_data(),
+                                   nullptr, dx->typed_data(), dwl->typed_data(), dwi->typed_data(),
+                                   db->typed_data(), dh0->typed_data(), nullptr));
+}
+
+auto h_forward_binding() {
+  return ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Ret<In>().Ret<In>().Ret<In>()
+      .Attr<int32_t>("bf16");
+}
+
+auto h_backward_binding() {
+  return ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+      .Arg<In>().Arg<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Attr<int32_t>("bf16");
 }
 }  // namespace
 
@@ -342,11 +377,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_backward_xla, backward_ffi,
                                   .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
                                   .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>()
                                   .Attr<int32_t>("bf16"));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_forward_xla, gru_forward_ffi,
-                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Ret<In>()
-                                  .Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
-XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_backward_xla, gru_backward_ffi,
-                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
-                                  .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Ret<In>().Ret<In>().Ret<In>()
-                                  .Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_forward_xla, h_forward_ffi<Gru>, h_forward_binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_backward_xla, h_backward_ffi<Gru>, h_backward_binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_rnn_forward_xla, h_forward_ffi<Rnn>, h_forward_binding());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_rnn_backward_xla, h_backward_ffi<Rnn>, h_backward_binding());
 #endif
