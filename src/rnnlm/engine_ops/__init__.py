@@ -59,7 +59,7 @@ def fused_output() -> bool:
 
 def dnnl_lstm(linker: str) -> bool:
     """Whether LSTM, GRU and RNN layers run as oneDNN's kernels (:mod:`.dnnl`) on ``linker``: the C and Python
-    linkers (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers) -- unless
+    linkers (its ``perform``) of either engine and, on a CPU, the JAX linker (XLA FFI handlers) — unless
     ``RNNLM_FUSED_LAYERS=off``, where the library builds."""
     if linker not in ("c", "py", "jax") or _switched_off():  # (asked at every step: cheap tests first)
         return False

@@ -83,7 +83,7 @@ def _chunk(bk, h, Wo, WoT, c, y, w, grads):
 
 
 def _kernel(h, Wo, c, w) -> bool:
-    """Whether the op goes to oneDNN's kernel: float32 arrays and the library available -- at every shape
+    """Whether the op goes to oneDNN's kernel: float32 arrays and the library available — at every shape
     and both precisions.  Narrow logits gain too (2 vCPUs, char step, 4096·256·65: LSTM ×1 26.7 → 25.3
     ms, GRU ×2 47.3 → 45.9 ms; C linker LSTM ×1 30 → 27 ms, GRU ×1 24–28 → 21–22 ms), and bf16's
     products run at twice sgemm's rate (2048·128·8000: 13.8 against 29.4 ms, avx512_bf16)."""

@@ -68,11 +68,10 @@ void to_bf16(const float* x, bf16_t* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = to_bf16(x[i]);
 }
 
-// The weights and one chunk of h as the products read them: float32 as they are, or bfloat16 copies.
+// The bf16 products' operands: the weights, and room for one chunk of h and of p (none at float32).
 struct Operands {
-  const float* W;
-  std::unique_ptr<bf16_t[]> Wb, hb, pb;  // bf16 only: W, a chunk of h, a chunk of p
-  Operands(const float* W, int64_t C, int64_t K, int64_t rows, bool bf16) : W(W) {
+  std::unique_ptr<bf16_t[]> Wb, hb, pb;
+  Operands(const float* W, int64_t C, int64_t K, int64_t rows, bool bf16) {
     if (!bf16) return;
     Wb.reset(new bf16_t[C * K]);
     hb.reset(new bf16_t[rows * K]);

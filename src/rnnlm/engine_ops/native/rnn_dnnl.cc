@@ -1,11 +1,11 @@
-// oneDNN's LSTM, GRU and tanh RNN layers (forward training and backward) for rnnlm's graphs, behind a C ABI that the
-// C linker's `perform` calls through ctypes and, built with RNNLM_XLA_FFI, as XLA FFI handlers for the JAX
-// linker.  Built on first use by rnnlm.engine_ops.dnnl against the onednn-cpu-gomp wheel; see that module
+// oneDNN's LSTM, GRU and tanh RNN layers (forward training and backward) for rnnlm's graphs, behind a C
+// ABI that the C linker's `perform` calls through ctypes and, built with RNNLM_XLA_FFI, as XLA FFI handlers
+// for the JAX linker.  Built on first use by rnnlm.engine_ops.dnnl against the onednn-cpu-gomp wheel; see that module
 // for where the layouts come from.
 //
 // Layouts, float32, C order.  T steps, N batch rows, SLC input width, H state width, G gates (LSTM 4, GRU
-// 3, RNN 1), the weights in rnnlm's layout and gate order (LSTM i, f, o, g; GRU z, r, h~):  x (T, N, SLC);  wl
-// (G, H, SLC) and wi (G, H, H);  b (G, H);  h0 (N, H), and for the LSTM c0 (N, H);  y (T, N, H) every
+// 3, RNN 1), the weights in rnnlm's layout and gate order (LSTM i, f, o, g; GRU z, r, h~):  x (T, N,
+// SLC);  wl (G, H, SLC) and wi (G, H, H);  b (G, H);  h0 (N, H), and for the LSTM c0 (N, H);  y (T, N, H) every
 // step's h;  hT (N, H) the last state, and for the LSTM cT the last cell;  ws: oneDNN's workspace (what
 // the backward pass reads), as float32 words.  The weights' transposition is oneDNN's "ldgoi" layout,
 // which the reorder into the kernel's packed layout reads anyway; the LSTM's gate order (oneDNN's is i,
