@@ -8,7 +8,7 @@ truncation cuts dV too (o_t is computed inside the scan): only the last k steps 
 import numpy as np
 import pytest
 
-from rnnlm import engine
+from rnnlm import engine, engine_ops
 from rnnlm.models.reference import RNNNumpy, init_tutorial_params
 from rnnlm.models.tutorial import RNN
 
@@ -75,6 +75,7 @@ def test_shipped_dv_is_not_the_exact_dv(params):
         np.testing.assert_allclose(shipped[i], exact[i], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("linker", LINKERS)
 def test_shipped_sgd_step_updates_by_the_gradient_and_only_the_window_columns_of_U(params, linker):
     rng = np.random.default_rng(2)
@@ -88,6 +89,23 @@ def test_shipped_sgd_step_updates_by_the_gradient_and_only_the_window_columns_of
         assert got[name].dtype == np.float32
     changed = set(np.flatnonzero(np.any(got["U"] != params["U"], axis=0)))
     assert changed and changed <= set(x[-4:].tolist())
+
+
+@pytest.mark.core
+def test_the_c_linker_sgd_step_steps_V_in_place_in_the_output_node(params):
+    """One SoftmaxNLLSGD node makes the loss and V's step, in V's own buffer (no dV, no new V)."""
+    rnn = RNN(C, H, bptt_truncate=4, params=params)
+    if not rnn._fused_sgd():
+        pytest.skip("the output layer's SGD node serves PyTensor, and Aesara where oneDNN's kernel builds")
+    rng = np.random.default_rng(4)
+    x, y = rng.integers(0, C, 9).astype("int32"), rng.integers(0, C, 9).astype("int32")
+    rnn.sgd_step(x, y, np.float32(0.1))
+    graph = rnn._window_fn("sgd_step", None).maker.fgraph
+    assert [type(n.op) for n in graph.toposort()].count(engine_ops.SoftmaxNLLSGD) == 1
+    buffer = rnn.V.get_value(borrow=True)
+    before = buffer.copy()
+    rnn.sgd_step(x, y, np.float32(0.1))
+    assert rnn.V.get_value(borrow=True) is buffer and not np.array_equal(buffer, before)
 
 
 def test_shipped_jax_buckets_compile_once_per_bucket(params):

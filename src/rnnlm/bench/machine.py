@@ -92,7 +92,8 @@ def machine_info() -> dict:
         "blas": blas_kernels(),
         "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                                            "OMP_NUM_THREADS", "XLA_FLAGS", "RNNLM_ENGINE",
-                                           "RNNLM_FUSED_LAYERS", "RNNLM_MALLOC")
+                                           "RNNLM_FUSED_LAYERS", "RNNLM_MALLOC", "MKL_THREADING_LAYER",
+                                           "KMP_BLOCKTIME")
                 if k in os.environ},
         "rnnlm": __version__,
         **engine.describe(),

@@ -2,7 +2,8 @@
 
 - :mod:`.base`: what they share (array backends, bfloat16, :class:`MatMul` at a chosen precision).
 - :mod:`.recurrent`: a whole rnn/gru/lstm layer as one node (:class:`RecurrentLayer`).
-- :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows.
+- :mod:`.output`: the output layer and its loss as one node (:class:`SoftmaxNLL`), chunked over rows;
+  with an SGD step on its weights made in place (:class:`SoftmaxNLLSGD`, the tutorial's ``sgd_step``).
 - :mod:`.rows`: rows of a matrix by index (embeddings), whose gradient adds the rows as a sparse product.
 - :mod:`.dnnl`: oneDNN's LSTM, GRU and RNN layers as one node each (:class:`~.dnnl.DnnlLSTM`,
   :class:`~.dnnl.DnnlGRU`, :class:`~.dnnl.DnnlRNN`) and the output layer's kernel, where the oneDNN wheels
@@ -21,7 +22,7 @@ import os
 from rnnlm import engine
 from rnnlm.engine_ops import dnnl
 from rnnlm.engine_ops.base import PRECISIONS, MatMul, check_precision, matmul, round_bf16
-from rnnlm.engine_ops.output import SoftmaxNLL, softmax_nll
+from rnnlm.engine_ops.output import SoftmaxNLL, SoftmaxNLLSGD, softmax_nll, softmax_nll_sgd
 from rnnlm.engine_ops.recurrent import (
     GATES,
     RecurrentLayer,
@@ -35,9 +36,9 @@ from rnnlm.engine_ops.recurrent import (
 from rnnlm.engine_ops.rows import AddRows, TakeRows, take_rows
 
 __all__ = ["GATES", "PRECISIONS", "AddRows", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL",
-           "TakeRows", "available", "check_precision", "dnnl", "dnnl_lstm", "fused_output", "jax_backward",
-           "jax_forward", "matmul", "numpy_backward", "numpy_forward", "recurrent_layer", "round_bf16",
-           "softmax_nll", "take_rows"]
+           "SoftmaxNLLSGD", "TakeRows", "available", "check_precision", "dnnl", "dnnl_lstm", "fused_output",
+           "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward", "recurrent_layer",
+           "round_bf16", "softmax_nll", "softmax_nll_sgd", "take_rows"]
 
 
 def _switched_off() -> bool:

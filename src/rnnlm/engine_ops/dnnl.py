@@ -66,7 +66,7 @@ from rnnlm.engine_ops.base import (
 
 __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "DnnlRNN",
            "DnnlRNNGrad", "available", "jax_softmax_nll", "layer", "library", "on_worker", "softmax_nll",
-           "why_not", "workspace_words", "xla_ready"]
+           "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
 SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc")
@@ -156,6 +156,8 @@ def _load():
     lib.rnnlm_dnnl_on_worker.restype = None
     lib.rnnlm_softmax_nll.restype = ctypes.c_int
     lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 9
+    lib.rnnlm_softmax_nll_sgd.restype = ctypes.c_int
+    lib.rnnlm_softmax_nll_sgd.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_void_p] * 6
     return lib
 
 
@@ -438,6 +440,21 @@ def softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool, bf16: bool
     _call("rnnlm_softmax_nll", (N, K, C, rows, int(by_rows), int(bf16)), (h, W, c, y, w, nll, *outs),
           "oneDNN output layer")
     return (nll, *outs) if grads else nll
+
+
+def softmax_nll_sgd(h, V, y, w, lr: float):
+    """The output layer's loss and an SGD step on its weights (``native/output_dnnl.cc``, few rows): ``h``
+    (N, K); ``V`` (C, K) the weights as rows, float32 and C-contiguous, **updated in place**: ``V −= lr·dV``
+    with ``dV`` the gradient of ``Σ w·nll`` (no bias); ``y`` (N,) ids in [0, C); ``w`` (N,).  Returns
+    ``nll`` (N,) and ``dh`` (N, K), both of the weights before the step."""
+    if V.dtype != np.float32 or not V.flags.c_contiguous or not V.flags.writeable:
+        raise ValueError("softmax_nll_sgd updates V in place: it takes a writeable C-contiguous float32 V")
+    h, w = _f32(h, w)
+    y = np.ascontiguousarray(y, np.int32)
+    (N, K), C = h.shape, V.shape[0]
+    nll, dh = np.empty(N, np.float32), np.empty_like(h)
+    _call("rnnlm_softmax_nll_sgd", (N, K, C, float(lr)), (h, V, y, w, nll, dh), "oneDNN output layer")
+    return nll, dh
 
 
 def jax_softmax_nll(h, W, c, y, w, rows: int, by_rows: bool, grads: bool, bf16: bool = False):

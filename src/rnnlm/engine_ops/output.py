@@ -42,7 +42,7 @@ from rnnlm.engine_ops.base import (
     tensor_type,
 )
 
-__all__ = ["CHUNK_ELEMENTS", "SoftmaxNLL", "chunk_rows", "softmax_nll"]
+__all__ = ["CHUNK_ELEMENTS", "SoftmaxNLL", "SoftmaxNLLSGD", "chunk_rows", "softmax_nll", "softmax_nll_sgd"]
 
 CHUNK_ELEMENTS = 1 << 21  # logits per chunk: 8 MB of float32 (measured best at C=8000: 256-512 rows)
 
@@ -256,3 +256,79 @@ def softmax_nll(h, Wo, c, y, w, grads=True, precision="fp32"):
 
 
 register_jax(SoftmaxNLL, lambda op: lambda h, Wo, c, y, w: jax_softmax_nll(op, h, Wo, c, y, w))
+
+
+class SoftmaxNLLSGD(Op):
+    """``(loss, nll, dh, V_new) = SoftmaxNLLSGD()(h, V, y, w, lr)``: the output layer without a bias
+    (``o = softmax(h·Vᵀ)``, the tutorial's ``o_t = softmax(V s_t)``), its loss ``Σ w·nll`` and one SGD step
+    on its weights: ``V_new = V − lr·∂loss/∂V``, made **in place** of ``V`` (C, K), for a function that
+    updates ``V`` to ``V_new``.  ``dh`` (N, K) is the loss's gradient with respect to ``h``, as
+    :class:`SoftmaxNLL`'s; ``nll`` (N,) and ``dh`` are those of ``V`` before the step.
+
+    Why: the tutorial's ``sgd_step`` has a window of a few rows, so its output layer is three passes over
+    ``V`` (C=8000, K=100: 3.2 MB) and one over a dense ``dV`` of the same size, plus the update's pass over
+    both -- memory, not arithmetic.  On a CPU with oneDNN's kernel and a window within one chunk, each
+    thread keeps its own rows of ``V`` for every product and no ``dV`` is made (``dnnl.softmax_nll_sgd``);
+    elsewhere :class:`SoftmaxNLL`'s drivers and the update in place (NumPy) or as a new array (JAX).
+    Its gradient is ``loss``'s with respect to ``h`` (and ``w``); none flows through ``nll``, ``V_new``
+    or into ``V``."""
+
+    __props__ = ()
+    destroy_map = {3: [1]}
+
+    def make_node(self, h, V, y, w, lr):
+        h, V, y, w, lr = (T.as_tensor_variable(v) for v in (h, V, y, w, lr))
+        if (h.type.ndim, V.type.ndim, y.type.ndim, w.type.ndim, lr.type.ndim) != (2, 2, 1, 1, 0):
+            raise TypeError("SoftmaxNLLSGD takes h (N, K), V (C, K), y (N,), w (N,), lr ()")
+        dt = h.type.dtype
+        return Apply(self, [h, V, y, w, lr],
+                     [tensor_type(dt, ())(), tensor_type(dt, (h.type.shape[0],))(), h.type(), V.type()])
+
+    def perform(self, node, inputs, output_storage):
+        h, V, y, w, lr = inputs
+        C, K = V.shape
+        few_rows = h.shape[0] <= chunk_rows(C, K)
+        kernel = all(a.dtype == np.float32 for a in (h, V, w)) and dnnl.available()
+        if kernel and few_rows and V.flags.c_contiguous and V.flags.writeable:
+            nll, dh = dnnl.softmax_nll_sgd(h, V, y, w, float(lr))
+        else:
+            nll, dh, dWo = numpy_softmax_nll(SoftmaxNLL(True), h, V.T, np.zeros(C, V.dtype), y, w)[1:4]
+            V -= np.asarray(lr, V.dtype) * dWo.T  # in place (dWo in V.T's layout: dWo.T reads in order)
+        loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
+        for storage, value in zip(output_storage, (loss, nll, dh, V), strict=True):
+            storage[0] = value
+
+    def infer_shape(self, fgraph, node, shapes):
+        return [(), (shapes[0][0],), shapes[0], shapes[1]]
+
+    def connection_pattern(self, node):
+        return [[True] * 4, [True] * 4, [False] * 4, [True, False, True, True], [False, False, False, True]]
+
+    def pullback(self, inputs, outputs, output_grads):
+        disconnected = [isinstance(g.type, gradient.DisconnectedType) for g in output_grads]
+        if disconnected[0] or not all(disconnected[1:]):
+            why = "SoftmaxNLLSGD: a gradient other than the loss's"
+            return [gradient.grad_not_implemented(self, i, v, why) for i, v in enumerate(inputs)]
+        g_loss = output_grads[0]
+        into_V = gradient.grad_not_implemented(self, 1, inputs[1], "the weights it updates")
+        return [g_loss * outputs[2], into_V, gradient.disconnected_type(), g_loss * outputs[1],
+                gradient.disconnected_type()]
+
+    L_op = pullback
+
+
+def softmax_nll_sgd(h, V, y, w, lr):
+    """``(loss, V_new)`` of :class:`SoftmaxNLLSGD`: ``Σ w·nll`` of the rows of ``h`` (N, K) under
+    ``softmax(h·Vᵀ)``, and ``V`` (C, K) after one SGD step of rate ``lr`` on it (in place)."""
+    outs = SoftmaxNLLSGD()(h, V, y, w, lr)
+    return outs[0], outs[3]
+
+
+def _jax_softmax_nll_sgd(h, V, y, w, lr):
+    import jax.numpy as jnp
+
+    loss, nll, dh, dWo = jax_softmax_nll(SoftmaxNLL(True), h, V.T, jnp.zeros(V.shape[0], V.dtype), y, w)[:4]
+    return loss, nll, dh, V - lr.astype(V.dtype) * dWo.T
+
+
+register_jax(SoftmaxNLLSGD, lambda op: _jax_softmax_nll_sgd)

@@ -153,14 +153,16 @@ class RNN:
         """Whether ``bptt``/``sgd_step`` use the shipped window graph (``fast=True, dv="tutorial"``)."""
         return bool(self.fast) and self.dv == "tutorial"
 
-    def _window_graph(self, length, lr):
+    def _window_graph(self, length, lr, sgd=False):
         """The tutorial graph's truncated gradients, computing only what they need.
 
         ``length``: None (the C linker: any sentence length) or a static bucket length (JAX: the sentence
         is left-padded with a mask).  Returns ``(inputs, [dU, dV, dW], sgd_updates)``; dU is dense here
-        (for ``bptt``), the update touches only the window's columns of U.
+        (for ``bptt``), the update touches only the window's columns of U.  ``sgd``: the graph of
+        ``sgd_step`` only (where :meth:`_fused_sgd` holds, V's step is made by the output layer's node,
+        and dV is None).
         """
-        U, V, W = self.U, self.V, self.W
+        U, W = self.U, self.W
         f = _activation(self.activation)
         cut = engine.disconnected_grad
         H, k = self.hidden_dim, self.bptt_truncate
@@ -196,7 +198,7 @@ class RNN:
             s_all = run(cut(self._columns(x)), None, s0, cut(Wt))
             s_init = cut(T.concatenate([s0.dimshuffle("x", 0), s_all], axis=0)[start])
             if 0 < k <= self.UNROLL:
-                return self._unrolled_window(x, y, s_init, f, lr)
+                return self._unrolled_window(x, y, s_init, f, lr, sgd)
         elif start > 0:
             s_init = cut(run(cut(U[:, x[:start]].T), mask[:start], s0, cut(Wt))[-1])
         else:
@@ -205,9 +207,8 @@ class RNN:
         mw = None if mask is None else mask[start:]
         pw = U[:, xw].T  # (n, H): the window's input columns, the only part of U with a gradient
         s_w = run(pw, mw, s_init, Wt)
-        loss = self._window_loss(s_w, yw, T.ones_like(yw, dtype=FLOATX) if mw is None else mw)
-        dpw, dV, dW = engine.grad(loss, [pw, V, W])
-        return inputs, *self._window_updates(xw, dpw, dV, dW, lr)
+        weights = T.ones_like(yw, dtype=FLOATX) if mw is None else mw
+        return inputs, *self._window_step(s_w, yw, weights, pw, xw, lr, sgd)
 
     def _columns(self, ids):
         """U's columns ``ids`` as rows, (n, H), gathered from U's flat buffer: ``U[:, ids]`` becomes a row
@@ -227,23 +228,41 @@ class RNN:
         logp = engine.log_softmax(T.dot(s_w, self.V.T), axis=-1)
         return -T.sum(weights * logp[T.arange(yw.shape[0]), yw])
 
-    def _window_updates(self, xw, dpw, dV, dW, lr):
-        """([dU, dV, dW], sgd updates) from the window's word ids and the gradient of its U columns."""
+    def _fused_sgd(self) -> bool:
+        """Whether ``sgd_step``'s output layer and V's step are one node (:class:`SoftmaxNLLSGD`): where
+        the fused output layer is (PyTensor), and on Aesara where oneDNN's kernel runs it."""
+        return engine_ops.available() or (engine_ops.fused_output() and engine_ops.dnnl.available())
+
+    def _window_step(self, s_w, yw, weights, pw, xw, lr, sgd):
+        """([dU, dV, dW], sgd updates) of the window's states ``s_w`` (n, H) from its input columns ``pw``:
+        the loss, its gradients, and V's step in the output layer's node where :meth:`_fused_sgd`."""
+        V, W = self.V, self.W
+        if sgd and self._fused_sgd():
+            loss, V_new = engine_ops.softmax_nll_sgd(s_w, V, yw, weights, lr)
+            dpw, dW = engine.grad(loss, [pw, W])
+            return self._window_updates(xw, dpw, None, dW, lr, V_new)
+        dpw, dV, dW = engine.grad(self._window_loss(s_w, yw, weights), [pw, V, W])
+        return self._window_updates(xw, dpw, dV, dW, lr)
+
+    def _window_updates(self, xw, dpw, dV, dW, lr, V_new=None):
+        """([dU, dV, dW], sgd updates) from the window's word ids and the gradient of its U columns; V's
+        step is ``V_new`` when given (then dV is None)."""
         U, V, W = self.U, self.V, self.W
         # Scatter into U's columns (repeated words accumulate).  One zero row is appended: PyTensor's
         # AdvancedIncSubtensor1 wrongly refuses a one-row increment as "runtime broadcasting".
         cols = T.concatenate([xw, xw[:1]])
         rows = T.concatenate([dpw, T.zeros_like(dpw[:1])], axis=0)
         dU = T.inc_subtensor(T.zeros_like(U).T[cols], rows).T
-        updates = [(U, T.inc_subtensor(U.T[cols], -lr * rows).T), (V, V - lr * dV), (W, W - lr * dW)]
+        V_new = V - lr * dV if V_new is None else V_new
+        updates = [(U, T.inc_subtensor(U.T[cols], -lr * rows).T), (V, V_new), (W, W - lr * dW)]
         return [dU, dV, dW], updates
 
     UNROLL = 16  # C linker: windows up to this many steps are unrolled (no scan, no column gather of U)
 
-    def _unrolled_window(self, x, y, s_init, f, lr):
+    def _unrolled_window(self, x, y, s_init, f, lr, sgd):
         """The C linker's window for 0 < k <= UNROLL: the last k positions unrolled in the graph; positions
         before the sentence's start (T < k) are masked (they keep the state and add no loss)."""
-        V, W = self.V, self.W
+        W = self.W
         k, one = self.bptt_truncate, T.constant(1.0, dtype=FLOATX)
         n_steps = x.shape[0]
         pos = [T.maximum(n_steps - k + i, 0) for i in range(k)]
@@ -256,9 +275,7 @@ class RNN:
         for i in range(k):
             s = valid[i] * f(pw[i] + T.dot(s, Wt)) + (one - valid[i]) * s
             states.append(s)
-        loss = self._window_loss(T.stack(states), yw, T.stack(valid))
-        dpw, dV, dW = engine.grad(loss, [pw, V, W])
-        return [x, y], *self._window_updates(xw, dpw, dV, dW, lr)
+        return [x, y], *self._window_step(T.stack(states), yw, T.stack(valid), pw, xw, lr, sgd)
 
     # -- bptt and sgd_step (the window graph: one compiled function, or one per length bucket) -----
     def _window_fn(self, kind, length):
@@ -266,11 +283,13 @@ class RNN:
         if key not in self._compiled:
             lr = T.scalar("learning_rate", dtype=FLOATX)
             with engine.quiet():
-                inputs, grads, updates = self._window_graph(length, lr)
+                inputs, grads, updates = self._window_graph(length, lr, sgd=kind == "sgd_step")
                 if kind == "bptt":
                     fn = engine.function(inputs, grads, mode=self.mode)
                 else:
-                    fn = engine.function(inputs + [lr], [], updates=updates, mode=self.mode)
+                    # accept_inplace: SoftmaxNLLSGD steps V in place (V is the function's to change)
+                    fn = engine.function(inputs + [lr], [], updates=updates, mode=self.mode,
+                                         accept_inplace=True)
             self._compiled[key] = fn
         return self._compiled[key]
 

@@ -41,8 +41,8 @@ namespace {
 using rnnlm::guarded;
 
 void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (dnnl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+           int64_t ldb, float beta, float* C, int64_t ldc, float alpha = 1.0f) {
+  if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
     throw std::runtime_error("dnnl_sgemm failed");
 }
 
@@ -173,9 +173,86 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int
   }
 }
 
+// The loss and one SGD step on the weights, V (C, K) rows, updated in place: V −= lr·pᵀ·h (no bias;
+// rnnlm.engine_ops.output's SoftmaxNLLSGD, the tutorial's sgd_step).  For few rows (N·C within a chunk):
+// each thread takes one range of V's rows (classes) for all three products -- its logits, its part of dh
+// and its rows' update -- so that part of V stays in its core's cache from one step to the next and dW is
+// never written (C=8000, K=100, N=4, 2 vCPUs: 0.14 ms, against 0.63 for the three products over all of V,
+// a dW and a pass to apply it).  The row's softmax needs every class: each thread keeps its classes'
+// exp(z − its max) and sum, and after one barrier rescales them by the row's max and sum.
+void softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, float* V, const int32_t* y,
+                     const float* w, float* nll, float* dh) {
+  for (int64_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C) throw std::out_of_range("target " + std::to_string(y[i]) + " outside the classes");
+  if (N == 0) return;
+  const int threads = omp_get_max_threads();
+  std::unique_ptr<float[]> z(new float[N * C]);
+  std::unique_ptr<float[]> stats(new float[2 * threads * N]);  // each thread's max and sum of exp per row
+  std::unique_ptr<float[]> zy(new float[N]);                    // the targets' logits
+  std::unique_ptr<float[]> dhs(new float[threads * N * K]);     // each thread's part of dh
+#pragma omp parallel num_threads(threads)
+  {
+    const int T = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t c0 = C * t / T, n_c = C * (t + 1) / T - c0;
+    float* zt = z.get() + c0;  // this thread's columns of the logits (leading dimension C)
+    float* Vt = V + c0 * K;
+    float *m_t = stats.get() + t * N, *s_t = stats.get() + (T + t) * N, *dh_t = dhs.get() + t * N * K;
+    // (oneDNN's sgemm runs on the calling thread inside a parallel region)
+    if (n_c > 0) sgemm('N', 'T', N, n_c, K, h, K, Vt, K, 0.0f, zt, C);
+    for (int64_t i = 0; i < N; ++i) {
+      float* zi = zt + i * C;
+      if (y[i] >= c0 && y[i] < c0 + n_c) zy[i] = zi[y[i] - c0];
+      float m = -INFINITY, s = 0.0f;
+#pragma omp simd reduction(max : m)
+      for (int64_t j = 0; j < n_c; ++j) m = zi[j] > m ? zi[j] : m;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < n_c; ++j) {
+        const float e = expf(zi[j] - m);
+        zi[j] = e;
+        s += e;
+      }
+      m_t[i] = m;
+      s_t[i] = s;
+    }
+#pragma omp barrier
+    for (int64_t i = 0; i < N; ++i) {
+      float m = -INFINITY, s = 0.0f;
+      for (int u = 0; u < T; ++u) m = std::max(m, stats[u * N + i]);
+      for (int u = 0; u < T; ++u)
+        if (stats[(T + u) * N + i] > 0.0f) s += stats[(T + u) * N + i] * std::exp(stats[u * N + i] - m);
+      if (t == 0) nll[i] = std::log(s) + m - zy[i];
+      if (n_c == 0) continue;
+      const float r = w[i] * std::exp(m_t[i] - m) / s;  // this thread's exp(z − m_t) → w·softmax
+      float* zi = zt + i * C;
+#pragma omp simd
+      for (int64_t j = 0; j < n_c; ++j) zi[j] *= r;
+      if (y[i] >= c0 && y[i] < c0 + n_c) zi[y[i] - c0] -= w[i];
+    }
+    if (n_c > 0) {
+      sgemm('N', 'N', N, K, n_c, zt, C, Vt, K, 0.0f, dh_t, K);  // before its rows change
+      sgemm('T', 'N', n_c, K, N, zt, C, h, K, 1.0f, Vt, K, -lr);
+    } else {
+      std::fill(dh_t, dh_t + N * K, 0.0f);
+    }
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (int64_t e = 0; e < N * K; ++e) {
+      float v = 0.0f;
+      for (int u = 0; u < T; ++u) v += dhs[u * N * K + e];
+      dh[e] = v;
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
+
+// V (C, K) updated in place; nll (N,) and dh (N, K) out.  0, or 1 with the message for rnnlm_error().
+int rnnlm_softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, float* V, const int32_t* y,
+                          const float* w, float* nll, float* dh) {
+  return guarded([&] { softmax_nll_sgd(N, K, C, lr, h, V, y, w, nll, dh); });
+}
 
 // dh, dW, dc null: the loss only (nll).  0, or 1 with the message for rnnlm_error().
 int rnnlm_softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int bf16, const float* h,
