@@ -58,10 +58,12 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     why = "" if on["dnnl_lstm"] else engine_ops.dnnl.why_not()
     assert on.get("dnnl_lstm_why_not", "") == why
     assert on["dnnl_lstm_jax"] == (on["dnnl_lstm"] and engine_ops.dnnl.xla_ready())
+    assert on["fused_sgd"] == (fused or on["dnnl_lstm"])
+    assert on["dnnl_bf16_amx"] == (on["dnnl_lstm"] and "amx_bf16" in engine_ops.dnnl._cpu_flags().split())
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
     off = bench.machine_info()
-    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "dnnl_lstm": False,
-                                "dnnl_lstm_jax": False}
+    assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "fused_sgd": False,
+                                "dnnl_lstm": False, "dnnl_lstm_jax": False, "dnnl_bf16_amx": False}
     import io
 
     buf = io.StringIO()

@@ -95,7 +95,7 @@ def test_shipped_sgd_step_updates_by_the_gradient_and_only_the_window_columns_of
 def test_the_c_linker_sgd_step_steps_V_in_place_in_the_output_node(params):
     """One SoftmaxNLLSGD node makes the loss and V's step, in V's own buffer (no dV, no new V)."""
     rnn = RNN(C, H, bptt_truncate=4, params=params)
-    if not rnn._fused_sgd():
+    if not engine_ops.fused_sgd():
         pytest.skip("the output layer's SGD node serves PyTensor, and Aesara where oneDNN's kernel builds")
     rng = np.random.default_rng(4)
     x, y = rng.integers(0, C, 9).astype("int32"), rng.integers(0, C, 9).astype("int32")

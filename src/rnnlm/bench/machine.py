@@ -140,13 +140,17 @@ def busy_warning(machine: dict) -> str | None:
 
 def graph_ops() -> dict:
     """Which of rnnlm's own graph ops the models use here (:mod:`rnnlm.engine_ops`): a whole recurrent
-    layer as one node, the output layer with its loss as one chunked node, and oneDNN's LSTM kernel for
+    layer as one node, the output layer with its loss as one chunked node, the tutorial's SGD step's
+    output layer and V's step as one node (``fused_sgd``), the output kernel's bf16 products on AMX
+    (``dnnl_bf16_amx``), and oneDNN's LSTM kernel for
     full LSTM batches on the C linker (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not) and on the JAX
     linker (``dnnl_lstm_jax``: the library was built with XLA's FFI headers and JAX runs on a CPU)."""
     from rnnlm import engine_ops
 
     ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
-           "dnnl_lstm": engine_ops.dnnl_lstm("c"), "dnnl_lstm_jax": engine_ops.dnnl_lstm("jax")}
+           "fused_sgd": engine_ops.fused_sgd(), "dnnl_lstm": engine_ops.dnnl_lstm("c"),
+           "dnnl_lstm_jax": engine_ops.dnnl_lstm("jax"),
+           "dnnl_bf16_amx": engine_ops.fused_output() and engine_ops.dnnl.bf16_amx()}
     if engine_ops.fused_output() and not ops["dnnl_lstm"]:  # (both off with RNNLM_FUSED_LAYERS=off)
         ops["dnnl_lstm_why_not"] = engine_ops.dnnl.why_not()
     return ops

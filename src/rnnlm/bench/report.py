@@ -45,6 +45,8 @@ def _machine_lines(result: dict, out) -> None:
     if ops:
         on = [name for name, used in (("fused recurrent layers", ops.get("fused_layers")),
                                       ("fused output layer (SoftmaxNLL)", ops.get("fused_output")),
+                                      ("the tutorial's SGD step in it (SoftmaxNLLSGD)", ops.get("fused_sgd")),
+                                      ("bf16 products on AMX", ops.get("dnnl_bf16_amx")),
                                       ("oneDNN kernels (C linker)", ops.get("dnnl_lstm")),
                                       ("oneDNN kernels (JAX linker)", ops.get("dnnl_lstm_jax"))) if used]
         print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)

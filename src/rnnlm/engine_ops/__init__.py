@@ -37,8 +37,8 @@ from rnnlm.engine_ops.rows import AddRows, TakeRows, take_rows
 
 __all__ = ["GATES", "PRECISIONS", "AddRows", "MatMul", "RecurrentLayer", "RecurrentLayerGrad", "SoftmaxNLL",
            "SoftmaxNLLSGD", "TakeRows", "available", "check_precision", "dnnl", "dnnl_lstm", "fused_output",
-           "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward", "recurrent_layer",
-           "round_bf16", "softmax_nll", "softmax_nll_sgd", "take_rows"]
+           "fused_sgd", "jax_backward", "jax_forward", "matmul", "numpy_backward", "numpy_forward",
+           "recurrent_layer", "round_bf16", "softmax_nll", "softmax_nll_sgd", "take_rows"]
 
 
 def _switched_off() -> bool:
@@ -56,6 +56,13 @@ def fused_output() -> bool:
     """Whether models compute the output layer and its loss as one :class:`SoftmaxNLL` node: on both
     engines, unless ``RNNLM_FUSED_LAYERS=off`` (then plain logits, log-softmax and autodiff)."""
     return not _switched_off()
+
+
+def fused_sgd() -> bool:
+    """Whether the tutorial's ``RNN.sgd_step`` makes its output layer and V's SGD step as one node
+    (:class:`SoftmaxNLLSGD`): where the fused output layer is (PyTensor), and on Aesara where oneDNN's
+    kernel runs it (there plain nodes beat the NumPy drivers for the window's few rows)."""
+    return available() or (fused_output() and dnnl.available())
 
 
 def dnnl_lstm(linker: str) -> bool:

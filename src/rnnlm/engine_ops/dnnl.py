@@ -65,8 +65,8 @@ from rnnlm.engine_ops.base import (
 )
 
 __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "DnnlLayerGrad", "DnnlRNN",
-           "DnnlRNNGrad", "available", "jax_softmax_nll", "layer", "library", "on_worker", "softmax_nll",
-           "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
+           "DnnlRNNGrad", "available", "bf16_amx", "jax_softmax_nll", "layer", "library", "on_worker",
+           "softmax_nll", "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
 SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc")
@@ -157,6 +157,7 @@ def _load():
     lib.rnnlm_softmax_nll.restype = ctypes.c_int
     lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 9
     lib.rnnlm_softmax_nll_sgd.restype = ctypes.c_int
+    lib.rnnlm_bf16_amx.restype = ctypes.c_int
     lib.rnnlm_softmax_nll_sgd.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_void_p] * 6
     return lib
 
@@ -210,6 +211,12 @@ def why_not() -> str:
 def available() -> bool:
     """Whether :class:`DnnlLSTM` can run here (the library builds and loads; ``RNNLM_DNNL`` is not off)."""
     return not why_not()
+
+
+def bf16_amx() -> bool:
+    """Whether the output kernel's bf16 products run oneDNN's matmul primitive on AMX tiles (oneDNN reports
+    AMX on this CPU; ``ONEDNN_MAX_CPU_ISA`` can say otherwise), else its ``gemm_bf16bf16f32``."""
+    return available() and bool(library().rnnlm_bf16_amx())
 
 
 def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm") -> int:

@@ -159,8 +159,8 @@ class RNN:
         ``length``: None (the C linker: any sentence length) or a static bucket length (JAX: the sentence
         is left-padded with a mask).  Returns ``(inputs, [dU, dV, dW], sgd_updates)``; dU is dense here
         (for ``bptt``), the update touches only the window's columns of U.  ``sgd``: the graph of
-        ``sgd_step`` only (where :meth:`_fused_sgd` holds, V's step is made by the output layer's node,
-        and dV is None).
+        ``sgd_step`` only (where :func:`engine_ops.fused_sgd` holds, V's step is made by the output
+        layer's node, and dV is None).
         """
         U, W = self.U, self.W
         f = _activation(self.activation)
@@ -228,16 +228,11 @@ class RNN:
         logp = engine.log_softmax(T.dot(s_w, self.V.T), axis=-1)
         return -T.sum(weights * logp[T.arange(yw.shape[0]), yw])
 
-    def _fused_sgd(self) -> bool:
-        """Whether ``sgd_step``'s output layer and V's step are one node (:class:`SoftmaxNLLSGD`): where
-        the fused output layer is (PyTensor), and on Aesara where oneDNN's kernel runs it."""
-        return engine_ops.available() or (engine_ops.fused_output() and engine_ops.dnnl.available())
-
     def _window_step(self, s_w, yw, weights, pw, xw, lr, sgd):
         """([dU, dV, dW], sgd updates) of the window's states ``s_w`` (n, H) from its input columns ``pw``:
-        the loss, its gradients, and V's step in the output layer's node where :meth:`_fused_sgd`."""
+        the loss, its gradients, and V's step in the output layer's node (:func:`engine_ops.fused_sgd`)."""
         V, W = self.V, self.W
-        if sgd and self._fused_sgd():
+        if sgd and engine_ops.fused_sgd():
             loss, V_new = engine_ops.softmax_nll_sgd(s_w, V, yw, weights, lr)
             dpw, dW = engine.grad(loss, [pw, W])
             return self._window_updates(xw, dpw, None, dW, lr, V_new)

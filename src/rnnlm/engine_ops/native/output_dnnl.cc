@@ -298,6 +298,9 @@ void softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, 
 
 extern "C" {
 
+// 1 where the bf16 products run oneDNN's matmul primitive on AMX (amx_gemm), else 0.
+int rnnlm_bf16_amx() { return amx() ? 1 : 0; }
+
 // V (C, K) updated in place; nll (N,) and dh (N, K) out.  0, or 1 with the message for rnnlm_error().
 int rnnlm_softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, float* V, const int32_t* y,
                           const float* w, float* nll, float* dh) {
