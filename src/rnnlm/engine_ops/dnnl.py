@@ -157,8 +157,8 @@ def _load():
     lib.rnnlm_softmax_nll.restype = ctypes.c_int
     lib.rnnlm_softmax_nll.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 2 + [ctypes.c_void_p] * 9
     lib.rnnlm_softmax_nll_sgd.restype = ctypes.c_int
-    lib.rnnlm_bf16_amx.restype = ctypes.c_int
     lib.rnnlm_softmax_nll_sgd.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_void_p] * 6
+    lib.rnnlm_bf16_amx.restype = ctypes.c_int
     return lib
 
 

@@ -90,6 +90,11 @@ def _kernel(h, Wo, c, w) -> bool:
     return all(a.dtype == np.float32 for a in (h, Wo, c, w)) and dnnl.available()
 
 
+def _loss(w, nll, dtype):
+    """``Σ w·nll`` summed in float64 (NumPy drivers), as a 0-d array of ``dtype``."""
+    return np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), dtype)
+
+
 def numpy_softmax_nll(op, h, Wo, c, y, w):
     """The NumPy driver (``perform``): oneDNN's kernel, else a Python loop over chunks.  ``dWo`` is made
     in ``Wo``'s own layout (``Wo`` is often ``Vᵀ``, a transposed view), so that the update of ``V`` reads
@@ -101,7 +106,7 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
         outs = dnnl.softmax_nll(h, Wo.T if by_rows else Wo, c, y, w, chunk_rows(Wo.shape[1], Wo.shape[0]),
                                 by_rows, op.grads, op.precision == "bf16")
         nll = outs[0] if op.grads else outs
-        loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
+        loss = _loss(w, nll, h.dtype)
         if not op.grads:
             return loss, nll
         dh, dW, dc = outs[1:]
@@ -128,7 +133,7 @@ def numpy_softmax_nll(op, h, Wo, c, y, w):
             dc += p.sum(axis=0)
     if op.grads and dWo is None:  # no rows
         dWo, dc = np.zeros_like(Wo), np.zeros_like(c)
-    loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
+    loss = _loss(w, nll, h.dtype)
     return (loss, nll, dh, dWo, dc) if op.grads else (loss, nll)
 
 
@@ -294,7 +299,7 @@ class SoftmaxNLLSGD(Op):
         else:
             nll, dh, dWo = numpy_softmax_nll(SoftmaxNLL(True), h, V.T, np.zeros(C, V.dtype), y, w)[1:4]
             V -= np.asarray(lr, V.dtype) * dWo.T  # in place (dWo in V.T's layout: dWo.T reads in order)
-        loss = np.asarray(np.dot(w.astype(np.float64), nll.astype(np.float64)), h.dtype)
+        loss = _loss(w, nll, h.dtype)
         for storage, value in zip(output_storage, (loss, nll, dh, V), strict=True):
             storage[0] = value
 

@@ -72,6 +72,7 @@ void amx_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf16_t* A
   };
   static std::mutex mu;
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  static dnnl::stream st(eng);
   static std::map<Key, Product> made;
   std::lock_guard<std::mutex> lock(mu);
   auto it = made.find(Key{ta, tb, M, N, K, lda, ldb, ldc, beta});
@@ -90,7 +91,6 @@ void amx_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf16_t* A
     it = made.emplace(Key{ta, tb, M, N, K, lda, ldb, ldc, beta}, Product{a, b, c, dnnl::matmul(pd)}).first;
   }
   const Product& p = it->second;
-  dnnl::stream st(eng);
   p.mm.execute(st, {{DNNL_ARG_SRC, memory(p.a, eng, const_cast<bf16_t*>(A))},
                     {DNNL_ARG_WEIGHTS, memory(p.b, eng, const_cast<bf16_t*>(B))},
                     {DNNL_ARG_DST, memory(p.c, eng, C)}});
@@ -131,6 +131,12 @@ struct Operands {
   bool bf16() const { return Wb != nullptr; }
 };
 
+// Every target in [0, C): checked before anything is computed or changed.
+void check_targets(const int32_t* y, int64_t N, int64_t C) {
+  for (int64_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C) throw std::out_of_range("target " + std::to_string(y[i]) + " outside the classes");
+}
+
 // One row of logits without the bias, z (C,), in place: returns the row's nll; with grads (dc not null)
 // leaves p in z, adds p to dc and, given pb, writes p rounded to bfloat16 there too.
 float row(float* z, const float* c, int64_t C, int32_t y, float w, float* dc, bf16_t* pb) {
@@ -170,8 +176,7 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int
                  const float* W, const float* c, const int32_t* y, const float* w, float* nll, float* dh, float* dW,
                  float* dc) {
   const bool grads = dh != nullptr;
-  for (int64_t i = 0; i < N; ++i)
-    if (y[i] < 0 || y[i] >= C) throw std::out_of_range("target " + std::to_string(y[i]) + " outside the classes");
+  check_targets(y, N, C);
   rows = std::max<int64_t>(1, std::min(rows, N));
   const int threads = omp_get_max_threads();
   std::unique_ptr<float[]> z(new float[rows * C]);
@@ -232,8 +237,7 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int
 // exp(z − its max) and sum, and after one barrier rescales them by the row's max and sum.
 void softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, float* V, const int32_t* y,
                      const float* w, float* nll, float* dh) {
-  for (int64_t i = 0; i < N; ++i)
-    if (y[i] < 0 || y[i] >= C) throw std::out_of_range("target " + std::to_string(y[i]) + " outside the classes");
+  check_targets(y, N, C);
   if (N == 0) return;
   const int threads = omp_get_max_threads();
   std::unique_ptr<float[]> z(new float[N * C]);
