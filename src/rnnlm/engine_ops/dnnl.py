@@ -16,6 +16,12 @@ the layers pay wherever the output layer runs on the library's thread too, which
 (V=8000, H=128, 2 vCPUs, SGD step ms with / without: fp32 LSTM 40–42 / 50–55; bf16 LSTM 40.4 / 48.6);
 split, the kernel's thread and XLA's took turns.
 
+At bf16 on a CPU with AMX the GRU is not oneDNN's: oneDNN 3.2 trains a bf16 ``vanilla_gru`` on its
+reference path, no faster than its float32 one, so ``native/gru_bf16.cc`` builds the layer from oneDNN's
+matmul primitive on the tiles (char GRU layer, T=64, B=64, H=256, forward + backward 35 → 14–17 ms,
+2 vCPUs of a Xeon with AMX).  Its math is rnnlm's fused bf16 GRU (states float32; oneDNN's keeps them
+bfloat16).  ``RNNLM_GRU_BF16=onednn`` runs oneDNN's instead.
+
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
 spin-wait once it manages more threads than there are CPUs: called from XLA's workers (two teams), the
@@ -23,11 +29,11 @@ kernel ran 40% slower than alone.  A job already on that thread that calls the l
 (Benchmarks time PyTorch in a process of its own, :mod:`rnnlm.bench.child`: in this one it ran slower
 once these kernels had run.)
 
-Built on first use: ``native/rnn_dnnl.cc`` and ``native/output_dnnl.cc`` compiled by the system's C++
-compiler for this CPU (``-march=native``) against the ``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp``
-wheels, into ``~/.cache/rnnlm/native`` (``RNNLM_NATIVE_CACHE`` chooses the folder); :func:`why_not` says
-what is missing when it is not available.  ``RNNLM_DNNL=off`` (or ``RNNLM_FUSED_LAYERS=off``) keeps
-rnnlm's own fused layers and output drivers.
+Built on first use: ``native/rnn_dnnl.cc``, ``native/gru_bf16.cc`` and ``native/output_dnnl.cc`` compiled by
+the system's C++ compiler for this CPU (``-march=native``) against the ``onednn-cpu-gomp`` and
+``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native`` (``RNNLM_NATIVE_CACHE`` chooses the
+folder); :func:`why_not` says what is missing when it is not available.  ``RNNLM_DNNL=off`` (or
+``RNNLM_FUSED_LAYERS=off``) keeps rnnlm's own fused layers and output drivers.
 
 Shapes (float32, time-major): ``x`` (L, B, D) the layer's input; rnnlm's parameters as they are (G gates:
 LSTM i, f, o, g; GRU z, r, h̃): ``U`` (G, H, D), ``W`` (G, H, H), ``b`` (G, H); ``h0`` and the LSTM's
@@ -69,8 +75,8 @@ __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "D
            "softmax_nll", "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc")
-HEADERS = (NATIVE / "worker.h",)
+SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc", NATIVE / "gru_bf16.cc")
+HEADERS = (NATIVE / "worker.h", NATIVE / "bf16.h")
 _state: dict = {}  # "lib": the loaded library or None, "why": why not
 
 
@@ -242,7 +248,8 @@ class DnnlLayer(Op):
     """oneDNN's layer of a cell (:class:`DnnlLSTM`, :class:`DnnlGRU`, :class:`DnnlRNN`): inputs ``x, U,
     W, b, h0`` and the LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
     ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
-    gradients), as the matrix products of rnnlm's bf16 graphs; the states come out rounded to bfloat16."""
+    gradients), as the matrix products of rnnlm's bf16 graphs; oneDNN's kernels keep the states in bfloat16
+    (the GRU's own layer on AMX, ``native/gru_bf16.cc``, float32 as rnnlm's graphs)."""
 
     __props__ = ("label", "precision")
     cell, n_states = "", 0  # the subclass's cell and its states (h, or h and c)

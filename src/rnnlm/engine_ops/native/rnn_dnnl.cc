@@ -17,15 +17,28 @@
 // gradient float32); the float32 arrays are converted on the way in, the states y, hT on the way out.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include "bf16.h"
 #include "worker.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
+
+// gru_bf16.cc: rnnlm's own bf16 GRU layer, for CPUs with AMX
+namespace rnnlm::gru_bf16 {
+size_t workspace_bytes(int T, int N, int H);
+void forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
+             const float* h0, float* y, float* hT, float* ws);
+void backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
+              const float* y, const float* ws, const float* dy, const float* dhT, float* dx, float* dU, float* dW,
+              float* db, float* dh0);
+}  // namespace rnnlm::gru_bf16
 
 namespace {
 
@@ -181,8 +194,18 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
   return args;
 }
 
+// Whether this layer runs gru_bf16.cc's GRU rather than oneDNN's (whose bf16 GRU trains on its reference
+// path, no faster than its float32 one).
+template <class Cell>
+bool own_gru(int bf16) {
+  if constexpr (!std::is_same_v<Cell, Gru>) return false;
+  const char* env = std::getenv("RNNLM_GRU_BF16");
+  return bf16 && rnnlm::amx() && !(env && std::string(env) == "onednn");
+}
+
 template <class Cell>
 size_t workspace_bytes(int T, int N, int SLC, int H, int bf16) {
+  if (own_gru<Cell>(bf16)) return rnnlm::gru_bf16::workspace_bytes(T, N, H);
   try {
     return plan<Cell>(T, N, SLC, H, bf16).fwd_pd.workspace_desc().get_size();
   } catch (const std::exception& e) {
@@ -196,6 +219,8 @@ template <class Cell>
 int forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
             const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, void* ws) {
   return guarded([&] {
+    if (own_gru<Cell>(bf16))
+      return rnnlm::gru_bf16::forward(T, N, SLC, H, x, wl, wi, b, h0, y, hT, static_cast<float*>(ws));
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
     Gates<Cell> w(SLC, H);
@@ -220,6 +245,9 @@ int backward(int T, int N, int SLC, int H, int bf16, const float* x, const float
              const void* ws, const float* dy, const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
              float* db, float* dh0, float* dc0) {
   return guarded([&] {
+    if (own_gru<Cell>(bf16))
+      return rnnlm::gru_bf16::backward(T, N, SLC, H, x, wl, wi, h0, y, static_cast<const float*>(ws), dy, dhT,
+                                       dx, dwl, dwi, db, dh0);
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
     Gates<Cell> w(SLC, H), dw(SLC, H);
