@@ -75,8 +75,12 @@ __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "D
            "softmax_nll", "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc", NATIVE / "gru_bf16.cc")
+SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc", NATIVE / "rnn_bf16.cc")
 HEADERS = (NATIVE / "worker.h", NATIVE / "bf16.h")
+# -fopenmp: the kernels' row loops run on the OpenMP team oneDNN uses (the system's libgomp);
+# -fno-math-errno lets their exp be vectorised
+FLAGS = ("-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno", "-std=c++17",
+         "-shared", "-fPIC")
 _state: dict = {}  # "lib": the loaded library or None, "why": why not
 
 
@@ -124,7 +128,8 @@ def _build() -> Path:
     # built for this CPU (-march=native: the softmax's exp in AVX-512 where there is one), so its flags
     # are part of the key, as for a home folder shared by machines of different CPUs
     code = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS))
-    key = hashlib.sha256(code + f"{lib_dir}|{compiler}|{xla}|{_cpu_flags()}".encode()).hexdigest()[:16]
+    build = f"{lib_dir}|{compiler}|{xla}|{_cpu_flags()}|{FLAGS}"  # the flags too: a new set rebuilds
+    key = hashlib.sha256(code + build.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("RNNLM_NATIVE_CACHE") or Path.home() / ".cache" / "rnnlm" / "native")
     target = cache / f"rnnlm_dnnl-{key}.so"
     if target.exists():
@@ -133,11 +138,8 @@ def _build() -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
     ffi = ["-DRNNLM_XLA_FFI", "-isystem", str(xla)] if xla else []
-    # -fopenmp: the softmax's row loop runs on the OpenMP team oneDNN uses (the system's libgomp);
-    # -fno-math-errno lets its exp be vectorised
-    cmd = [compiler, "-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-std=c++17", "-shared", "-fPIC",
-           "-isystem", str(inc_dir), *ffi, *map(str, SOURCES), f"-L{lib_dir}", "-l:libdnnl.so.3",
-           f"-Wl,-rpath,{lib_dir}", "-o", tmp]
+    cmd = [compiler, *FLAGS, "-isystem", str(inc_dir), *ffi, *map(str, SOURCES), f"-L{lib_dir}",
+           "-l:libdnnl.so.3", f"-Wl,-rpath,{lib_dir}", "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
@@ -165,6 +167,8 @@ def _load():
     lib.rnnlm_softmax_nll_sgd.restype = ctypes.c_int
     lib.rnnlm_softmax_nll_sgd.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_void_p] * 6
     lib.rnnlm_bf16_amx.restype = ctypes.c_int
+    lib.rnnlm_own_bf16.restype = ctypes.c_int
+    lib.rnnlm_own_bf16.argtypes = [ctypes.c_int]
     return lib
 
 
@@ -223,6 +227,14 @@ def bf16_amx() -> bool:
     """Whether the output kernel's bf16 products run oneDNN's matmul primitive on AMX tiles (oneDNN reports
     AMX on this CPU; ``ONEDNN_MAX_CPU_ISA`` can say otherwise), else its ``gemm_bf16bf16f32``."""
     return available() and bool(library().rnnlm_bf16_amx())
+
+
+def own_bf16(cell: str) -> bool:
+    """Whether a bf16 layer of ``cell`` runs rnnlm's own (``native/rnn_bf16.cc``) rather than oneDNN's: the
+    GRU where oneDNN has bfloat16 instructions, the LSTM where it has AMX; ``RNNLM_BF16_LAYERS=onednn``
+    keeps oneDNN's (module docstring)."""
+    index = {"gru": 0, "lstm": 1}.get(cell)
+    return index is not None and available() and bool(library().rnnlm_own_bf16(index))
 
 
 def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm") -> int:

@@ -1,6 +1,6 @@
 // bfloat16 products for rnnlm's kernels: the rounding rnnlm's bf16 graphs use, and oneDNN's bf16 GEMMs
 // (float32 accumulation) -- on AMX tiles through oneDNN's matmul primitive where the CPU has them.
-// Included by output_dnnl.cc and gru_bf16.cc.
+// Included by output_dnnl.cc and rnn_bf16.cc.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.h>
@@ -30,6 +30,13 @@ using bf16_t = uint16_t;  // bfloat16's bits
 inline bool amx() {
   constexpr auto tiles = dnnl_cpu_isa_avx512_core_amx;
   static const bool yes = (dnnl_get_effective_cpu_isa() & tiles) == tiles;
+  return yes;
+}
+
+// Where oneDNN has bfloat16 instructions (avx512_bf16's dot products, or AMX).
+inline bool bf16_isa() {
+  constexpr auto dot = dnnl_cpu_isa_avx512_core_bf16;
+  static const bool yes = (dnnl_get_effective_cpu_isa() & dot) == dot;
   return yes;
 }
 

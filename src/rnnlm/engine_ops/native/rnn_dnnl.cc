@@ -30,15 +30,21 @@
 #include <type_traits>
 #include <unordered_map>
 
-// gru_bf16.cc: rnnlm's own bf16 GRU layer, for CPUs with AMX
-namespace rnnlm::gru_bf16 {
-size_t workspace_bytes(int T, int N, int H);
-void forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
-             const float* h0, float* y, float* hT, float* ws);
-void backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
-              const float* y, const float* ws, const float* dy, const float* dhT, float* dx, float* dU, float* dW,
-              float* db, float* dh0);
-}  // namespace rnnlm::gru_bf16
+// rnn_bf16.cc: rnnlm's own bf16 GRU and LSTM layers
+namespace rnnlm::bf16_layers {
+size_t gru_workspace_bytes(int T, int N, int H);
+size_t lstm_workspace_bytes(int T, int N, int H);
+void gru_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
+                 const float* h0, float* y, float* hT, float* ws);
+void gru_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
+                  const float* y, const float* ws, const float* dy, const float* dhT, float* dx, float* dU,
+                  float* dW, float* db, float* dh0);
+void lstm_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
+                  const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws);
+void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
+                   const float* c0, const float* y, const float* ws, const float* dy, const float* dhT,
+                   const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0, float* dc0);
+}  // namespace rnnlm::bf16_layers
 
 namespace {
 
@@ -194,18 +200,25 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
   return args;
 }
 
-// Whether this layer runs gru_bf16.cc's GRU rather than oneDNN's (whose bf16 GRU trains on its reference
-// path, no faster than its float32 one).
+// Whether a bf16 layer of this cell runs rnn_bf16.cc's rather than oneDNN's: the GRU wherever oneDNN has
+// bfloat16 instructions (its bf16 GRU trains on its reference path: 2.2× slower than ours with AMX, 1.4×
+// with avx512_bf16 alone), the LSTM where it has AMX (its brgemm LSTM there: 17–20% slower than ours at
+// the char preset's second layer; equal with avx512_bf16 alone, so oneDNN's stays).  RNNLM_BF16_LAYERS=
+// onednn keeps oneDNN's everywhere.
 template <class Cell>
-bool own_gru(int bf16) {
-  if constexpr (!std::is_same_v<Cell, Gru>) return false;
-  const char* env = std::getenv("RNNLM_GRU_BF16");
-  return bf16 && rnnlm::amx() && !(env && std::string(env) == "onednn");
+bool own_bf16() {
+  const char* env = std::getenv("RNNLM_BF16_LAYERS");
+  if (env && std::string(env) == "onednn") return false;
+  if constexpr (std::is_same_v<Cell, Gru>) return rnnlm::bf16_isa();
+  if constexpr (std::is_same_v<Cell, Lstm>) return rnnlm::amx();
+  return false;
 }
 
 template <class Cell>
 size_t workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  if (own_gru<Cell>(bf16)) return rnnlm::gru_bf16::workspace_bytes(T, N, H);
+  if (bf16 && own_bf16<Cell>())
+    return Cell::has_c ? rnnlm::bf16_layers::lstm_workspace_bytes(T, N, H)
+                       : rnnlm::bf16_layers::gru_workspace_bytes(T, N, H);
   try {
     return plan<Cell>(T, N, SLC, H, bf16).fwd_pd.workspace_desc().get_size();
   } catch (const std::exception& e) {
@@ -219,8 +232,12 @@ template <class Cell>
 int forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
             const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, void* ws) {
   return guarded([&] {
-    if (own_gru<Cell>(bf16))
-      return rnnlm::gru_bf16::forward(T, N, SLC, H, x, wl, wi, b, h0, y, hT, static_cast<float*>(ws));
+    if (bf16 && own_bf16<Cell>()) {
+      float* w = static_cast<float*>(ws);
+      if constexpr (Cell::has_c)
+        return rnnlm::bf16_layers::lstm_forward(T, N, SLC, H, x, wl, wi, b, h0, c0, y, hT, cT, w);
+      return rnnlm::bf16_layers::gru_forward(T, N, SLC, H, x, wl, wi, b, h0, y, hT, w);
+    }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
     Gates<Cell> w(SLC, H);
@@ -245,9 +262,13 @@ int backward(int T, int N, int SLC, int H, int bf16, const float* x, const float
              const void* ws, const float* dy, const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
              float* db, float* dh0, float* dc0) {
   return guarded([&] {
-    if (own_gru<Cell>(bf16))
-      return rnnlm::gru_bf16::backward(T, N, SLC, H, x, wl, wi, h0, y, static_cast<const float*>(ws), dy, dhT,
-                                       dx, dwl, dwi, db, dh0);
+    if (bf16 && own_bf16<Cell>()) {
+      const float* w = static_cast<const float*>(ws);
+      if constexpr (Cell::has_c)
+        return rnnlm::bf16_layers::lstm_backward(T, N, SLC, H, x, wl, wi, h0, c0, y, w, dy, dhT, dcT, dx, dwl, dwi,
+                                                 db, dh0, dc0);
+      return rnnlm::bf16_layers::gru_backward(T, N, SLC, H, x, wl, wi, h0, y, w, dy, dhT, dx, dwl, dwi, db, dh0);
+    }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
     Gates<Cell> w(SLC, H), dw(SLC, H);
@@ -335,6 +356,9 @@ int rnnlm_rnn_backward(int T, int N, int SLC, int H, int bf16, const float* x, c
   return backward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, dy, dhT, nullptr, dx,
                        dwl, dwi, db, dh0, nullptr);
 }
+
+// 1 where a bf16 GRU (cell 0) or LSTM (cell 1) runs rnn_bf16.cc's layer, else 0 (own_bf16 above).
+int rnnlm_own_bf16(int cell) { return (cell == 0 ? own_bf16<Gru>() : cell == 1 && own_bf16<Lstm>()) ? 1 : 0; }
 
 // Runs fn(arg) on the thread that runs oneDNN (benchmarks run PyTorch's step there: one OpenMP team).
 void rnnlm_dnnl_on_worker(void (*fn)(void*), void* arg) {

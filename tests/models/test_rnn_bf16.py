@@ -1,0 +1,126 @@
+"""rnnlm's own bf16 GRU and LSTM layers (native/rnn_bf16.cc), which oneDNN's layer ops run at bf16 where
+``dnnl.own_bf16`` says so (the GRU with bfloat16 instructions, the LSTM with AMX): their outputs and every
+gradient are rnnlm's fused layer at bf16 -- its NumPy emulation (every product's operands rounded to
+bfloat16, float32 sums and states) -- to float32's precision, on the C and JAX linkers."""
+
+import numpy as np
+import pytest
+
+from rnnlm import engine, engine_ops
+from rnnlm.engine_ops import dnnl
+
+pytestmark = pytest.mark.skipif(not engine_ops.dnnl_lstm("c"), reason="no oneDNN layers here")
+
+T = engine.T
+JAX = ["jax"] if engine_ops.dnnl_lstm("jax") else []
+r = engine_ops.round_bf16
+CELLS = [c for c in ("gru", "lstm") if dnnl.own_bf16(c)]
+
+
+def _arrays(cell, L, B, D, H, seed=0):
+    G = engine_ops.GATES[cell]
+    rng = np.random.default_rng(seed)
+    f = lambda *s, scale=0.5: (rng.standard_normal(s) * scale).astype("float32")  # noqa: E731
+    # weights at the usual initial scale: wider layers stay out of the chaotic regime
+    return dict(x=f(L, B, D), U=f(G, H, D, scale=D ** -0.5), W=f(G, H, H, scale=H ** -0.5), b=f(G, H),
+                h0=f(B, H), c0=f(B, H), gS=f(L, B, H), gh=f(B, H), gc=f(B, H))
+
+
+def _names(cell):
+    return ["S", "hT", *(["cT"] if cell == "lstm" else []), "dx", "dU", "dW", "db", "dh0",
+            *(["dc0"] if cell == "lstm" else [])]
+
+
+def _inputs(cell):
+    return ("x", "U", "W", "b", "h0", "c0") if cell == "lstm" else ("x", "U", "W", "b", "h0")
+
+
+def _emulation(cell, a):
+    """S, hT (, cT) and the gradients of Σ(S·gS) + Σ(hT·gh) (+ Σ(cT·gc)) w.r.t. x, U, W, b, h0 (, c0), from
+    rnnlm's NumPy layer at bf16."""
+    lstm = cell == "lstm"
+    x, U, W, b, h0 = (a[k] for k in ("x", "U", "W", "b", "h0"))
+    c0 = a["c0"] if lstm else None
+    L, B, D = x.shape
+    G, H = U.shape[0] * U.shape[1], W.shape[1]
+    op = engine_ops.RecurrentLayer(cell, masked=False, precision="bf16")
+    P = (r(x.reshape(L * B, D)) @ r(U.reshape(G, D)).T + b.reshape(G)).reshape(L, B, G)
+    Wt = W.reshape(G, H).T
+    mask = np.ones((L, B), "float32")
+    S, C, A = engine_ops.numpy_forward(op, P, mask, h0, c0, Wt)
+    gS = a["gS"].copy()
+    gS[-1] += a["gh"]  # hT is the last state
+    gC = None
+    if lstm:
+        gC = np.zeros_like(gS)
+        gC[-1] = a["gc"]
+    dA, dh0, dc0, dWt = engine_ops.numpy_backward(op, mask, h0, c0, Wt, S, C, A, gS, gC)
+    dA2 = dA.reshape(L * B, G)
+    dx = (r(dA2) @ r(U.reshape(G, D))).reshape(L, B, D)
+    dU = (r(dA2).T @ r(x.reshape(L * B, D))).reshape(U.shape)
+    grads = [dx, dU, dWt.T.reshape(W.shape), dA2.sum(0).reshape(b.shape), dh0]
+    return [S, S[-1], C[-1], *grads, dc0] if lstm else [S, S[-1], *grads]
+
+
+def _kernel(cell, linker, a, precision="bf16"):
+    xs = {k: engine.tensor(k, "float32", a[k].shape) for k in _inputs(cell)}
+    x, U, W, b, *init = xs.values()
+    S, *finals = dnnl.layer(cell, x, U, W, b, init, precision=precision)
+    cost = T.sum(S * a["gS"]) + sum(T.sum(f * a[g]) for f, g in zip(finals, ("gh", "gc"), strict=False))
+    fn = engine.function(list(xs.values()), [S, *finals, *engine.grad(cost, list(xs.values()))],
+                         mode=engine.mode_for(linker))
+    return fn(*(a[k] for k in xs))
+
+
+def test_the_own_layers_run_where_the_cpu_has_their_instructions():
+    flags = dnnl._cpu_flags().split()
+    assert dnnl.own_bf16("gru") == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert dnnl.own_bf16("lstm") == dnnl.bf16_amx() == ("amx_bf16" in flags)
+    assert not dnnl.own_bf16("rnn")
+
+
+# (L, B, D, H): odd widths, a row per thread and fewer: to float32's precision.  Then the char preset's
+# layer width, where the two compute a gate's gradient with its factors in another order: an ulp there
+# can move a product's operand to the next bfloat16 value (2⁻⁸ away), in the forward pass as in the
+# backward, and from there they drift apart along the sequence.  There the mean error is held to a
+# twentieth of the fp32 layer's distance from the same emulation, the worst element to bf16's.
+@pytest.mark.core
+@pytest.mark.parametrize("shape", [(7, 3, 5, 4), (9, 5, 6, 17), (4, 64, 64, 256)])
+@pytest.mark.parametrize("linker", ["c", *JAX])
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_layer_is_rnnlms_bf16_layer(cell, linker, shape):
+    a = _arrays(cell, *shape)
+    want = _emulation(cell, a)
+    got = _kernel(cell, linker, a)
+    wide = shape[-1] > 100
+    fp32 = _kernel(cell, linker, a, "fp32") if wide else want
+    for name, g, w, f in zip(_names(cell), got, want, fp32, strict=True):
+        scale = np.abs(w).max()
+        assert scale > 1e-3, name  # every output and gradient is exercised
+        err = np.abs(g - w) / scale
+        if wide:
+            assert err.mean() < np.abs(f - w).mean() / scale / 20 and err.max() < 3e-3, (name, err.mean())
+        else:
+            assert err.max() < 1e-5, (name, err.max())
+
+
+@pytest.mark.core
+@pytest.mark.parametrize("cell", CELLS)
+def test_bf16_is_in_effect(cell):
+    """The layer's products really take bfloat16 operands: every output differs from the fp32 layer's by
+    more than float32's rounding, on average, and by no more than bfloat16's."""
+    a = _arrays(cell, 4, 64, 64, 256, seed=3)
+    low, full = _kernel(cell, "c", a), _kernel(cell, "c", a, "fp32")
+    for name, g, f in zip(_names(cell), low, full, strict=True):
+        err = np.abs(g - f) / np.abs(f).max()
+        assert err.mean() > 1e-4 and err.max() < 3e-2, name
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("which", ["own", "onednn"])
+def test_rnnlm_bf16_layers_chooses_the_kernel(monkeypatch, cell, which):
+    """``RNNLM_BF16_LAYERS=onednn`` runs oneDNN's bf16 layer instead, which keeps its states in bfloat16 (so
+    every state is a bfloat16 value); the own layer keeps them float32, as rnnlm's graphs do."""
+    monkeypatch.setenv("RNNLM_BF16_LAYERS", which)
+    S = _kernel(cell, "c", _arrays(cell, 5, 4, 6, 16, seed=4))[0]
+    assert np.array_equal(r(S), S) == (which == "onednn")
