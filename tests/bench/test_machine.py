@@ -59,11 +59,15 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     assert on.get("dnnl_lstm_why_not", "") == why
     assert on["dnnl_lstm_jax"] == (on["dnnl_lstm"] and engine_ops.dnnl.xla_ready())
     assert on["fused_sgd"] == (fused or on["dnnl_lstm"])
-    assert on["dnnl_bf16_amx"] == (on["dnnl_lstm"] and "amx_bf16" in engine_ops.dnnl._cpu_flags().split())
+    flags = engine_ops.dnnl._cpu_flags().split()
+    assert on["dnnl_bf16_amx"] == (on["dnnl_lstm"] and "amx_bf16" in flags)
+    assert on["own_bf16_layers"] == [c for c, flag in (("gru", "avx512_bf16"), ("lstm", "amx_bf16"))
+                                     if on["dnnl_lstm"] and (flag in flags or "amx_bf16" in flags)]
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
     off = bench.machine_info()
     assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "fused_sgd": False,
-                                "dnnl_lstm": False, "dnnl_lstm_jax": False, "dnnl_bf16_amx": False}
+                                "dnnl_lstm": False, "dnnl_lstm_jax": False, "dnnl_bf16_amx": False,
+                                "own_bf16_layers": []}
     import io
 
     buf = io.StringIO()
@@ -71,3 +75,8 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
                 "sampling": "greedy", "window": 1}
     print_report({"benchmark": "generate", "settings": settings, "batches": {}, "machine": off}, buf)
     assert "graph ops: none (scan and plain autodiff)" in buf.getvalue()
+    buf = io.StringIO()
+    report = {"benchmark": "generate", "settings": settings, "batches": {}, "machine": {"graph_ops": on}}
+    print_report(report, buf)
+    own = "/".join(c.upper() for c in on["own_bf16_layers"])
+    assert (f"rnnlm's own bf16 {own} layers" in buf.getvalue()) == bool(own)

@@ -144,13 +144,15 @@ def graph_ops() -> dict:
     output layer and V's step as one node (``fused_sgd``), the output kernel's bf16 products on AMX
     (``dnnl_bf16_amx``), and oneDNN's LSTM kernel for
     full LSTM batches on the C linker (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not) and on the JAX
-    linker (``dnnl_lstm_jax``: the library was built with XLA's FFI headers and JAX runs on a CPU)."""
+    linker (``dnnl_lstm_jax``: the library was built with XLA's FFI headers and JAX runs on a CPU), with the
+    cells whose bf16 layer is rnnlm's own in that library (``own_bf16_layers``, :func:`.dnnl.own_bf16`)."""
     from rnnlm import engine_ops
 
     ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
            "fused_sgd": engine_ops.fused_sgd(), "dnnl_lstm": engine_ops.dnnl_lstm("c"),
            "dnnl_lstm_jax": engine_ops.dnnl_lstm("jax"),
            "dnnl_bf16_amx": engine_ops.fused_output() and engine_ops.dnnl.bf16_amx()}
+    ops["own_bf16_layers"] = [c for c in ("gru", "lstm") if ops["dnnl_lstm"] and engine_ops.dnnl.own_bf16(c)]
     if engine_ops.fused_output() and not ops["dnnl_lstm"]:  # (both off with RNNLM_FUSED_LAYERS=off)
         ops["dnnl_lstm_why_not"] = engine_ops.dnnl.why_not()
     return ops
