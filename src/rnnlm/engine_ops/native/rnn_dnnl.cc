@@ -201,9 +201,9 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
 }
 
 // Whether a bf16 layer of this cell runs rnn_bf16.cc's rather than oneDNN's: the GRU wherever oneDNN has
-// bfloat16 instructions (its bf16 GRU trains on its reference path: 2.2× slower than ours with AMX, 1.4×
-// with avx512_bf16 alone), the LSTM where it has AMX (its brgemm LSTM there: 17–20% slower than ours at
-// the char preset's second layer; equal with avx512_bf16 alone, so oneDNN's stays).  RNNLM_BF16_LAYERS=
+// bfloat16 instructions (its bf16 GRU trains on its reference path: 2–3× ours with AMX, 1.4× with
+// avx512_bf16 alone), the LSTM where it has AMX (its brgemm LSTM there: 23–26 ms a layer against 17 for
+// ours at the char preset's second; even with avx512_bf16 alone, so oneDNN's stays).  RNNLM_BF16_LAYERS=
 // onednn keeps oneDNN's everywhere.
 template <class Cell>
 bool own_bf16() {
