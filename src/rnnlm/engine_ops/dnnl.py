@@ -16,11 +16,12 @@ the layers pay wherever the output layer runs on the library's thread too, which
 (V=8000, H=128, 2 vCPUs, SGD step ms with / without: fp32 LSTM 40–42 / 50–55; bf16 LSTM 40.4 / 48.6);
 split, the kernel's thread and XLA's took turns.
 
-At bf16 on a CPU with AMX the GRU is not oneDNN's: oneDNN 3.2 trains a bf16 ``vanilla_gru`` on its
-reference path, no faster than its float32 one, so ``native/gru_bf16.cc`` builds the layer from oneDNN's
-matmul primitive on the tiles (char GRU layer, T=64, B=64, H=256, forward + backward 35 → 14–17 ms,
-2 vCPUs of a Xeon with AMX).  Its math is rnnlm's fused bf16 GRU (states float32; oneDNN's keeps them
-bfloat16).  ``RNNLM_GRU_BF16=onednn`` runs oneDNN's instead.
+At bf16 the GRU (wherever oneDNN has bfloat16 instructions) and the LSTM (where it has AMX) are not
+oneDNN's: oneDNN 3.2 trains a bf16 ``vanilla_gru`` on its reference path, no faster than its float32 one,
+so ``native/rnn_bf16.cc`` builds both layers from oneDNN's matmul primitive (char GRU layer, T=64, B=64,
+H=256, forward + backward 34–38 → 12–15 ms; LSTM second layer 23–26 → 17 ms; 2 vCPUs of a Xeon with
+AMX).  Their math is rnnlm's fused bf16 layers (states float32; oneDNN's keep them bfloat16);
+:func:`own_bf16` says where they run, and ``RNNLM_BF16_LAYERS=onednn`` runs oneDNN's instead.
 
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
@@ -29,7 +30,7 @@ kernel ran 40% slower than alone.  A job already on that thread that calls the l
 (Benchmarks time PyTorch in a process of its own, :mod:`rnnlm.bench.child`: in this one it ran slower
 once these kernels had run.)
 
-Built on first use: ``native/rnn_dnnl.cc``, ``native/gru_bf16.cc`` and ``native/output_dnnl.cc`` compiled by
+Built on first use: ``native/rnn_dnnl.cc``, ``native/rnn_bf16.cc`` and ``native/output_dnnl.cc`` compiled by
 the system's C++ compiler for this CPU (``-march=native``) against the ``onednn-cpu-gomp`` and
 ``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native`` (``RNNLM_NATIVE_CACHE`` chooses the
 folder); :func:`why_not` says what is missing when it is not available.  ``RNNLM_DNNL=off`` (or
@@ -261,7 +262,7 @@ class DnnlLayer(Op):
     W, b, h0`` and the LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
     ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
     gradients), as the matrix products of rnnlm's bf16 graphs; oneDNN's kernels keep the states in bfloat16
-    (the GRU's own layer on AMX, ``native/gru_bf16.cc``, float32 as rnnlm's graphs)."""
+    (rnnlm's own GRU and LSTM layers, ``native/rnn_bf16.cc``, float32 as rnnlm's graphs)."""
 
     __props__ = ("label", "precision")
     cell, n_states = "", 0  # the subclass's cell and its states (h, or h and c)

@@ -21,6 +21,12 @@ extern "C" dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_di
 
 namespace rnnlm {
 
+// The one oneDNN CPU engine of the library (its kernels and its layers).
+inline dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
 using bf16_t = uint16_t;  // bfloat16's bits
 
 // Where the CPU has AMX, oneDNN's matmul primitive runs the bf16 products on its tiles (brg:avx512_core_amx),
@@ -49,7 +55,7 @@ inline void amx_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf
     dnnl::matmul mm;
   };
   static std::mutex mu;
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::engine& eng = cpu_engine();
   static dnnl::stream st(eng);
   static std::map<Key, Product> made;
   std::lock_guard<std::mutex> lock(mu);

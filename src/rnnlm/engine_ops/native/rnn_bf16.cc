@@ -38,10 +38,7 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
-dnnl::engine& cpu() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
+dnnl::engine& cpu() { return rnnlm::cpu_engine(); }
 
 // A product of one step, A (M, K) bf16 rows times B (K, N) bf16 into C (M, N) float32, with B packed
 // once in the layout oneDNN's kernel reads (a plain B is repacked at every call).  B is given by its

@@ -55,10 +55,7 @@ using rnnlm::worker;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-engine& cpu() {
-  static engine e(engine::kind::cpu, 0);
-  return e;
-}
+dnnl::engine& cpu() { return rnnlm::cpu_engine(); }
 
 memory::desc f32(const memory::dims& d, tag t) { return memory::desc(d, dt::f32, t); }
 
