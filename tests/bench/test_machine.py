@@ -61,13 +61,15 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     assert on["fused_sgd"] == (fused or on["dnnl_lstm"])
     flags = engine_ops.dnnl._cpu_flags().split()
     assert on["dnnl_bf16_amx"] == (on["dnnl_lstm"] and "amx_bf16" in flags)
-    assert on["own_bf16_layers"] == [c for c, flag in (("gru", "avx512_bf16"), ("lstm", "amx_bf16"))
-                                     if on["dnnl_lstm"] and (flag in flags or "amx_bf16" in flags)]
+    assert on["own_layers"] == {
+        "fp32": ["gru"] if on["dnnl_lstm"] else [],
+        "bf16": [c for c, flag in (("gru", "avx512_bf16"), ("lstm", "amx_bf16"))
+                 if on["dnnl_lstm"] and (flag in flags or "amx_bf16" in flags)]}
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
     off = bench.machine_info()
     assert off["graph_ops"] == {"fused_layers": False, "fused_output": False, "fused_sgd": False,
                                 "dnnl_lstm": False, "dnnl_lstm_jax": False, "dnnl_bf16_amx": False,
-                                "own_bf16_layers": []}
+                                "own_layers": {"fp32": [], "bf16": []}}
     import io
 
     buf = io.StringIO()
@@ -78,5 +80,6 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     buf = io.StringIO()
     report = {"benchmark": "generate", "settings": settings, "batches": {}, "machine": {"graph_ops": on}}
     print_report(report, buf)
-    own = "/".join(c.upper() for c in on["own_bf16_layers"])
-    assert (f"rnnlm's own bf16 {own} layers" in buf.getvalue()) == bool(own)
+    bf16 = "/".join(c.upper() for c in on["own_layers"]["bf16"])
+    want = f"rnnlm's own GRU at fp32, {bf16} at bf16 layers" if bf16 else "rnnlm's own GRU at fp32 layers"
+    assert (want in buf.getvalue()) == on["dnnl_lstm"]

@@ -145,14 +145,17 @@ def graph_ops() -> dict:
     (``dnnl_bf16_amx``), and oneDNN's LSTM kernel for
     full LSTM batches on the C linker (``dnnl_lstm``; ``dnnl_lstm_why_not`` says why not) and on the JAX
     linker (``dnnl_lstm_jax``: the library was built with XLA's FFI headers and JAX runs on a CPU), with the
-    cells whose bf16 layer is rnnlm's own in that library (``own_bf16_layers``, :func:`.dnnl.own_bf16`)."""
+    cells whose layer is rnnlm's own in that library, per precision (``own_layers``: ``{"fp32": [...], "bf16":
+    [...]}``, :func:`.dnnl.own_layer`)."""
     from rnnlm import engine_ops
 
     ops = {"fused_layers": engine_ops.available(), "fused_output": engine_ops.fused_output(),
            "fused_sgd": engine_ops.fused_sgd(), "dnnl_lstm": engine_ops.dnnl_lstm("c"),
            "dnnl_lstm_jax": engine_ops.dnnl_lstm("jax"),
            "dnnl_bf16_amx": engine_ops.fused_output() and engine_ops.dnnl.bf16_amx()}
-    ops["own_bf16_layers"] = [c for c in ("gru", "lstm") if ops["dnnl_lstm"] and engine_ops.dnnl.own_bf16(c)]
+    ops["own_layers"] = {
+        p: [c for c in ("gru", "lstm") if ops["dnnl_lstm"] and engine_ops.dnnl.own_layer(c, p)]
+        for p in ("fp32", "bf16")}
     if engine_ops.fused_output() and not ops["dnnl_lstm"]:  # (both off with RNNLM_FUSED_LAYERS=off)
         ops["dnnl_lstm_why_not"] = engine_ops.dnnl.why_not()
     return ops

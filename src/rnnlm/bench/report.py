@@ -49,9 +49,10 @@ def _machine_lines(result: dict, out) -> None:
                                       ("bf16 products on AMX", ops.get("dnnl_bf16_amx")),
                                       ("oneDNN kernels (C linker)", ops.get("dnnl_lstm")),
                                       ("oneDNN kernels (JAX linker)", ops.get("dnnl_lstm_jax"))) if used]
-        if ops.get("own_bf16_layers"):
-            cells = "/".join(c.upper() for c in ops["own_bf16_layers"])
-            on.append(f"rnnlm's own bf16 {cells} layers (rnn_bf16.cc)")
+        own = [f"{'/'.join(c.upper() for c in cells)} at {p}"
+               for p, cells in (ops.get("own_layers") or {}).items() if cells]
+        if own:
+            on.append(f"rnnlm's own {', '.join(own)} layers (rnn_own.cc)")
         print(f"graph ops: {', '.join(on) or 'none (scan and plain autodiff)'}", file=out)
     if m.get("malloc"):
         print(f"malloc (this process, PyTorch included): {m['malloc']}", file=out)

@@ -16,12 +16,13 @@ the layers pay wherever the output layer runs on the library's thread too, which
 (V=8000, H=128, 2 vCPUs, SGD step ms with / without: fp32 LSTM 40–42 / 50–55; bf16 LSTM 40.4 / 48.6);
 split, the kernel's thread and XLA's took turns.
 
-At bf16 the GRU (wherever oneDNN has bfloat16 instructions) and the LSTM (where it has AMX) are not
-oneDNN's: oneDNN 3.2 trains a bf16 ``vanilla_gru`` on its reference path, no faster than its float32 one,
-so ``native/rnn_bf16.cc`` builds both layers from oneDNN's matmul primitive (char GRU layer, T=64, B=64,
-H=256, forward + backward 34–38 → 12–15 ms; LSTM second layer 23–26 → 17 ms; 2 vCPUs of a Xeon with
-AMX).  Their math is rnnlm's fused bf16 layers (states float32; oneDNN's keep them bfloat16);
-:func:`own_bf16` says where they run, and ``RNNLM_BF16_LAYERS=onednn`` runs oneDNN's instead.
+The GRU (at float32 everywhere, at bf16 wherever oneDNN has bfloat16 instructions) and the bf16 LSTM
+(where oneDNN has AMX) are not oneDNN's: oneDNN 3.2 trains ``vanilla_gru`` on its reference path at both
+precisions, so ``native/rnn_own.cc`` builds both layers from oneDNN's matmul primitive and GEMMs (char GRU
+layer, T=64, B=64, H=256, forward + backward at bf16 34–38 → 12–15 ms, at float32 6–12% faster; bf16 LSTM
+second layer 23–26 → 17 ms; 2 vCPUs of a Xeon with AMX).  Their math is rnnlm's fused layers (at bf16
+states float32; oneDNN's keep them bfloat16); :func:`own_layer` says where they run,
+``RNNLM_LAYERS=onednn`` runs oneDNN's everywhere and ``RNNLM_LAYERS=own`` rnnlm's.
 
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's
@@ -30,7 +31,7 @@ kernel ran 40% slower than alone.  A job already on that thread that calls the l
 (Benchmarks time PyTorch in a process of its own, :mod:`rnnlm.bench.child`: in this one it ran slower
 once these kernels had run.)
 
-Built on first use: ``native/rnn_dnnl.cc``, ``native/rnn_bf16.cc`` and ``native/output_dnnl.cc`` compiled by
+Built on first use: ``native/rnn_dnnl.cc``, ``native/rnn_own.cc`` and ``native/output_dnnl.cc`` compiled by
 the system's C++ compiler for this CPU (``-march=native``) against the ``onednn-cpu-gomp`` and
 ``onednn-devel-cpu-gomp`` wheels, into ``~/.cache/rnnlm/native`` (``RNNLM_NATIVE_CACHE`` chooses the
 folder); :func:`why_not` says what is missing when it is not available.  ``RNNLM_DNNL=off`` (or
@@ -76,7 +77,7 @@ __all__ = ["DnnlGRU", "DnnlGRUGrad", "DnnlLSTM", "DnnlLSTMGrad", "DnnlLayer", "D
            "softmax_nll", "softmax_nll_sgd", "why_not", "workspace_words", "xla_ready"]
 
 NATIVE = Path(__file__).with_name("native")
-SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc", NATIVE / "rnn_bf16.cc")
+SOURCES = (NATIVE / "rnn_dnnl.cc", NATIVE / "output_dnnl.cc", NATIVE / "rnn_own.cc")
 HEADERS = (NATIVE / "worker.h", NATIVE / "bf16.h")
 # -fopenmp: the kernels' row loops run on the OpenMP team oneDNN uses (the system's libgomp);
 # -fno-math-errno lets their exp be vectorised
@@ -168,8 +169,8 @@ def _load():
     lib.rnnlm_softmax_nll_sgd.restype = ctypes.c_int
     lib.rnnlm_softmax_nll_sgd.argtypes = [ctypes.c_int64] * 3 + [ctypes.c_float] + [ctypes.c_void_p] * 6
     lib.rnnlm_bf16_amx.restype = ctypes.c_int
-    lib.rnnlm_own_bf16.restype = ctypes.c_int
-    lib.rnnlm_own_bf16.argtypes = [ctypes.c_int]
+    lib.rnnlm_own_layer.restype = ctypes.c_int
+    lib.rnnlm_own_layer.argtypes = [ctypes.c_int, ctypes.c_int]
     return lib
 
 
@@ -230,12 +231,14 @@ def bf16_amx() -> bool:
     return available() and bool(library().rnnlm_bf16_amx())
 
 
-def own_bf16(cell: str) -> bool:
-    """Whether a bf16 layer of ``cell`` runs rnnlm's own (``native/rnn_bf16.cc``) rather than oneDNN's: the
-    GRU where oneDNN has bfloat16 instructions, the LSTM where it has AMX; ``RNNLM_BF16_LAYERS=onednn``
-    keeps oneDNN's (module docstring)."""
+def own_layer(cell: str, precision: str = "fp32") -> bool:
+    """Whether a layer of ``cell`` at ``precision`` runs rnnlm's own (``native/rnn_own.cc``) rather than
+    oneDNN's: the GRU at fp32, and at bf16 where oneDNN has bfloat16 instructions; the LSTM at bf16 where
+    it has AMX; ``RNNLM_LAYERS=onednn`` keeps oneDNN's, ``RNNLM_LAYERS=own`` takes rnnlm's (read at each
+    call; module docstring)."""
     index = {"gru": 0, "lstm": 1}.get(cell)
-    return index is not None and available() and bool(library().rnnlm_own_bf16(index))
+    return index is not None and available() and bool(
+        library().rnnlm_own_layer(index, int(precision == "bf16")))
 
 
 def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm") -> int:
@@ -262,7 +265,7 @@ class DnnlLayer(Op):
     W, b, h0`` and the LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
     ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
     gradients), as the matrix products of rnnlm's bf16 graphs; oneDNN's kernels keep the states in bfloat16
-    (rnnlm's own GRU and LSTM layers, ``native/rnn_bf16.cc``, float32 as rnnlm's graphs)."""
+    (rnnlm's own GRU and LSTM layers, ``native/rnn_own.cc``, float32 as rnnlm's graphs)."""
 
     __props__ = ("label", "precision")
     cell, n_states = "", 0  # the subclass's cell and its states (h, or h and c)

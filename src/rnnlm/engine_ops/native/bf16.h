@@ -1,6 +1,6 @@
 // bfloat16 products for rnnlm's kernels: the rounding rnnlm's bf16 graphs use, and oneDNN's bf16 GEMMs
 // (float32 accumulation) -- on AMX tiles through oneDNN's matmul primitive where the CPU has them.
-// Included by output_dnnl.cc and rnn_bf16.cc.
+// Included by output_dnnl.cc and rnn_own.cc.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.h>
@@ -81,11 +81,19 @@ inline void amx_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf
   st.wait();
 }
 
+// C = alpha·A·B + beta·C, row-major, the operands given by their first element and row stride (dnnl_sgemm's
+// convention): bfloat16 operands on AMX or with gemm_bf16bf16f32, float32 ones with dnnl_sgemm.
 inline void gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const bf16_t* A, int64_t lda,
                  const bf16_t* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (amx()) return amx_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
   if (dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
     throw std::runtime_error("dnnl_gemm_bf16bf16f32 failed");
+}
+
+inline void gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                 int64_t ldb, float beta, float* C, int64_t ldc, float alpha = 1.0f) {
+  if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
+    throw std::runtime_error("dnnl_sgemm failed");
 }
 
 // float32 -> bfloat16, to nearest with ties to even; a NaN stays a NaN (rounding its bits could carry

@@ -43,13 +43,6 @@ using rnnlm::gemm;
 using rnnlm::guarded;
 using rnnlm::to_bf16;
 
-
-void sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc, float alpha = 1.0f) {
-  if (dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) != dnnl_success)
-    throw std::runtime_error("dnnl_sgemm failed");
-}
-
 // The bf16 products' operands: the weights, and room for one chunk of h and of p (none at float32).
 struct Operands {
   std::unique_ptr<bf16_t[]> Wb, hb, pb;
@@ -126,7 +119,7 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int
       to_bf16(hc, op.hb.get(), n * K);
       gemm('N', t_logits, n, C, K, op.hb.get(), K, op.Wb.get(), ldw, 0.0f, z.get(), C);
     } else {
-      sgemm('N', t_logits, n, C, K, hc, K, W, ldw, 0.0f, z.get(), C);
+      gemm('N', t_logits, n, C, K, hc, K, W, ldw, 0.0f, z.get(), C);
     }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
@@ -145,11 +138,11 @@ void softmax_nll(int64_t N, int64_t K, int64_t C, int64_t rows, int by_rows, int
         gemm('T', 'N', K, C, n, hb, K, p, C, beta, dW, C);
       continue;
     }
-    sgemm('N', t_dh, n, K, C, z.get(), C, W, ldw, 0.0f, dh + a * K, K);
+    gemm('N', t_dh, n, K, C, z.get(), C, W, ldw, 0.0f, dh + a * K, K);
     if (by_rows)
-      sgemm('T', 'N', C, K, n, z.get(), C, hc, K, beta, dW, K);
+      gemm('T', 'N', C, K, n, z.get(), C, hc, K, beta, dW, K);
     else
-      sgemm('T', 'N', K, C, n, hc, K, z.get(), C, beta, dW, C);
+      gemm('T', 'N', K, C, n, hc, K, z.get(), C, beta, dW, C);
   }
   if (!grads) return;
 #pragma omp parallel for schedule(static)
@@ -184,7 +177,7 @@ void softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, 
     float* Vt = V + c0 * K;
     float *m_t = stats.get() + t * N, *s_t = stats.get() + (T + t) * N, *dh_t = dhs.get() + t * N * K;
     // (oneDNN's sgemm runs on the calling thread inside a parallel region)
-    if (n_c > 0) sgemm('N', 'T', N, n_c, K, h, K, Vt, K, 0.0f, zt, C);
+    if (n_c > 0) gemm('N', 'T', N, n_c, K, h, K, Vt, K, 0.0f, zt, C);
     for (int64_t i = 0; i < N; ++i) {
       float* zi = zt + i * C;
       if (y[i] >= c0 && y[i] < c0 + n_c) zy[i] = zi[y[i] - c0];
@@ -215,8 +208,8 @@ void softmax_nll_sgd(int64_t N, int64_t K, int64_t C, float lr, const float* h, 
       if (y[i] >= c0 && y[i] < c0 + n_c) zi[y[i] - c0] -= w[i];
     }
     if (n_c > 0) {
-      sgemm('N', 'N', N, K, n_c, zt, C, Vt, K, 0.0f, dh_t, K);  // before its rows change
-      sgemm('T', 'N', n_c, K, N, zt, C, h, K, 1.0f, Vt, K, -lr);
+      gemm('N', 'N', N, K, n_c, zt, C, Vt, K, 0.0f, dh_t, K);  // before its rows change
+      gemm('T', 'N', n_c, K, N, zt, C, h, K, 1.0f, Vt, K, -lr);
     } else {
       std::fill(dh_t, dh_t + N * K, 0.0f);
     }

@@ -30,21 +30,22 @@
 #include <type_traits>
 #include <unordered_map>
 
-// rnn_bf16.cc: rnnlm's own bf16 GRU and LSTM layers
-namespace rnnlm::bf16_layers {
+// rnn_own.cc: rnnlm's own GRU and LSTM layers (bf16 != 0: bfloat16 products, else float32)
+namespace rnnlm::own_layers {
 size_t gru_workspace_bytes(int T, int N, int H);
 size_t lstm_workspace_bytes(int T, int N, int H);
-void gru_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
-                 const float* h0, float* y, float* hT, float* ws);
-void gru_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
-                  const float* y, const float* ws, const float* dy, const float* dhT, float* dx, float* dU,
-                  float* dW, float* db, float* dh0);
-void lstm_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
-                  const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws);
-void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
-                   const float* c0, const float* y, const float* ws, const float* dy, const float* dhT,
-                   const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0, float* dc0);
-}  // namespace rnnlm::bf16_layers
+void gru_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
+                 const float* b, const float* h0, float* y, float* hT, float* ws);
+void gru_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
+                  const float* h0, const float* y, const float* ws, const float* dy, const float* dhT, float* dx,
+                  float* dU, float* dW, float* db, float* dh0);
+void lstm_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
+                  const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws);
+void lstm_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
+                   const float* h0, const float* c0, const float* y, const float* ws, const float* dy,
+                   const float* dhT, const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0,
+                   float* dc0);
+}  // namespace rnnlm::own_layers
 
 namespace {
 
@@ -197,25 +198,29 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
   return args;
 }
 
-// Whether a bf16 layer of this cell runs rnn_bf16.cc's rather than oneDNN's: the GRU wherever oneDNN has
-// bfloat16 instructions (its bf16 GRU trains on its reference path: 2–3× ours with AMX, 1.4× with
-// avx512_bf16 alone), the LSTM where it has AMX (its brgemm LSTM there: 23–26 ms a layer against 17 for
-// ours at the char preset's second; even with avx512_bf16 alone, so oneDNN's stays).  RNNLM_BF16_LAYERS=
-// onednn keeps oneDNN's everywhere.
+// Whether a layer of this cell at this precision runs rnn_own.cc's rather than oneDNN's.  The GRU: at
+// float32 everywhere (oneDNN 3.2 trains its GRU on its reference path: ours 6–12% faster a layer), at bf16
+// wherever oneDNN has bfloat16 instructions (2–3× its reference path with AMX, 1.4× with avx512_bf16 alone).
+// The LSTM: at bf16 where oneDNN has AMX (its brgemm LSTM there: 23–26 ms a layer against 17 for ours at
+// the char preset's second); at float32, and at bf16 with avx512_bf16 alone, the two measured even, so
+// oneDNN's stays.  RNNLM_LAYERS=onednn keeps oneDNN's everywhere, RNNLM_LAYERS=own takes rnnlm's everywhere
+// (for measuring them on another CPU).
 template <class Cell>
-bool own_bf16() {
-  const char* env = std::getenv("RNNLM_BF16_LAYERS");
-  if (env && std::string(env) == "onednn") return false;
-  if constexpr (std::is_same_v<Cell, Gru>) return rnnlm::bf16_isa();
-  if constexpr (std::is_same_v<Cell, Lstm>) return rnnlm::amx();
-  return false;
+bool own_layer(int bf16) {
+  if constexpr (!std::is_same_v<Cell, Gru> && !std::is_same_v<Cell, Lstm>) return false;
+  const char* env = std::getenv("RNNLM_LAYERS");
+  const std::string want = env ? env : "";
+  if (want == "onednn") return false;
+  if (want == "own") return true;
+  if constexpr (std::is_same_v<Cell, Gru>) return !bf16 || rnnlm::bf16_isa();
+  return bf16 && rnnlm::amx();
 }
 
 template <class Cell>
 size_t workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  if (bf16 && own_bf16<Cell>())
-    return Cell::has_c ? rnnlm::bf16_layers::lstm_workspace_bytes(T, N, H)
-                       : rnnlm::bf16_layers::gru_workspace_bytes(T, N, H);
+  if (own_layer<Cell>(bf16))
+    return Cell::has_c ? rnnlm::own_layers::lstm_workspace_bytes(T, N, H)
+                       : rnnlm::own_layers::gru_workspace_bytes(T, N, H);
   try {
     return plan<Cell>(T, N, SLC, H, bf16).fwd_pd.workspace_desc().get_size();
   } catch (const std::exception& e) {
@@ -229,11 +234,11 @@ template <class Cell>
 int forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
             const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, void* ws) {
   return guarded([&] {
-    if (bf16 && own_bf16<Cell>()) {
+    if (own_layer<Cell>(bf16)) {
       float* w = static_cast<float*>(ws);
       if constexpr (Cell::has_c)
-        return rnnlm::bf16_layers::lstm_forward(T, N, SLC, H, x, wl, wi, b, h0, c0, y, hT, cT, w);
-      return rnnlm::bf16_layers::gru_forward(T, N, SLC, H, x, wl, wi, b, h0, y, hT, w);
+        return rnnlm::own_layers::lstm_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, c0, y, hT, cT, w);
+      return rnnlm::own_layers::gru_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, y, hT, w);
     }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
@@ -259,12 +264,13 @@ int backward(int T, int N, int SLC, int H, int bf16, const float* x, const float
              const void* ws, const float* dy, const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
              float* db, float* dh0, float* dc0) {
   return guarded([&] {
-    if (bf16 && own_bf16<Cell>()) {
+    if (own_layer<Cell>(bf16)) {
       const float* w = static_cast<const float*>(ws);
       if constexpr (Cell::has_c)
-        return rnnlm::bf16_layers::lstm_backward(T, N, SLC, H, x, wl, wi, h0, c0, y, w, dy, dhT, dcT, dx, dwl, dwi,
-                                                 db, dh0, dc0);
-      return rnnlm::bf16_layers::gru_backward(T, N, SLC, H, x, wl, wi, h0, y, w, dy, dhT, dx, dwl, dwi, db, dh0);
+        return rnnlm::own_layers::lstm_backward(bf16, T, N, SLC, H, x, wl, wi, h0, c0, y, w, dy, dhT, dcT, dx,
+                                                dwl, dwi, db, dh0, dc0);
+      return rnnlm::own_layers::gru_backward(bf16, T, N, SLC, H, x, wl, wi, h0, y, w, dy, dhT, dx, dwl, dwi, db,
+                                             dh0);
     }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
@@ -354,8 +360,11 @@ int rnnlm_rnn_backward(int T, int N, int SLC, int H, int bf16, const float* x, c
                        dwl, dwi, db, dh0, nullptr);
 }
 
-// 1 where a bf16 GRU (cell 0) or LSTM (cell 1) runs rnn_bf16.cc's layer, else 0 (own_bf16 above).
-int rnnlm_own_bf16(int cell) { return (cell == 0 ? own_bf16<Gru>() : cell == 1 && own_bf16<Lstm>()) ? 1 : 0; }
+// 1 where a GRU (cell 0) or LSTM (cell 1) layer at bf16 (bf16 != 0) or float32 runs rnn_own.cc's, else 0
+// (own_layer above).
+int rnnlm_own_layer(int cell, int bf16) {
+  return (cell == 0 ? own_layer<Gru>(bf16) : cell == 1 && own_layer<Lstm>(bf16)) ? 1 : 0;
+}
 
 // Runs fn(arg) on the thread that runs oneDNN (benchmarks run PyTorch's step there: one OpenMP team).
 void rnnlm_dnnl_on_worker(void (*fn)(void*), void* arg) {

@@ -1,7 +1,8 @@
-"""rnnlm's own bf16 GRU and LSTM layers (native/rnn_bf16.cc), which oneDNN's layer ops run at bf16 where
-``dnnl.own_bf16`` says so (the GRU with bfloat16 instructions, the LSTM with AMX): their outputs and every
-gradient are rnnlm's fused layer at bf16 -- its NumPy emulation (every product's operands rounded to
-bfloat16, float32 sums and states) -- to float32's precision, on the C and JAX linkers."""
+"""rnnlm's own GRU and LSTM layers (native/rnn_own.cc), which oneDNN's layer ops run where ``dnnl.own_layer``
+says so (the GRU at fp32, and at bf16 with bfloat16 instructions; the LSTM at bf16 with AMX;
+``RNNLM_LAYERS=own`` everywhere): their outputs and every gradient are rnnlm's fused layer -- at bf16 its
+NumPy emulation (every product's operands rounded to bfloat16, float32 sums and states) -- to float32's
+precision, on the C and JAX linkers."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.skipif(not engine_ops.dnnl_lstm("c"), reason="no oneDNN
 T = engine.T
 JAX = ["jax"] if engine_ops.dnnl_lstm("jax") else []
 r = engine_ops.round_bf16
-CELLS = [c for c in ("gru", "lstm") if dnnl.own_bf16(c)]
+CELLS = [c for c in ("gru", "lstm") if dnnl.own_layer(c, "bf16")]
 
 
 def _arrays(cell, L, B, D, H, seed=0):
@@ -35,15 +36,16 @@ def _inputs(cell):
     return ("x", "U", "W", "b", "h0", "c0") if cell == "lstm" else ("x", "U", "W", "b", "h0")
 
 
-def _emulation(cell, a):
+def _emulation(cell, a, precision="bf16"):
     """S, hT (, cT) and the gradients of Σ(S·gS) + Σ(hT·gh) (+ Σ(cT·gc)) w.r.t. x, U, W, b, h0 (, c0), from
-    rnnlm's NumPy layer at bf16."""
+    rnnlm's NumPy layer at ``precision``."""
+    r = engine_ops.round_bf16 if precision == "bf16" else np.asarray
     lstm = cell == "lstm"
     x, U, W, b, h0 = (a[k] for k in ("x", "U", "W", "b", "h0"))
     c0 = a["c0"] if lstm else None
     L, B, D = x.shape
     G, H = U.shape[0] * U.shape[1], W.shape[1]
-    op = engine_ops.RecurrentLayer(cell, masked=False, precision="bf16")
+    op = engine_ops.RecurrentLayer(cell, masked=False, precision=precision)
     P = (r(x.reshape(L * B, D)) @ r(U.reshape(G, D)).T + b.reshape(G)).reshape(L, B, G)
     Wt = W.reshape(G, H).T
     mask = np.ones((L, B), "float32")
@@ -72,11 +74,32 @@ def _kernel(cell, linker, a, precision="bf16"):
     return fn(*(a[k] for k in xs))
 
 
-def test_the_own_layers_run_where_the_cpu_has_their_instructions():
+def test_the_own_layers_run_where_the_cpu_has_their_instructions(monkeypatch):
     flags = dnnl._cpu_flags().split()
-    assert dnnl.own_bf16("gru") == ("avx512_bf16" in flags or "amx_bf16" in flags)
-    assert dnnl.own_bf16("lstm") == dnnl.bf16_amx() == ("amx_bf16" in flags)
-    assert not dnnl.own_bf16("rnn")
+    assert dnnl.own_layer("gru") and dnnl.own_layer("gru", "fp32")
+    assert dnnl.own_layer("gru", "bf16") == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert dnnl.own_layer("lstm", "bf16") == dnnl.bf16_amx() == ("amx_bf16" in flags)
+    assert not dnnl.own_layer("lstm", "fp32")
+    assert not dnnl.own_layer("rnn") and not dnnl.own_layer("rnn", "bf16")
+    for which, want in (("own", True), ("onednn", False)):
+        monkeypatch.setenv("RNNLM_LAYERS", which)
+        assert [dnnl.own_layer(c, p) for c in ("gru", "lstm") for p in ("fp32", "bf16")] == [want] * 4
+        assert not dnnl.own_layer("rnn")
+
+
+# The float32 layers: the GRU's by default, the LSTM's with RNNLM_LAYERS=own, against rnnlm's NumPy layer.
+@pytest.mark.core
+@pytest.mark.parametrize("shape", [(7, 3, 5, 4), (9, 5, 6, 17), (4, 64, 64, 256)])
+@pytest.mark.parametrize("linker", ["c", *JAX])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_the_fp32_layer_is_rnnlms_layer(monkeypatch, cell, linker, shape):
+    monkeypatch.setenv("RNNLM_LAYERS", "own")
+    a = _arrays(cell, *shape, seed=1)
+    for name, g, w in zip(_names(cell), _kernel(cell, linker, a, "fp32"), _emulation(cell, a, "fp32"),
+                          strict=True):
+        scale = np.abs(w).max()
+        assert scale > 1e-3, name
+        assert np.abs(g - w).max() / scale < 1e-5, name
 
 
 # (L, B, D, H): odd widths, a row per thread and fewer: to float32's precision.  Then the char preset's
@@ -118,9 +141,22 @@ def test_bf16_is_in_effect(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("which", ["own", "onednn"])
-def test_rnnlm_bf16_layers_chooses_the_kernel(monkeypatch, cell, which):
-    """``RNNLM_BF16_LAYERS=onednn`` runs oneDNN's bf16 layer instead, which keeps its states in bfloat16 (so
+def test_rnnlm_layers_chooses_the_kernel(monkeypatch, cell, which):
+    """``RNNLM_LAYERS=onednn`` runs oneDNN's bf16 layer instead, which keeps its states in bfloat16 (so
     every state is a bfloat16 value); the own layer keeps them float32, as rnnlm's graphs do."""
-    monkeypatch.setenv("RNNLM_BF16_LAYERS", which)
+    monkeypatch.setenv("RNNLM_LAYERS", which)
     S = _kernel(cell, "c", _arrays(cell, 5, 4, 6, 16, seed=4))[0]
     assert np.array_equal(r(S), S) == (which == "onednn")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_workspace_is_the_chosen_kernels(monkeypatch, cell, precision):
+    """The op sizes its workspace from the kernel that will run (read at each call): the own layer's gates
+    of every step (GRU 3H, LSTM 6H floats a row), oneDNN's its own layout."""
+    L, B, D, H = 5, 4, 6, 16
+    own = L * B * H * {"gru": 3, "lstm": 6}[cell]
+    monkeypatch.setenv("RNNLM_LAYERS", "own")
+    assert dnnl.workspace_words(L, B, D, H, precision, cell) == own
+    monkeypatch.setenv("RNNLM_LAYERS", "onednn")
+    assert dnnl.workspace_words(L, B, D, H, precision, cell) != own
