@@ -62,7 +62,7 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     flags = engine_ops.dnnl._cpu_flags().split()
     assert on["dnnl_bf16_amx"] == (on["dnnl_lstm"] and "amx_bf16" in flags)
     assert on["own_layers"] == {
-        "fp32": ["gru"] if on["dnnl_lstm"] else [],
+        "fp32": ["gru", "lstm"] if on["dnnl_lstm"] else [],
         "bf16": [c for c, flag in (("gru", "avx512_bf16"), ("lstm", "amx_bf16"))
                  if on["dnnl_lstm"] and (flag in flags or "amx_bf16" in flags)]}
     monkeypatch.setenv("RNNLM_FUSED_LAYERS", "off")
@@ -81,5 +81,5 @@ def test_machine_info_says_which_graph_ops_ran(monkeypatch):
     report = {"benchmark": "generate", "settings": settings, "batches": {}, "machine": {"graph_ops": on}}
     print_report(report, buf)
     bf16 = "/".join(c.upper() for c in on["own_layers"]["bf16"])
-    want = f"rnnlm's own GRU at fp32, {bf16} at bf16 layers" if bf16 else "rnnlm's own GRU at fp32 layers"
+    want = "rnnlm's own GRU/LSTM at fp32" + (f", {bf16} at bf16" if bf16 else "") + " layers"
     assert (want in buf.getvalue()) == on["dnnl_lstm"]

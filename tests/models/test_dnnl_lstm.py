@@ -25,6 +25,14 @@ L, B, D, H = 7, 3, 5, 4
 
 
 CELLS = ["lstm", "gru", "rnn"]
+# which kernels run: the rule (rnnlm's own GRU/LSTM layers where they win, native/rnn_own.cc, tested
+# against the NumPy layer in test_rnn_own.py), or oneDNN's everywhere
+KERNELS = pytest.mark.parametrize("kernels", ["rule", "onednn"])
+
+
+def _choose(monkeypatch, kernels):
+    if kernels == "onednn":
+        monkeypatch.setenv("RNNLM_LAYERS", "onednn")
 
 
 def _arrays(seed, cell="lstm"):
@@ -60,11 +68,13 @@ def _layer_grads(linker, use_dnnl, a, precision="fp32", cell="lstm"):
     return fn(*(a[k] for k in xs))
 
 
+@KERNELS
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("linker", LINKERS)
-def test_outputs_and_gradients_equal_the_fused_layer(linker, cell):
+def test_outputs_and_gradients_equal_the_fused_layer(monkeypatch, linker, cell, kernels):
     if not engine_ops.available():
         pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
+    _choose(monkeypatch, kernels)
     a = _arrays(0, cell)
     got, want = _layer_grads(linker, True, a, cell=cell), _layer_grads(linker, False, a, cell=cell)
     for name, g, w in zip(_names(cell), got, want, strict=True):
@@ -72,13 +82,15 @@ def test_outputs_and_gradients_equal_the_fused_layer(linker, cell):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=2e-6, err_msg=name)
 
 
+@KERNELS
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("linker", ["c", *JAX])
-def test_bf16_rounds_the_kernels_inputs_and_stays_close(linker, cell):
+def test_bf16_rounds_the_kernels_inputs_and_stays_close(monkeypatch, linker, cell, kernels):
     """bf16: the kernel reads bfloat16 x, h and weights (so it differs from fp32), and every output and
     gradient stays within bfloat16's precision of the fp32 layer's."""
     if not engine_ops.available():
         pytest.skip("rnnlm's fused layer (the reference here) runs on PyTensor only")
+    _choose(monkeypatch, kernels)
     a = _arrays(5, cell)
     low, full, fp32 = (_layer_grads(linker, True, a, "bf16", cell), _layer_grads(linker, False, a, cell=cell),
                        _layer_grads(linker, True, a, cell=cell))
@@ -88,9 +100,11 @@ def test_bf16_rounds_the_kernels_inputs_and_stays_close(linker, cell):
         np.testing.assert_allclose(g, w, atol=3e-2 * scale, err_msg=name)
 
 
+@KERNELS
 @pytest.mark.parametrize("cell", CELLS)
-def test_backward_overwrites_its_gradient_buffers(cell):
+def test_backward_overwrites_its_gradient_buffers(monkeypatch, cell, kernels):
     """oneDNN adds weight gradients to what its buffers hold: a second call must not see the first's."""
+    _choose(monkeypatch, kernels)
     a = _arrays(1, cell)
     first = _layer_grads("c", True, a, cell=cell)
     second = _layer_grads("c", True, a, cell=cell)

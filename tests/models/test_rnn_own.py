@@ -1,5 +1,5 @@
 """rnnlm's own GRU and LSTM layers (native/rnn_own.cc), which oneDNN's layer ops run where ``dnnl.own_layer``
-says so (the GRU at fp32, and at bf16 with bfloat16 instructions; the LSTM at bf16 with AMX;
+says so (both at fp32; at bf16 the GRU with bfloat16 instructions, the LSTM with AMX;
 ``RNNLM_LAYERS=own`` everywhere): their outputs and every gradient are rnnlm's fused layer -- at bf16 its
 NumPy emulation (every product's operands rounded to bfloat16, float32 sums and states) -- to float32's
 precision, on the C and JAX linkers."""
@@ -76,10 +76,9 @@ def _kernel(cell, linker, a, precision="bf16"):
 
 def test_the_own_layers_run_where_the_cpu_has_their_instructions(monkeypatch):
     flags = dnnl._cpu_flags().split()
-    assert dnnl.own_layer("gru") and dnnl.own_layer("gru", "fp32")
+    assert dnnl.own_layer("gru") and dnnl.own_layer("lstm")
     assert dnnl.own_layer("gru", "bf16") == ("avx512_bf16" in flags or "amx_bf16" in flags)
     assert dnnl.own_layer("lstm", "bf16") == dnnl.bf16_amx() == ("amx_bf16" in flags)
-    assert not dnnl.own_layer("lstm", "fp32")
     assert not dnnl.own_layer("rnn") and not dnnl.own_layer("rnn", "bf16")
     for which, want in (("own", True), ("onednn", False)):
         monkeypatch.setenv("RNNLM_LAYERS", which)
@@ -87,13 +86,12 @@ def test_the_own_layers_run_where_the_cpu_has_their_instructions(monkeypatch):
         assert not dnnl.own_layer("rnn")
 
 
-# The float32 layers: the GRU's by default, the LSTM's with RNNLM_LAYERS=own, against rnnlm's NumPy layer.
+# The float32 layers against rnnlm's NumPy layer.
 @pytest.mark.core
 @pytest.mark.parametrize("shape", [(7, 3, 5, 4), (9, 5, 6, 17), (4, 64, 64, 256)])
 @pytest.mark.parametrize("linker", ["c", *JAX])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_the_fp32_layer_is_rnnlms_layer(monkeypatch, cell, linker, shape):
-    monkeypatch.setenv("RNNLM_LAYERS", "own")
+def test_the_fp32_layer_is_rnnlms_layer(cell, linker, shape):
     a = _arrays(cell, *shape, seed=1)
     for name, g, w in zip(_names(cell), _kernel(cell, linker, a, "fp32"), _emulation(cell, a, "fp32"),
                           strict=True):

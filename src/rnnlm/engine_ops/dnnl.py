@@ -16,11 +16,12 @@ the layers pay wherever the output layer runs on the library's thread too, which
 (V=8000, H=128, 2 vCPUs, SGD step ms with / without: fp32 LSTM 40–42 / 50–55; bf16 LSTM 40.4 / 48.6);
 split, the kernel's thread and XLA's took turns.
 
-The GRU (at float32 everywhere, at bf16 wherever oneDNN has bfloat16 instructions) and the bf16 LSTM
-(where oneDNN has AMX) are not oneDNN's: oneDNN 3.2 trains ``vanilla_gru`` on its reference path at both
-precisions, so ``native/rnn_own.cc`` builds both layers from oneDNN's matmul primitive and GEMMs (char GRU
-layer, T=64, B=64, H=256, forward + backward at bf16 34–38 → 12–15 ms, at float32 6–12% faster; bf16 LSTM
-second layer 23–26 → 17 ms; 2 vCPUs of a Xeon with AMX).  Their math is rnnlm's fused layers (at bf16
+The GRU and LSTM layers are rnnlm's own at float32, and at bf16 where oneDNN's lose (the GRU wherever
+oneDNN has bfloat16 instructions, the LSTM where it has AMX): oneDNN 3.2 trains ``vanilla_gru`` on its
+reference path at both precisions, so ``native/rnn_own.cc`` builds both layers from oneDNN's matmul
+primitive and GEMMs (char GRU layer, T=64, B=64, H=256, forward + backward at bf16 34–38 → 12–15 ms, at
+float32 12–15% faster; the LSTM's at float32 even to 5% faster, at bf16 second layer 23–26 → 17 ms; 2 vCPUs
+of a Xeon with AMX).  Their math is rnnlm's fused layers (at bf16
 states float32; oneDNN's keep them bfloat16); :func:`own_layer` says where they run,
 ``RNNLM_LAYERS=onednn`` runs oneDNN's everywhere and ``RNNLM_LAYERS=own`` rnnlm's.
 
@@ -233,8 +234,8 @@ def bf16_amx() -> bool:
 
 def own_layer(cell: str, precision: str = "fp32") -> bool:
     """Whether a layer of ``cell`` at ``precision`` runs rnnlm's own (``native/rnn_own.cc``) rather than
-    oneDNN's: the GRU at fp32, and at bf16 where oneDNN has bfloat16 instructions; the LSTM at bf16 where
-    it has AMX; ``RNNLM_LAYERS=onednn`` keeps oneDNN's, ``RNNLM_LAYERS=own`` takes rnnlm's (read at each
+    oneDNN's: both at fp32; at bf16 the GRU where oneDNN has bfloat16 instructions, the LSTM where it has
+    AMX; ``RNNLM_LAYERS=onednn`` keeps oneDNN's, ``RNNLM_LAYERS=own`` takes rnnlm's (read at each
     call; module docstring)."""
     index = {"gru": 0, "lstm": 1}.get(cell)
     return index is not None and available() and bool(

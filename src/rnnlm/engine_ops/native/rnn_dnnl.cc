@@ -198,13 +198,13 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
   return args;
 }
 
-// Whether a layer of this cell at this precision runs rnn_own.cc's rather than oneDNN's.  The GRU: at
-// float32 everywhere (oneDNN 3.2 trains its GRU on its reference path: ours 6–12% faster a layer), at bf16
-// wherever oneDNN has bfloat16 instructions (2–3× its reference path with AMX, 1.4× with avx512_bf16 alone).
-// The LSTM: at bf16 where oneDNN has AMX (its brgemm LSTM there: 23–26 ms a layer against 17 for ours at
-// the char preset's second); at float32, and at bf16 with avx512_bf16 alone, the two measured even, so
-// oneDNN's stays.  RNNLM_LAYERS=onednn keeps oneDNN's everywhere, RNNLM_LAYERS=own takes rnnlm's everywhere
-// (for measuring them on another CPU).
+// Whether a layer of this cell at this precision runs rnn_own.cc's rather than oneDNN's.  At float32 both
+// cells' (oneDNN 3.2 trains its GRU on its reference path: ours 12–15% faster a layer; its LSTM's forward
+// pass 5–9% slower than ours, the backward even).  At bf16 the GRU's wherever oneDNN has bfloat16
+// instructions (2–3× its reference path with AMX, 1.4× with avx512_bf16 alone), the LSTM's where it has AMX
+// (its brgemm LSTM there: 23–26 ms a layer against 17 for ours at the char preset's second; with
+// avx512_bf16 alone the two measured even, so oneDNN's stays).  RNNLM_LAYERS=onednn keeps oneDNN's
+// everywhere, RNNLM_LAYERS=own takes rnnlm's everywhere (for measuring them on another CPU).
 template <class Cell>
 bool own_layer(int bf16) {
   if constexpr (!std::is_same_v<Cell, Gru> && !std::is_same_v<Cell, Lstm>) return false;
@@ -212,8 +212,9 @@ bool own_layer(int bf16) {
   const std::string want = env ? env : "";
   if (want == "onednn") return false;
   if (want == "own") return true;
-  if constexpr (std::is_same_v<Cell, Gru>) return !bf16 || rnnlm::bf16_isa();
-  return bf16 && rnnlm::amx();
+  if (!bf16) return true;
+  if constexpr (std::is_same_v<Cell, Gru>) return rnnlm::bf16_isa();
+  return rnnlm::amx();
 }
 
 template <class Cell>
