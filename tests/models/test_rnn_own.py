@@ -6,6 +6,8 @@ precision, on the C and JAX linkers."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnlm import engine, engine_ops
 from rnnlm.engine_ops import dnnl
@@ -72,6 +74,36 @@ def _kernel(cell, linker, a, precision="bf16"):
     fn = engine.function(list(xs.values()), [S, *finals, *engine.grad(cost, list(xs.values()))],
                          mode=engine.mode_for(linker))
     return fn(*(a[k] for k in xs))
+
+
+def _direct(cell, a, precision):
+    """The layer's C entry points on NumPy arrays (no graph): S, hT (, cT) and the gradients, as
+    :func:`_kernel` returns them."""
+    lstm, (L, B, D), H = cell == "lstm", a["x"].shape, a["W"].shape[-1]
+    bf16 = int(precision == "bf16")
+    ins = [a[k] for k in _inputs(cell)]
+    ws = np.zeros(dnnl.workspace_words(L, B, D, H, precision, cell), np.float32)
+    S, hT, cT = np.zeros((L, B, H), np.float32), np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+    finals = [hT, cT] if lstm else [hT]
+    dnnl._call(f"rnnlm_{cell}_forward", (L, B, D, H, bf16), (*ins, S, *finals, ws))
+    grads = [np.zeros_like(a[k]) for k in _inputs(cell)]
+    seeds = [a["gS"], a["gh"], *([a["gc"]] if lstm else [])]
+    dnnl._call(f"rnnlm_{cell}_backward", (L, B, D, H, bf16), (*ins, S, *finals, ws, *seeds, *grads))
+    return [S, *finals, *grads]
+
+
+@settings(max_examples=40, deadline=None)
+@given(cell=st.sampled_from(["gru", "lstm"]), precision=st.sampled_from(["fp32", "bf16"]),
+       shape=st.tuples(*(st.integers(1, n) for n in (6, 9, 12, 20))), seed=st.integers(0, 2**16))
+def test_any_shape_is_rnnlms_layer(cell, precision, shape, seed):
+    """Fuzzed (L, B, D, H) down to ones (one step, one row, fewer rows than threads): the own layer's C entry
+    points give rnnlm's NumPy layer at that precision, outputs and every gradient."""
+    if not dnnl.own_layer(cell, precision):
+        return
+    a = _arrays(cell, *shape, seed=seed)
+    for name, g, w in zip(_names(cell), _direct(cell, a, precision), _emulation(cell, a, precision),
+                          strict=True):
+        assert np.abs(g - w).max() <= 1e-5 * max(np.abs(w).max(), 1.0), name
 
 
 def test_the_own_layers_run_where_the_cpu_has_their_instructions(monkeypatch):
