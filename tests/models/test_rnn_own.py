@@ -97,13 +97,22 @@ def _direct(cell, a, precision):
        shape=st.tuples(*(st.integers(1, n) for n in (6, 9, 12, 20))), seed=st.integers(0, 2**16))
 def test_any_shape_is_rnnlms_layer(cell, precision, shape, seed):
     """Fuzzed (L, B, D, H) down to ones (one step, one row, fewer rows than threads): the own layer's C entry
-    points give rnnlm's NumPy layer at that precision, outputs and every gradient."""
+    points give rnnlm's NumPy layer at that precision, outputs and every gradient -- at fp32 to float32's
+    precision.  At bf16 a sum's last ulp can move a later operand to the next bfloat16 value (2⁻⁸ away), so
+    (as at the char width above) the mean error is held to a quarter of the fp32 layer's distance from the
+    same emulation (at most 0.13 of it in 800 draws) and the worst element to 3e-3 (at most 1.6e-3)."""
     if not dnnl.own_layer(cell, precision):
         return
     a = _arrays(cell, *shape, seed=seed)
-    for name, g, w in zip(_names(cell), _direct(cell, a, precision), _emulation(cell, a, precision),
-                          strict=True):
-        assert np.abs(g - w).max() <= 1e-5 * max(np.abs(w).max(), 1.0), name
+    got, want = _direct(cell, a, precision), _emulation(cell, a, precision)
+    fp32 = _emulation(cell, a, "fp32") if precision == "bf16" else want
+    for name, g, w, f in zip(_names(cell), got, want, fp32, strict=True):
+        scale = max(np.abs(w).max(), 1.0)
+        if precision == "fp32":
+            assert np.abs(g - w).max() <= 1e-5 * scale, name
+        else:
+            err = np.abs(g - w)
+            assert err.mean() <= np.abs(f - w).mean() / 4 and err.max() <= 3e-3 * scale, name
 
 
 def test_the_own_layers_run_where_the_cpu_has_their_instructions(monkeypatch):
