@@ -124,13 +124,6 @@ class Operand {
   const Op* p_ = nullptr;
 };
 
-// float32 values as operands, into `out`.
-template <class Op>
-void convert(const float* x, Op* out, int64_t n) {
-  if constexpr (std::is_same_v<Op, float>) std::memcpy(out, x, sizeof(float) * n);
-  else to_bf16(x, out, n);
-}
-
 // [U | W] as operands, (G·H, D + H): row o is U's row o then W's, so that one product per step takes
 // [x_t | s] (N, D + H) and no (T·N, G·H) input part is made and read back (a 12–17 MB pass at these sizes).
 template <class Op>
@@ -174,13 +167,21 @@ void thread_sums(const float* parts, int64_t G, float* out) {
   }
 }
 
-// Every step's previous state s_{t-1} as operands, (T·N, H): h0, then y's first T−1 steps.
+// Over all T·N rows, from some gates' dA (rows, n) dense as operands: their rows of dW = dAᵀ·s_{t-1}, where
+// s_{t-1} is h0 for the first step's rows and y's first T−1 steps after.  float32 states are operands as
+// they are (two products, no copy); bfloat16 ones are rounded into one array first.
 template <class Op>
-std::unique_ptr<Op[]> previous_states(const float* h0, const float* y, int64_t T, int64_t N, int64_t H) {
-  std::unique_ptr<Op[]> sp(new Op[T * N * H]);
-  convert(h0, sp.get(), N * H);
-  convert(y, sp.get() + N * H, (T - 1) * N * H);
-  return sp;
+void state_grads(int64_t T, int64_t N, int64_t H, int64_t n, const Op* dA, const float* h0, const float* y,
+                 float* dW) {
+  if constexpr (std::is_same_v<Op, float>) {
+    gemm('T', 'N', n, H, N, dA, n, h0, H, 0.0f, dW, H);
+    if (T > 1) gemm('T', 'N', n, H, (T - 1) * N, dA + N * n, n, y, H, 1.0f, dW, H);
+  } else {
+    std::unique_ptr<Op[]> sp(new Op[T * N * H]);
+    to_bf16(h0, sp.get(), N * H);
+    to_bf16(y, sp.get() + N * H, (T - 1) * N * H);
+    gemm('T', 'N', n, H, T * N, dA, n, sp.get(), H, 0.0f, dW, H);
+  }
 }
 
 // Over all rows, from some gates' dA (rows, n) dense as operands: their rows of dU = dAᵀ·x, and their
@@ -374,8 +375,7 @@ void gru_backward(int T, int N, int D, int H, const float* x, const float* U, co
   thread_sums(dbp.get(), G, db);
   // over all T·N rows: dW_zr = dA_zrᵀ·s_{t-1}, dW_c = dA_cᵀ·(r ⊙ s_{t-1}); dU and dx
   const int64_t HH = int64_t(H) * H, HD = int64_t(H) * D;
-  auto spb = previous_states<Op>(h0, y, T, N, H);
-  gemm('T', 'N', 2 * H, H, rows, dzrb.get(), 2 * H, spb.get(), H, 0.0f, dW, H);
+  state_grads<Op>(T, N, H, 2 * H, dzrb.get(), h0, y, dW);
   gemm('T', 'N', H, H, rows, dcb.get(), H, srb.get(), H, 0.0f, dW + 2 * HH, H);
   Operand<Op> xb(x, rows * D), Ub(U, G * D);
   input_grads(rows, 2 * H, D, dzrb.get(), xb.get(), Ub.get(), dU, dx, false);
@@ -432,8 +432,7 @@ void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, c
   s.wait();
   thread_sums(dbp.get(), G, db);
   // over all T·N rows: dW = dAᵀ·s_{t-1}, dU, dx
-  auto spb = previous_states<Op>(h0, y, T, N, H);
-  gemm('T', 'N', G, H, rows, dAb.get(), G, spb.get(), H, 0.0f, dW, H);
+  state_grads<Op>(T, N, H, G, dAb.get(), h0, y, dW);
   Operand<Op> xb(x, rows * D), Ub(U, G * D);
   input_grads(rows, G, D, dAb.get(), xb.get(), Ub.get(), dU, dx, false);
 }
