@@ -55,9 +55,9 @@ for cfg in $CONFIGS; do
     B=${cfg%%:*}; H=${cfg##*:}
     name="train_b${B}_h${H}"
     echo "== rnnlm bench train --device $DEVICE --batch-size $B --hidden $H"
-    if "$PY" -m rnnlm.cli.bench train --device "$DEVICE" --cells "$CELLS" --batch-size "$B" --hidden "$H" \
+    if "$PY" -m rnnlm bench train --device "$DEVICE" --cells "$CELLS" --batch-size "$B" --hidden "$H" \
             --vocab-size "$VOCAB" --steps "$STEPS" --repeat "$REPEAT" --json > "$OUT/$name.json"; then
-        "$PY" -c "import json, sys; from rnnlm.cli.bench import print_report; print_report(json.load(open(sys.argv[1])))" \
+        "$PY" -c "import json, sys; from rnnlm.bench import print_report; print_report(json.load(open(sys.argv[1])))" \
             "$OUT/$name.json" | tee -a "$OUT/gpu_bench.txt"
     else
         echo "gpu_bench: $name failed" | tee -a "$OUT/gpu_bench.txt"; status=1
