@@ -122,8 +122,9 @@ def _batch(seed, ragged=False):
     rng = np.random.default_rng(seed)
     x, y = (rng.integers(0, 11, (L, B)).astype("int32") for _ in range(2))
     mask = np.ones((L, B), "float32")
-    if ragged:
+    if ragged:  # a padded row, and a step skipped inside another (the blend carries its state)
         mask[4:, 1] = 0
+        mask[2, 0] = 0
     return x, y, mask
 
 
@@ -138,22 +139,27 @@ def _grads_without_dnnl(model, monkeypatch, *args):
 
 
 @pytest.mark.core
+@pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("linker", ["c", *JAX])
 @pytest.mark.parametrize("extra", [{}, {"bidirectional": True}, {"embedding_dim": 0}, {"cell": "gru"},
                                    {"cell": "gru", "bidirectional": True}, {"cell": "rnn"}])
-def test_model_gradients_equal_the_fused_layer(extra, linker, monkeypatch):
+def test_model_gradients_equal_the_fused_layer(extra, linker, ragged, monkeypatch):
     """Two layers, carried states; the fill model runs its backward stack right to left; without an
     embedding layer 0 keeps the fused layer (its input is a one-hot column gather) and layer 1 uses oneDNN;
-    a GRU model runs oneDNN's GRU, an RNN model its tanh RNN."""
+    a GRU model runs oneDNN's GRU, an RNN model its tanh RNN.  A padded batch runs the GRU's and the LSTM's
+    own layers with its mask (the RNN's keeps the fused layer)."""
     model = _model(linker, **extra)
-    op = {"gru": "DnnlGRU", "rnn": "DnnlRNN"}.get(extra.get("cell"), "DnnlLSTM")
+    cell = extra.get("cell", "lstm")
+    op = {"gru": "DnnlGRU", "rnn": "DnnlRNN", "lstm": "DnnlLSTM"}[cell]
     rng = np.random.default_rng(3)
     states = [rng.standard_normal(s.shape).astype("float32") * 0.5 for s in model.initial_state(B)]
-    x, y, mask = _batch(4)
+    x, y, mask = _batch(4, ragged)
     got = model.gradients(x, y, mask, states)
-    full = model._compile("grads", (L, B), ragged=False)
-    kinds = [type(n.op).__name__ for n in full.maker.fgraph.toposort()]
+    fn = model._compile("grads", (L, B), ragged=ragged)
+    kinds = [type(n.op).__name__ for n in fn.maker.fgraph.toposort()]
     n_dnnl = (1 if extra.get("embedding_dim") == 0 else 2) * (2 if extra.get("bidirectional") else 1)
+    if ragged and not dnnl.own_layer(cell):
+        n_dnnl = 0
     assert kinds.count(op) == n_dnnl and kinds.count(op + "Grad") == n_dnnl
     want = _grads_without_dnnl(model, monkeypatch, x, y, mask, states)
     for k in want:
@@ -166,13 +172,18 @@ def _ops(model, ragged=False):
 
 
 @pytest.mark.parametrize("linker", ["c", *JAX])
-def test_ragged_batches_and_other_cells_keep_the_fused_layer(linker):
-    assert "DnnlLSTM" in _ops(_model(linker)) and "DnnlLSTM" not in _ops(_model(linker), ragged=True)
+def test_padded_batches_run_the_own_layers_and_other_cells_keep_the_fused_layer(linker, monkeypatch):
+    """Padded batches: the GRU's and the LSTM's own layers take the mask; oneDNN's layers (the RNN's, or
+    any with ``RNNLM_LAYERS=onednn``) have no mask, so those keep rnnlm's fused layer."""
+    assert "DnnlLSTM" in _ops(_model(linker)) and "DnnlLSTM" in _ops(_model(linker), ragged=True)
     assert "DnnlLSTM" not in _ops(_model(linker, gate="hard_sigmoid"))
     gru = _model(linker, cell="gru", layers=1)
-    assert "DnnlGRU" in _ops(gru) and "DnnlGRU" not in _ops(gru, ragged=True)
+    assert "DnnlGRU" in _ops(gru) and "DnnlGRU" in _ops(gru, ragged=True)
     rnn = _model(linker, cell="rnn", layers=1)
-    assert "DnnlRNN" in _ops(rnn) and "DnnlRNN" not in _ops(_model(linker, cell="rnn", activation="relu"))
+    assert "DnnlRNN" in _ops(rnn) and "DnnlRNN" not in _ops(rnn, ragged=True)
+    assert "DnnlRNN" not in _ops(_model(linker, cell="rnn", activation="relu"))
+    monkeypatch.setenv("RNNLM_LAYERS", "onednn")
+    assert "DnnlLSTM" in _ops(_model(linker)) and "DnnlLSTM" not in _ops(_model(linker), ragged=True)
 
 
 @pytest.mark.core
@@ -185,7 +196,7 @@ def test_training_steps_equal_the_fused_layer(linker, cell, monkeypatch):
         monkeypatch.setenv("RNNLM_DNNL", switch)
         model = _model(linker, cell=cell)
         model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
-        losses = [float(model.train_step(*_batch(s))[0]) for s in range(3)]
+        losses = [float(model.train_step(*_batch(s, ragged=s == 1))[0]) for s in range(3)]
         results.append((losses, model.get_params()))
     (l_on, p_on), (l_off, p_off) = results
     np.testing.assert_allclose(l_on, l_off, rtol=1e-5)
@@ -224,7 +235,7 @@ def test_bf16_model_trains_like_the_fused_bf16_layer(monkeypatch):
         monkeypatch.setenv("RNNLM_DNNL", switch)
         model = LanguageModel(_model("jax").config, seed=2, linker="jax", precision="bf16")
         model.set_optimizer(make_optimizer("adam", lr=0.01, clip=1.0))
-        losses = [float(model.train_step(*_batch(s))[0]) for s in range(3)]
+        losses = [float(model.train_step(*_batch(s, ragged=s == 1))[0]) for s in range(3)]
         ops = {(type(n.op).__name__, getattr(n.op, "precision", None))
                for n in model._compile("train", (L, B), ragged=False).maker.fgraph.toposort()}
         results.append((losses, ops))

@@ -38,19 +38,19 @@ def _inputs(cell):
     return ("x", "U", "W", "b", "h0", "c0") if cell == "lstm" else ("x", "U", "W", "b", "h0")
 
 
-def _emulation(cell, a, precision="bf16"):
+def _emulation(cell, a, precision="bf16", mask=None):
     """S, hT (, cT) and the gradients of Σ(S·gS) + Σ(hT·gh) (+ Σ(cT·gc)) w.r.t. x, U, W, b, h0 (, c0), from
-    rnnlm's NumPy layer at ``precision``."""
+    rnnlm's NumPy layer at ``precision`` (``mask`` (L, B): its masked layer)."""
     r = engine_ops.round_bf16 if precision == "bf16" else np.asarray
     lstm = cell == "lstm"
     x, U, W, b, h0 = (a[k] for k in ("x", "U", "W", "b", "h0"))
     c0 = a["c0"] if lstm else None
     L, B, D = x.shape
     G, H = U.shape[0] * U.shape[1], W.shape[1]
-    op = engine_ops.RecurrentLayer(cell, masked=False, precision=precision)
+    op = engine_ops.RecurrentLayer(cell, masked=mask is not None, precision=precision)
     P = (r(x.reshape(L * B, D)) @ r(U.reshape(G, D)).T + b.reshape(G)).reshape(L, B, G)
     Wt = W.reshape(G, H).T
-    mask = np.ones((L, B), "float32")
+    mask = np.ones((L, B), "float32") if mask is None else mask
     S, C, A = engine_ops.numpy_forward(op, P, mask, h0, c0, Wt)
     gS = a["gS"].copy()
     gS[-1] += a["gh"]  # hT is the last state
@@ -76,36 +76,44 @@ def _kernel(cell, linker, a, precision="bf16"):
     return fn(*(a[k] for k in xs))
 
 
-def _direct(cell, a, precision):
+def _direct(cell, a, precision, mask=None):
     """The layer's C entry points on NumPy arrays (no graph): S, hT (, cT) and the gradients, as
-    :func:`_kernel` returns them."""
+    :func:`_kernel` returns them; ``mask`` (L, B) or None."""
     lstm, (L, B, D), H = cell == "lstm", a["x"].shape, a["W"].shape[-1]
     bf16 = int(precision == "bf16")
     ins = [a[k] for k in _inputs(cell)]
-    ws = np.zeros(dnnl.workspace_words(L, B, D, H, precision, cell), np.float32)
+    ws = np.zeros(dnnl.workspace_words(L, B, D, H, precision, cell, mask is not None), np.float32)
     S, hT, cT = np.zeros((L, B, H), np.float32), np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
     finals = [hT, cT] if lstm else [hT]
-    dnnl._call(f"rnnlm_{cell}_forward", (L, B, D, H, bf16), (*ins, S, *finals, ws))
+    dnnl._call(f"rnnlm_{cell}_forward", (L, B, D, H, bf16), (*ins, S, *finals, ws, mask))
     grads = [np.zeros_like(a[k]) for k in _inputs(cell)]
     seeds = [a["gS"], a["gh"], *([a["gc"]] if lstm else [])]
-    dnnl._call(f"rnnlm_{cell}_backward", (L, B, D, H, bf16), (*ins, S, *finals, ws, *seeds, *grads))
+    dnnl._call(f"rnnlm_{cell}_backward", (L, B, D, H, bf16), (*ins, S, *finals, ws, *seeds, *grads, mask))
     return [S, *finals, *grads]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(cell=st.sampled_from(["gru", "lstm"]), precision=st.sampled_from(["fp32", "bf16"]),
-       shape=st.tuples(*(st.integers(1, n) for n in (6, 9, 12, 20))), seed=st.integers(0, 2**16))
-def test_any_shape_is_rnnlms_layer(cell, precision, shape, seed):
-    """Fuzzed (L, B, D, H) down to ones (one step, one row, fewer rows than threads): the own layer's C entry
-    points give rnnlm's NumPy layer at that precision, outputs and every gradient -- at fp32 to float32's
+       shape=st.tuples(*(st.integers(1, n) for n in (6, 9, 12, 20))), seed=st.integers(0, 2**16),
+       masked=st.sampled_from([None, "padded", "any"]))
+def test_any_shape_is_rnnlms_layer(cell, precision, shape, seed, masked):
+    """Fuzzed (L, B, D, H) down to ones (one step, one row, fewer rows than threads), full, padded or any
+    mask: the own layer's C entry points give rnnlm's NumPy layer at that precision (masked: its masked
+    layer), outputs and every gradient -- at fp32 to float32's
     precision.  At bf16 a sum's last ulp can move a later operand to the next bfloat16 value (2⁻⁸ away), so
     (as at the char width above) the mean error is held to a quarter of the fp32 layer's distance from the
     same emulation (at most 0.13 of it in 800 draws) and the worst element to 3e-3 (at most 1.6e-3)."""
     if not dnnl.own_layer(cell, precision):
         return
     a = _arrays(cell, *shape, seed=seed)
-    got, want = _direct(cell, a, precision), _emulation(cell, a, precision)
-    fp32 = _emulation(cell, a, "fp32") if precision == "bf16" else want
+    mask = None
+    if masked:  # rows padded at the end, or any weights in [0, 1] (the blend is linear in m)
+        rng = np.random.default_rng(seed)
+        L, B = shape[:2]
+        mask = (np.arange(L)[:, None] < rng.integers(1, L + 1, B)).astype("float32") if masked == "padded" \
+            else rng.choice(np.float32([0, 0.25, 1]), (L, B))
+    got, want = _direct(cell, a, precision, mask), _emulation(cell, a, precision, mask)
+    fp32 = _emulation(cell, a, "fp32", mask) if precision == "bf16" else want
     for name, g, w, f in zip(_names(cell), got, want, fp32, strict=True):
         scale = max(np.abs(w).max(), 1.0)
         if precision == "fp32":

@@ -242,8 +242,9 @@ def own_layer(cell: str, precision: str = "fp32") -> bool:
         library().rnnlm_own_layer(index, int(precision == "bf16")))
 
 
-def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm") -> int:
-    n = getattr(library(), f"rnnlm_{cell}_workspace_bytes")(L, B, D, H, int(precision == "bf16"))
+def workspace_words(L: int, B: int, D: int, H: int, precision: str = "fp32", cell: str = "lstm",
+                    masked: bool = False) -> int:
+    n = getattr(library(), f"rnnlm_{cell}_workspace_bytes")(L, B, D, H, int(precision == "bf16"), int(masked))
     if n == 0:
         raise RuntimeError(f"oneDNN {cell.upper()}: {library().rnnlm_error().decode()}")
     return (n + 3) // 4
@@ -263,45 +264,52 @@ def _f32(*arrays):
 
 class DnnlLayer(Op):
     """oneDNN's layer of a cell (:class:`DnnlLSTM`, :class:`DnnlGRU`, :class:`DnnlRNN`): inputs ``x, U,
-    W, b, h0`` and the LSTM's ``c0``; outputs ``y, hT``, the LSTM's ``cT``, and ``ws`` (module docstring).
-    ``precision="bf16"``: bfloat16 x, h and weights into the kernel (float32 accumulation, cell state and
-    gradients), as the matrix products of rnnlm's bf16 graphs; oneDNN's kernels keep the states in bfloat16
-    (rnnlm's own GRU and LSTM layers, ``native/rnn_own.cc``, float32 as rnnlm's graphs)."""
+    W, b, h0``, the LSTM's ``c0`` and, ``masked``, the batch's ``mask`` (L, B); outputs ``y, hT``, the LSTM's
+    ``cT``, and ``ws`` (module docstring).  ``precision="bf16"``: bfloat16 x, h and weights into the kernel
+    (float32 accumulation, cell state and gradients), as the matrix products of rnnlm's bf16 graphs;
+    oneDNN's kernels keep the states in bfloat16 (rnnlm's own GRU and LSTM layers, ``native/rnn_own.cc``,
+    float32 as rnnlm's graphs).  ``masked`` (GRU and LSTM, rnnlm's own layers): padded rows, each state
+    blended with the last as rnnlm's masked fused layer does, s_t = m·s_t' + (1 − m)·s_{t−1}."""
 
-    __props__ = ("label", "precision")
+    __props__ = ("label", "precision", "masked")
     cell, n_states = "", 0  # the subclass's cell and its states (h, or h and c)
 
-    def __init__(self, label=None, precision="fp32"):
+    def __init__(self, label=None, precision="fp32", masked=False):
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}")
-        self.label, self.precision = str(label or self.cell), precision
+        if masked and self.cell not in ("gru", "lstm"):
+            raise ValueError(f"no masked {self.cell.upper()} layer")
+        self.label, self.precision, self.masked = str(label or self.cell), precision, bool(masked)
         super().__init__()
 
     def __str__(self):
-        return f"{type(self).__name__}{{{self.label}}}"
+        return f"{type(self).__name__}{{{self.label}{', masked' if self.masked else ''}}}"
 
-    def make_node(self, x, U, W, b, *init):
-        x, U, W, b, *init = (T.as_tensor_variable(v) for v in (x, U, W, b, *init))
-        if len(init) != self.n_states:
-            raise TypeError(f"{type(self).__name__} takes {self.n_states} initial states")
+    def make_node(self, x, U, W, b, *rest):
+        x, U, W, b, *rest = (T.as_tensor_variable(v) for v in (x, U, W, b, *rest))
+        init = rest[: self.n_states]
+        if len(rest) != self.n_states + self.masked:
+            raise TypeError(f"{type(self).__name__} takes {self.n_states} initial states"
+                            + (" and a mask" if self.masked else ""))
         L, B = x.type.shape[0], x.type.shape[1]
         H = init[0].type.shape[1]
         words = None
         if None not in (L, B, x.type.shape[2], H):
-            words = workspace_words(L, B, x.type.shape[2], H, self.precision, self.cell)
+            words = workspace_words(L, B, x.type.shape[2], H, self.precision, self.cell, self.masked)
         outs = [tensor_type("float32", (L, B, H))(), *(s.type() for s in init),
                 tensor_type("float32", (words,))()]
-        return Apply(self, [x, U, W, b, *init], outs)
+        return Apply(self, [x, U, W, b, *rest], outs)
 
     def perform(self, node, inputs, output_storage):
-        x, U, W, b, *init = _f32(*inputs)
+        x, U, W, b, *rest = _f32(*inputs)
+        init, mask = rest[: self.n_states], (rest[-1] if self.masked else None)
         L, B, D = x.shape
         H = init[0].shape[1]
         y = np.empty((L, B, H), np.float32)
         finals = [np.empty((B, H), np.float32) for _ in init]
-        ws = np.empty(workspace_words(L, B, D, H, self.precision, self.cell), np.float32)
+        ws = np.empty(workspace_words(L, B, D, H, self.precision, self.cell, self.masked), np.float32)
         _call(f"rnnlm_{self.cell}_forward", (L, B, D, H, self.precision == "bf16"),
-              (x, U, W, b, *init, y, *finals, ws), f"oneDNN {self.cell.upper()}")
+              (x, U, W, b, *init, y, *finals, ws, mask), f"oneDNN {self.cell.upper()}")
         for storage, value in zip(output_storage, (y, *finals, ws), strict=True):
             storage[0] = value
 
@@ -310,15 +318,20 @@ class DnnlLayer(Op):
         if words is None:
             raise ShapeError("the workspace's length")  # then the engine asks the outputs themselves
         x, h0 = shapes[0], shapes[4]
-        return [(x[0], x[1], h0[1]), *shapes[4:], (words,)]
+        return [(x[0], x[1], h0[1]), *shapes[4: 4 + self.n_states], (words,)]
 
     def connection_pattern(self, node):
-        n = len(node.outputs)  # no gradient flows through the workspace
-        return [[j < n - 1 for j in range(n)] for _ in node.inputs]
+        n = len(node.outputs)  # no gradient flows through the workspace, nor to the mask
+        n_in = len(node.inputs)
+        return [[j < n - 1 and not (self.masked and i == n_in - 1) for j in range(n)] for i in range(n_in)]
 
     def pullback(self, inputs, outputs, output_grads):
         grads = [zeros_if_disconnected(g, o) for g, o in zip(output_grads[:-1], outputs[:-1], strict=True)]
-        return list(_GRADS[self.cell](self.precision)(*inputs, *outputs, *grads))
+        if not self.masked:
+            return list(_GRADS[self.cell](self.precision)(*inputs, *outputs, *grads))
+        *layer_inputs, mask = inputs
+        dgrads = _GRADS[self.cell](self.precision, masked=True)(*layer_inputs, *outputs, *grads, mask)
+        return [*dgrads, gradient.disconnected_type()]
 
     L_op = pullback
 
@@ -344,21 +357,23 @@ class DnnlRNN(DnnlLayer):
 
 
 class DnnlLayerGrad(Op):
-    """The backward pass of :class:`DnnlLayer`: inputs the layer's inputs, its outputs and the gradients of
-    its outputs but ``ws``; outputs the gradients of its inputs (float32 at either precision)."""
+    """The backward pass of :class:`DnnlLayer`: inputs the layer's inputs (but the mask), its outputs and
+    the gradients of its outputs but ``ws``, and ``masked`` the mask; outputs the gradients of its inputs
+    (float32 at either precision)."""
 
-    __props__ = ("precision",)
+    __props__ = ("precision", "masked")
     cell, n_inputs = "", 0  # the subclass's cell and its layer's inputs (x, U, W, b and the states)
 
-    def __init__(self, precision="fp32"):
-        self.precision = precision
+    def __init__(self, precision="fp32", masked=False):
+        self.precision, self.masked = precision, bool(masked)
         super().__init__()
 
     def make_node(self, *inputs):
         inputs = [T.as_tensor_variable(v) for v in inputs]
         n = self.n_inputs
-        if len(inputs) != 3 * n - 5:  # inputs; y, the last states, ws; the gradients of y and the states
-            raise TypeError(f"{type(self).__name__} takes {3 * n - 5} inputs")
+        want = 3 * n - 5 + self.masked  # inputs; y, the last states, ws; the gradients of y and the states
+        if len(inputs) != want:
+            raise TypeError(f"{type(self).__name__} takes {want} inputs")
         return Apply(self, inputs, [v.type() for v in inputs[:n]])
 
     def infer_shape(self, fgraph, node, shapes):
@@ -366,11 +381,12 @@ class DnnlLayerGrad(Op):
 
     def perform(self, node, inputs, output_storage):
         arrays = _f32(*inputs)
+        arrays, mask = (arrays[:-1], arrays[-1]) if self.masked else (arrays, None)
         x, h0 = arrays[0], arrays[4]
         L, B, D = x.shape
         outs = [np.empty_like(a) for a in arrays[: self.n_inputs]]
         _call(f"rnnlm_{self.cell}_backward", (L, B, D, h0.shape[1], self.precision == "bf16"),
-              (*arrays, *outs), f"oneDNN {self.cell.upper()}")
+              (*arrays, *outs, mask), f"oneDNN {self.cell.upper()}")
         for storage, value in zip(output_storage, outs, strict=True):
             storage[0] = value
 
@@ -409,6 +425,8 @@ def xla_ready() -> bool:
         if jax.default_backend() == "cpu":
             for name in ("rnnlm_lstm_forward_xla", "rnnlm_lstm_backward_xla", "rnnlm_gru_forward_xla",
                          "rnnlm_gru_backward_xla", "rnnlm_rnn_forward_xla", "rnnlm_rnn_backward_xla",
+                         "rnnlm_lstm_forward_masked_xla", "rnnlm_lstm_backward_masked_xla",
+                         "rnnlm_gru_forward_masked_xla", "rnnlm_gru_backward_masked_xla",
                          "rnnlm_softmax_nll_xla", "rnnlm_softmax_nll_grads_xla"):
                 jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
             ok = True
@@ -420,12 +438,13 @@ def _jax_forward(op):
     import jax
     import jax.numpy as jnp
 
-    def forward(x, U, W, b, *init):
+    def forward(x, U, W, b, *rest):
+        init = rest[: op.n_states]
         (L, B, D), H = x.shape, init[0].shape[1]
-        words = workspace_words(L, B, D, H, op.precision, op.cell)
+        words = workspace_words(L, B, D, H, op.precision, op.cell, op.masked)
         out = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((L, B, H), *((B, H) for _ in init), (words,))]
-        return jax.ffi.ffi_call(f"rnnlm_{op.cell}_forward_xla", out)(x, U, W, b, *init,
-                                                                      bf16=np.int32(op.precision == "bf16"))
+        name = f"rnnlm_{op.cell}_forward{'_masked' if op.masked else ''}_xla"
+        return jax.ffi.ffi_call(name, out)(x, U, W, b, *rest, bf16=np.int32(op.precision == "bf16"))
 
     return forward
 
@@ -437,7 +456,8 @@ def _jax_backward(op):
     def backward(*inputs):
         out = [jax.ShapeDtypeStruct(v.shape, jnp.float32) for v in inputs[: op.n_inputs]]
         bf16 = np.int32(op.precision == "bf16")
-        return jax.ffi.ffi_call(f"rnnlm_{op.cell}_backward_xla", out)(*inputs, bf16=bf16)
+        name = f"rnnlm_{op.cell}_backward{'_masked' if op.masked else ''}_xla"
+        return jax.ffi.ffi_call(name, out)(*inputs, bf16=bf16)
 
     return backward
 
@@ -448,12 +468,14 @@ for _op in (DnnlLSTMGrad, DnnlGRUGrad, DnnlRNNGrad):
     register_jax(_op, _jax_backward)
 
 
-def layer(cell, x, U, W, b, init, label=None, precision="fp32"):
+def layer(cell, x, U, W, b, init, label=None, precision="fp32", mask=None):
     """One LSTM, GRU or tanh RNN layer through oneDNN, from rnnlm's parameters: ``x`` (L, B, D); ``U`` (G, H,
     D), ``W`` (G, H, H), ``b`` (G, H) in rnnlm's gate order (LSTM i, f, o, g; GRU z, r, h̃); ``init`` the
-    list of initial states (B, H): ``h0`` and the LSTM's ``c0``.  Returns the states ``S`` (L, B, H) and
-    the last state (and the LSTM's last cell)."""
-    y, *finals, _ = _LAYERS[cell](label, precision)(x, U, W, b, *init)
+    list of initial states (B, H): ``h0`` and the LSTM's ``c0``; ``mask`` (L, B) a padded batch's (GRU and
+    LSTM: rnnlm's own layers), None for a full one.  Returns the states ``S`` (L, B, H) and the last state
+    (and the LSTM's last cell)."""
+    masked = mask is not None
+    y, *finals, _ = _LAYERS[cell](label, precision, masked)(x, U, W, b, *init, *([mask] if masked else []))
     return (y, *finals)
 
 

@@ -35,16 +35,17 @@ namespace rnnlm::own_layers {
 size_t gru_workspace_bytes(int T, int N, int H);
 size_t lstm_workspace_bytes(int T, int N, int H);
 void gru_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
-                 const float* b, const float* h0, float* y, float* hT, float* ws);
+                 const float* b, const float* h0, float* y, float* hT, float* ws, const float* mask);
 void gru_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
                   const float* h0, const float* y, const float* ws, const float* dy, const float* dhT, float* dx,
-                  float* dU, float* dW, float* db, float* dh0);
+                  float* dU, float* dW, float* db, float* dh0, const float* mask);
 void lstm_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
-                  const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws);
+                  const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws,
+                  const float* mask);
 void lstm_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
                    const float* h0, const float* c0, const float* y, const float* ws, const float* dy,
                    const float* dhT, const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0,
-                   float* dc0);
+                   float* dc0, const float* mask);
 }  // namespace rnnlm::own_layers
 
 namespace {
@@ -66,6 +67,7 @@ template <int gates, bool cell_state, class Fwd, class Bwd, int third, int fourt
 struct Cell {
   static constexpr int G = gates;
   static constexpr bool has_c = cell_state;  // the LSTM's cell state c beside h
+  static constexpr bool own = gates > 1;     // rnn_own.cc has this cell's layer (the GRU's, the LSTM's)
   static constexpr int order[4] = {0, 1, third, fourth};
   using fwd_t = Fwd;
   using bwd_t = Bwd;
@@ -217,9 +219,23 @@ bool own_layer(int bf16) {
   return rnnlm::amx();
 }
 
+// A masked layer (padded rows: a per-step blend oneDNN's layers do not have) is always rnnlm's own.
 template <class Cell>
-size_t workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  if (own_layer<Cell>(bf16))
+bool own(int bf16, bool masked) {
+  if (masked && !Cell::own) throw std::runtime_error("a masked layer needs rnnlm's own GRU or LSTM");
+  return masked || own_layer<Cell>(bf16);
+}
+
+template <class Cell>
+size_t workspace_bytes(int T, int N, int SLC, int H, int bf16, int masked) {
+  bool ours;
+  try {
+    ours = own<Cell>(bf16, masked);
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 0;
+  }
+  if (ours)
     return Cell::has_c ? rnnlm::own_layers::lstm_workspace_bytes(T, N, H)
                        : rnnlm::own_layers::gru_workspace_bytes(T, N, H);
   try {
@@ -230,16 +246,18 @@ size_t workspace_bytes(int T, int N, int SLC, int H, int bf16) {
   }
 }
 
-// cT: the LSTM's (else null).
+// cT: the LSTM's (else null); mask (T, N) or null (a full batch).
 template <class Cell>
 int forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
-            const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, void* ws) {
+            const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, void* ws,
+            const float* mask) {
   return guarded([&] {
-    if (own_layer<Cell>(bf16)) {
+    if (own<Cell>(bf16, mask != nullptr)) {
       float* w = static_cast<float*>(ws);
       if constexpr (Cell::has_c)
-        return rnnlm::own_layers::lstm_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, c0, y, hT, cT, w);
-      return rnnlm::own_layers::gru_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, y, hT, w);
+        return rnnlm::own_layers::lstm_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, c0, y, hT, cT, w, mask);
+      else if constexpr (Cell::own)
+        return rnnlm::own_layers::gru_forward(bf16, T, N, SLC, H, x, wl, wi, b, h0, y, hT, w, mask);
     }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
@@ -263,15 +281,16 @@ template <class Cell>
 int backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
              const float* b, const float* h0, const float* c0, const float* y, const float* hT, const float* cT,
              const void* ws, const float* dy, const float* dhT, const float* dcT, float* dx, float* dwl, float* dwi,
-             float* db, float* dh0, float* dc0) {
+             float* db, float* dh0, float* dc0, const float* mask) {
   return guarded([&] {
-    if (own_layer<Cell>(bf16)) {
+    if (own<Cell>(bf16, mask != nullptr)) {
       const float* w = static_cast<const float*>(ws);
       if constexpr (Cell::has_c)
         return rnnlm::own_layers::lstm_backward(bf16, T, N, SLC, H, x, wl, wi, h0, c0, y, w, dy, dhT, dcT, dx,
-                                                dwl, dwi, db, dh0, dc0);
-      return rnnlm::own_layers::gru_backward(bf16, T, N, SLC, H, x, wl, wi, h0, y, w, dy, dhT, dx, dwl, dwi, db,
-                                             dh0);
+                                                dwl, dwi, db, dh0, dc0, mask);
+      else if constexpr (Cell::own)
+        return rnnlm::own_layers::gru_backward(bf16, T, N, SLC, H, x, wl, wi, h0, y, w, dy, dhT, dx, dwl, dwi, db,
+                                               dh0, mask);
     }
     auto& p = plan<Cell>(T, N, SLC, H, bf16);
     stream s(cpu());
@@ -309,56 +328,59 @@ extern "C" {
 const char* rnnlm_error() { return last_error.c_str(); }
 
 // Bytes of the workspace for this shape (the forward pass writes it, the backward pass reads it); 0 on error.
-size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  return workspace_bytes<Lstm>(T, N, SLC, H, bf16);
+// masked: the layer will be given a mask (so it is rnnlm's own).
+size_t rnnlm_lstm_workspace_bytes(int T, int N, int SLC, int H, int bf16, int masked) {
+  return workspace_bytes<Lstm>(T, N, SLC, H, bf16, masked);
 }
 
-size_t rnnlm_gru_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  return workspace_bytes<Gru>(T, N, SLC, H, bf16);
+size_t rnnlm_gru_workspace_bytes(int T, int N, int SLC, int H, int bf16, int masked) {
+  return workspace_bytes<Gru>(T, N, SLC, H, bf16, masked);
 }
 
-size_t rnnlm_rnn_workspace_bytes(int T, int N, int SLC, int H, int bf16) {
-  return workspace_bytes<Rnn>(T, N, SLC, H, bf16);
+size_t rnnlm_rnn_workspace_bytes(int T, int N, int SLC, int H, int bf16, int masked) {
+  return workspace_bytes<Rnn>(T, N, SLC, H, bf16, masked);
 }
 
+// mask: (T, N), 1 a real step and 0 padding (the state carried through), or null for a full batch; the
+// GRU's and the LSTM's only.
 int rnnlm_lstm_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT,
-                       void* ws) {
-  return forward<Lstm>(T, N, SLC, H, bf16, x, wl, wi, b, h0, c0, y, hT, cT, ws);
+                       void* ws, const float* mask) {
+  return forward<Lstm>(T, N, SLC, H, bf16, x, wl, wi, b, h0, c0, y, hT, cT, ws, mask);
 }
 
 int rnnlm_gru_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
-                      const float* b, const float* h0, float* y, float* hT, void* ws) {
-  return forward<Gru>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws);
+                      const float* b, const float* h0, float* y, float* hT, void* ws, const float* mask) {
+  return forward<Gru>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, mask);
 }
 
 int rnnlm_rnn_forward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
-                      const float* b, const float* h0, float* y, float* hT, void* ws) {
-  return forward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws);
+                      const float* b, const float* h0, float* y, float* hT, void* ws, const float* mask) {
+  return forward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, mask);
 }
 
 int rnnlm_lstm_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                         const float* b, const float* h0, const float* c0, const float* y, const float* hT,
                         const float* cT, const void* ws, const float* dy, const float* dhT, const float* dcT,
-                        float* dx, float* dwl, float* dwi, float* db, float* dh0, float* dc0) {
+                        float* dx, float* dwl, float* dwi, float* db, float* dh0, float* dc0, const float* mask) {
   return backward<Lstm>(T, N, SLC, H, bf16, x, wl, wi, b, h0, c0, y, hT, cT, ws, dy, dhT, dcT, dx, dwl, dwi, db,
-                        dh0, dc0);
+                        dh0, dc0, mask);
 }
 
 int rnnlm_gru_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* y, const float* hT, const void* ws,
                        const float* dy, const float* dhT, float* dx, float* dwl, float* dwi, float* db,
-                       float* dh0) {
+                       float* dh0, const float* mask) {
   return backward<Gru>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, dy, dhT, nullptr, dx,
-                       dwl, dwi, db, dh0, nullptr);
+                       dwl, dwi, db, dh0, nullptr, mask);
 }
 
 int rnnlm_rnn_backward(int T, int N, int SLC, int H, int bf16, const float* x, const float* wl, const float* wi,
                        const float* b, const float* h0, const float* y, const float* hT, const void* ws,
                        const float* dy, const float* dhT, float* dx, float* dwl, float* dwi, float* db,
-                       float* dh0) {
+                       float* dh0, const float* mask) {
   return backward<Rnn>(T, N, SLC, H, bf16, x, wl, wi, b, h0, nullptr, y, hT, nullptr, ws, dy, dhT, nullptr, dx,
-                       dwl, dwi, db, dh0, nullptr);
+                       dwl, dwi, db, dh0, nullptr, mask);
 }
 
 // 1 where a GRU (cell 0) or LSTM (cell 1) layer at bf16 (bf16 != 0) or float32 runs rnn_own.cc's, else 0
@@ -379,42 +401,86 @@ void rnnlm_dnnl_on_worker(void (*fn)(void*), void* arg) {
 namespace {
 using namespace rnnlm::xla_ffi;
 
-ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16) {
+// The LSTM's; `_masked`: the same with the mask (T, N) after the other arguments.
+ffi::Error lstm_forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16,
+                            const float* mask) {
   auto d = x.dimensions();
   return ffi_status(
       rnnlm_lstm_forward(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                     wi.typed_data(), b.typed_data(), h0.typed_data(), c0.typed_data(),
-                                    y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data()));
+                                    y->typed_data(), hT->typed_data(), cT->typed_data(), ws->typed_data(), mask));
 }
 
-ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
-                        In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16) {
+ffi::Error forward_ffi(In x, In wl, In wi, In b, In h0, In c0, Out y, Out hT, Out cT, Out ws, int32_t bf16) {
+  return lstm_forward_ffi(x, wl, wi, b, h0, c0, y, hT, cT, ws, bf16, nullptr);
+}
+
+ffi::Error forward_masked_ffi(In x, In wl, In wi, In b, In h0, In c0, In mask, Out y, Out hT, Out cT, Out ws,
+                              int32_t bf16) {
+  return lstm_forward_ffi(x, wl, wi, b, h0, c0, y, hT, cT, ws, bf16, mask.typed_data());
+}
+
+ffi::Error lstm_backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
+                             In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16,
+                             const float* mask) {
   auto d = x.dimensions();
   return ffi_status(rnnlm_lstm_backward(
       d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(), wi.typed_data(), b.typed_data(),
       h0.typed_data(), c0.typed_data(), y.typed_data(), hT.typed_data(), cT.typed_data(), ws.typed_data(),
       dy.typed_data(), dhT.typed_data(), dcT.typed_data(), dx->typed_data(), dwl->typed_data(),
-      dwi->typed_data(), db->typed_data(), dh0->typed_data(), dc0->typed_data()));
+      dwi->typed_data(), db->typed_data(), dh0->typed_data(), dc0->typed_data(), mask));
+}
+
+ffi::Error backward_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
+                        In dcT, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16) {
+  return lstm_backward_ffi(x, wl, wi, b, h0, c0, y, hT, cT, ws, dy, dhT, dcT, dx, dwl, dwi, db, dh0, dc0, bf16,
+                           nullptr);
+}
+
+ffi::Error backward_masked_ffi(In x, In wl, In wi, In b, In h0, In c0, In y, In hT, In cT, In ws, In dy, In dhT,
+                               In dcT, In mask, Out dx, Out dwl, Out dwi, Out db, Out dh0, Out dc0, int32_t bf16) {
+  return lstm_backward_ffi(x, wl, wi, b, h0, c0, y, hT, cT, ws, dy, dhT, dcT, dx, dwl, dwi, db, dh0, dc0, bf16,
+                           mask.typed_data());
 }
 
 // The GRU's and the RNN's (one state, h): the same arguments.
 template <class Cell>
-ffi::Error h_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
+ffi::Error h_forward(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16, const float* mask) {
   auto d = x.dimensions();
   return ffi_status(forward<Cell>(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                   wi.typed_data(), b.typed_data(), h0.typed_data(), nullptr, y->typed_data(),
-                                  hT->typed_data(), nullptr, ws->typed_data()));
+                                  hT->typed_data(), nullptr, ws->typed_data(), mask));
 }
 
 template <class Cell>
-ffi::Error h_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
-                          Out dwi, Out db, Out dh0, int32_t bf16) {
+ffi::Error h_forward_ffi(In x, In wl, In wi, In b, In h0, Out y, Out hT, Out ws, int32_t bf16) {
+  return h_forward<Cell>(x, wl, wi, b, h0, y, hT, ws, bf16, nullptr);
+}
+
+ffi::Error gru_forward_masked_ffi(In x, In wl, In wi, In b, In h0, In mask, Out y, Out hT, Out ws, int32_t bf16) {
+  return h_forward<Gru>(x, wl, wi, b, h0, y, hT, ws, bf16, mask.typed_data());
+}
+
+template <class Cell>
+ffi::Error h_backward(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
+                      Out dwi, Out db, Out dh0, int32_t bf16, const float* mask) {
   auto d = x.dimensions();
   return ffi_status(backward<Cell>(d[0], d[1], d[2], h0.dimensions()[1], bf16, x.typed_data(), wl.typed_data(),
                                    wi.typed_data(), b.typed_data(), h0.typed_data(), nullptr, y.typed_data(),
                                    hT.typed_data(), nullptr, ws.typed_data(), dy.typed_data(), dhT.typed_data(),
                                    nullptr, dx->typed_data(), dwl->typed_data(), dwi->typed_data(),
-                                   db->typed_data(), dh0->typed_data(), nullptr));
+                                   db->typed_data(), dh0->typed_data(), nullptr, mask));
+}
+
+template <class Cell>
+ffi::Error h_backward_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, Out dx, Out dwl,
+                          Out dwi, Out db, Out dh0, int32_t bf16) {
+  return h_backward<Cell>(x, wl, wi, b, h0, y, hT, ws, dy, dhT, dx, dwl, dwi, db, dh0, bf16, nullptr);
+}
+
+ffi::Error gru_backward_masked_ffi(In x, In wl, In wi, In b, In h0, In y, In hT, In ws, In dy, In dhT, In mask,
+                                   Out dx, Out dwl, Out dwi, Out db, Out dh0, int32_t bf16) {
+  return h_backward<Gru>(x, wl, wi, b, h0, y, hT, ws, dy, dhT, dx, dwl, dwi, db, dh0, bf16, mask.typed_data());
 }
 
 auto h_forward_binding() {
@@ -436,6 +502,21 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_backward_xla, backward_ffi,
                                   .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
                                   .Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>()
                                   .Attr<int32_t>("bf16"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_forward_masked_xla, forward_masked_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Arg<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_lstm_backward_masked_xla, backward_masked_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Arg<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>().Ret<In>()
+                                  .Attr<int32_t>("bf16"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_forward_masked_xla, gru_forward_masked_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Ret<In>().Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_backward_masked_xla, gru_backward_masked_ffi,
+                              ffi::Ffi::Bind().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>()
+                                  .Arg<In>().Arg<In>().Arg<In>().Arg<In>().Arg<In>().Ret<In>().Ret<In>()
+                                  .Ret<In>().Ret<In>().Ret<In>().Attr<int32_t>("bf16"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_forward_xla, h_forward_ffi<Gru>, h_forward_binding());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_gru_backward_xla, h_backward_ffi<Gru>, h_backward_binding());
 XLA_FFI_DEFINE_HANDLER_SYMBOL(rnnlm_rnn_forward_xla, h_forward_ffi<Rnn>, h_forward_binding());

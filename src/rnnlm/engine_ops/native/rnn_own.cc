@@ -17,6 +17,8 @@
 //   LSTM i, f, o, g:  i, f, o = σ(·), g = tanh(·) of U x_t + W s_{t-1} + b;  c_t = f ⊙ c_{t-1} + i ⊙ g,
 //                 s_t = o ⊙ tanh(c_t).
 // Layouts as rnn_dnnl.cc's: x (T, N, D); U (G, H, D); W (G, H, H); b (G, H); h0, c0 (N, H); y (T, N, H).
+// mask (T, N), or null for a full batch: as rnnlm's masked layer, every state is blended with the last,
+// s_t = m s_t' + (1 − m) s_{t-1} (and c_t), so a padded row keeps its state through the padding.
 // Workspaces (float32): the GRU's z, r, c of every step (T, N, 3H); the LSTM's i, f, o, g, tanh(c), c
 // (T, N, 6H).
 #include <omp.h>
@@ -200,7 +202,7 @@ size_t lstm_workspace_bytes(int T, int N, int H) { return size_t(T) * N * 6 * H 
 
 template <class Op>
 void gru_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
-                 const float* h0, float* y, float* hT, float* ws) {
+                 const float* h0, float* y, float* hT, float* ws, const float* mask) {
   const int64_t G = 3 * int64_t(H), K = int64_t(D) + H;
   dnnl::stream s(cpu());
   // [x_t | s_{t-1}]·[U_zr | W_zr]ᵀ, then [x_t | r ⊙ s_{t-1}]·[U_c | W_c]ᵀ: B is [U | W] transposed
@@ -235,11 +237,12 @@ void gru_forward(int T, int N, int D, int H, const float* x, const float* U, con
       const float* qn = q.data() + int64_t(n) * H;
       const float* sn = sp + int64_t(n) * H;
       float* yn = y + (int64_t(t) * N + n) * H;
+      const float m = mask ? mask[int64_t(t) * N + n] : 1.0f;  // (1 exactly: the blend is then s_t' itself)
 #pragma omp simd
       for (int j = 0; j < H; ++j) {
         const float c = tanh_(qn[j] + b[2 * H + j]), z = an[j];
         an[2 * H + j] = c;
-        yn[j] = (1.0f - z) * c + z * sn[j];
+        yn[j] = m * ((1.0f - z) * c + z * sn[j]) + (1.0f - m) * sn[j];
       }
       if (next)
         for (int j = 0; j < H; ++j) next[int64_t(n) * K + j] = op<Op>(yn[j]);
@@ -251,7 +254,7 @@ void gru_forward(int T, int N, int D, int H, const float* x, const float* U, con
 
 template <class Op>
 void lstm_forward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* b,
-                  const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws) {
+                  const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws, const float* mask) {
   const int64_t G = 4 * int64_t(H), K = int64_t(D) + H, WS = 6 * int64_t(H);
   dnnl::stream s(cpu());
   auto UW = joined<Op>(U, W, G, D, H);
@@ -262,26 +265,29 @@ void lstm_forward(int T, int N, int D, int H, const float* x, const float* U, co
     // c_{t-1}: c0, or the workspace's c of step t-1 (row stride 6H)
     const float* cp = t ? ws + int64_t(t - 1) * N * WS + 5 * H : c0;
     const int64_t cps = t ? WS : H;
+    const float* sp = t ? y + int64_t(t - 1) * N * H : h0;
     step.run(xs.get() + int64_t(t) * N * K, q.data());
     Op* next = t + 1 < T ? xs.get() + int64_t(t + 1) * N * K + D : nullptr;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; ++n) {
       const float* qn = q.data() + int64_t(n) * G;
       const float* cpn = cp + int64_t(n) * cps;
+      const float* sn = sp + int64_t(n) * H;
       float* an = ws + (int64_t(t) * N + n) * WS;
       float* yn = y + (int64_t(t) * N + n) * H;
+      const float m = mask ? mask[int64_t(t) * N + n] : 1.0f;
 #pragma omp simd
       for (int j = 0; j < H; ++j) {
         const float i = sigmoid(qn[j] + b[j]), f = sigmoid(qn[H + j] + b[H + j]),
                     o = sigmoid(qn[2 * H + j] + b[2 * H + j]), g = tanh_(qn[3 * H + j] + b[3 * H + j]);
-        const float c = f * cpn[j] + i * g, tc = tanh_(c);
+        const float c = f * cpn[j] + i * g, tc = tanh_(c);  // tanh of the cell before the blend
         an[j] = i;
         an[H + j] = f;
         an[2 * H + j] = o;
         an[3 * H + j] = g;
         an[4 * H + j] = tc;
-        an[5 * H + j] = c;
-        yn[j] = o * tc;
+        an[5 * H + j] = m * c + (1.0f - m) * cpn[j];
+        yn[j] = m * (o * tc) + (1.0f - m) * sn[j];
       }
       if (next)
         for (int j = 0; j < H; ++j) next[int64_t(n) * K + j] = op<Op>(yn[j]);
@@ -296,7 +302,7 @@ void lstm_forward(int T, int N, int D, int H, const float* x, const float* U, co
 template <class Op>
 void gru_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
                   const float* y, const float* ws, const float* dy, const float* dhT, float* dx, float* dU,
-                  float* dW, float* db, float* dh0) {
+                  float* dW, float* db, float* dh0, const float* mask) {
   const int64_t rows = int64_t(T) * N, G = 3 * int64_t(H), NH = int64_t(N) * H;
   dnnl::stream s(cpu());
   Operand<Op> Wb(W, G * H);
@@ -309,7 +315,8 @@ void gru_backward(int T, int N, int D, int H, const float* x, const float* U, co
   std::unique_ptr<Op[]> dzrb(new Op[rows * 2 * H]), dcb(new Op[rows * H]);
   std::unique_ptr<Op[]> srb(new Op[rows * H]);
   auto dbp = per_thread(G);
-  std::vector<float> dh(dhT, dhT + NH), dac(NH), dsr(NH), dsm(NH), dzr(size_t(N) * 2 * H);
+  // keep: the part of dh that the mask blend passes straight to s_{t-1}, (1 − m)·dh
+  std::vector<float> dh(dhT, dhT + NH), dac(NH), dsr(NH), dsm(NH), dzr(size_t(N) * 2 * H), keep(NH);
   for (int t = T - 1; t >= 0; --t) {
     const float* sp = t ? y + int64_t(t - 1) * N * H : h0;
     const float* a = ws + int64_t(t) * N * G;
@@ -322,11 +329,15 @@ void gru_backward(int T, int N, int D, int H, const float* x, const float* U, co
       const float* sn = sp + int64_t(n) * H;
       float* dhn = dh.data() + int64_t(n) * H;
       float* dacn = dac.data() + int64_t(n) * H;
+      float* keepn = keep.data() + int64_t(n) * H;
       Op* dcn = dc_t + int64_t(n) * H;
       Op* srn = srb.get() + (int64_t(t) * N + n) * H;
+      const float m = mask ? mask[int64_t(t) * N + n] : 1.0f;
 #pragma omp simd
       for (int j = 0; j < H; ++j) {
-        dhn[j] += dyt[int64_t(n) * H + j];
+        const float dht = dhn[j] + dyt[int64_t(n) * H + j];
+        keepn[j] = (1.0f - m) * dht;
+        dhn[j] = m * dht;
         const float z = an[j], c = an[2 * H + j];
         dacn[j] = dhn[j] * (1.0f - z) * (1.0f - c * c);
         dcn[j] = op<Op>(dacn[j]);
@@ -360,13 +371,14 @@ void gru_backward(int T, int N, int D, int H, const float* x, const float* U, co
       const float* dsmn = dsm.data() + int64_t(n) * H;
       const float* dzrn = dzr.data() + int64_t(n) * 2 * H;
       const float* dacn = dac.data() + int64_t(n) * H;
+      const float* keepn = keep.data() + int64_t(n) * H;
       float* dbn = dbp.get() + size_t(omp_get_thread_num()) * G;
 #pragma omp simd
       for (int j = 0; j < H; ++j) {
         dbn[j] += dzrn[j];
         dbn[H + j] += dzrn[H + j];
         dbn[2 * H + j] += dacn[j];
-        dhn[j] = dhn[j] * an[j] + dsrn[j] * an[H + j] + dsmn[j];
+        dhn[j] = dhn[j] * an[j] + dsrn[j] * an[H + j] + dsmn[j] + keepn[j];
       }
     }
   }
@@ -385,7 +397,8 @@ void gru_backward(int T, int N, int D, int H, const float* x, const float* U, co
 template <class Op>
 void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, const float* W, const float* h0,
                    const float* c0, const float* y, const float* ws, const float* dy, const float* dhT,
-                   const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0, float* dc0) {
+                   const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0, float* dc0,
+                   const float* mask) {
   const int64_t rows = int64_t(T) * N, G = 4 * int64_t(H), NH = int64_t(N) * H, WS = 6 * int64_t(H);
   dnnl::stream s(cpu());
   Operand<Op> Wb(W, G * H);
@@ -394,7 +407,8 @@ void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, c
   // every step's gradient of the gates' pre-activations (T·N, 4H), in bfloat16 for the products
   std::unique_ptr<Op[]> dAb(new Op[rows * G]);
   auto dbp = per_thread(G);
-  std::vector<float> dh(dhT, dhT + NH), dc(dcT, dcT + NH);
+  // keep: the part of dh that the mask blend passes straight to s_{t-1}, (1 − m)·dh
+  std::vector<float> dh(dhT, dhT + NH), dc(dcT, dcT + NH), keep(mask ? NH : 0);
   for (int t = T - 1; t >= 0; --t) {
     const float* cp = t ? ws + (int64_t(t - 1) * N) * WS + 5 * H : c0;
     const int64_t cps = t ? WS : H;
@@ -408,10 +422,14 @@ void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, c
       float* dcn = dc.data() + int64_t(n) * H;
       Op* dAn = dA + int64_t(n) * G;
       float* dbn = dbp.get() + size_t(omp_get_thread_num()) * G;
+      float* keepn = mask ? keep.data() + int64_t(n) * H : nullptr;
+      const float m = mask ? mask[int64_t(t) * N + n] : 1.0f;
 #pragma omp simd
       for (int j = 0; j < H; ++j) {
         const float i = an[j], f = an[H + j], o = an[2 * H + j], g = an[3 * H + j], tc = an[4 * H + j];
-        const float dht = dhn[j] + dyn[j], dcc = dcn[j] + dht * o * (1.0f - tc * tc);
+        const float dh_all = dhn[j] + dyn[j], dc_all = dcn[j];
+        if (keepn) keepn[j] = (1.0f - m) * dh_all;
+        const float dht = m * dh_all, dcc = m * dc_all + dht * o * (1.0f - tc * tc);
         const float di = dcc * g * i * (1.0f - i), df = dcc * cpn[j] * f * (1.0f - f),
                     dO = dht * tc * o * (1.0f - o), dg = dcc * i * (1.0f - g * g);
         dAn[j] = op<Op>(di);
@@ -422,10 +440,14 @@ void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, c
         dbn[H + j] += df;
         dbn[2 * H + j] += dO;
         dbn[3 * H + j] += dg;
-        dcn[j] = dcc * f;
+        dcn[j] = dcc * f + (1.0f - m) * dc_all;
       }
     }
     back.run(dA, dh.data());  // the gradient of s_{t-1} (before step t-1's own dy) = dA·W
+    if (mask) {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t k = 0; k < NH; ++k) dh[k] += keep[k];
+    }
   }
   std::memcpy(dh0, dh.data(), sizeof(float) * NH);
   std::memcpy(dc0, dc.data(), sizeof(float) * NH);
@@ -439,30 +461,32 @@ void lstm_backward(int T, int N, int D, int H, const float* x, const float* U, c
 
 // The entry points rnn_dnnl.cc calls: bf16 != 0 the products' operands in bfloat16, else float32.
 void gru_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
-                 const float* b, const float* h0, float* y, float* hT, float* ws) {
-  if (bf16) return gru_forward<bf16_t>(T, N, D, H, x, U, W, b, h0, y, hT, ws);
-  gru_forward<float>(T, N, D, H, x, U, W, b, h0, y, hT, ws);
+                 const float* b, const float* h0, float* y, float* hT, float* ws, const float* mask) {
+  if (bf16) return gru_forward<bf16_t>(T, N, D, H, x, U, W, b, h0, y, hT, ws, mask);
+  gru_forward<float>(T, N, D, H, x, U, W, b, h0, y, hT, ws, mask);
 }
 
 void lstm_forward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
-                  const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws) {
-  if (bf16) return lstm_forward<bf16_t>(T, N, D, H, x, U, W, b, h0, c0, y, hT, cT, ws);
-  lstm_forward<float>(T, N, D, H, x, U, W, b, h0, c0, y, hT, cT, ws);
+                  const float* b, const float* h0, const float* c0, float* y, float* hT, float* cT, float* ws,
+                  const float* mask) {
+  if (bf16) return lstm_forward<bf16_t>(T, N, D, H, x, U, W, b, h0, c0, y, hT, cT, ws, mask);
+  lstm_forward<float>(T, N, D, H, x, U, W, b, h0, c0, y, hT, cT, ws, mask);
 }
 
 void gru_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
                   const float* h0, const float* y, const float* ws, const float* dy, const float* dhT, float* dx,
-                  float* dU, float* dW, float* db, float* dh0) {
-  if (bf16) return gru_backward<bf16_t>(T, N, D, H, x, U, W, h0, y, ws, dy, dhT, dx, dU, dW, db, dh0);
-  gru_backward<float>(T, N, D, H, x, U, W, h0, y, ws, dy, dhT, dx, dU, dW, db, dh0);
+                  float* dU, float* dW, float* db, float* dh0, const float* mask) {
+  if (bf16) return gru_backward<bf16_t>(T, N, D, H, x, U, W, h0, y, ws, dy, dhT, dx, dU, dW, db, dh0, mask);
+  gru_backward<float>(T, N, D, H, x, U, W, h0, y, ws, dy, dhT, dx, dU, dW, db, dh0, mask);
 }
 
 void lstm_backward(int bf16, int T, int N, int D, int H, const float* x, const float* U, const float* W,
                    const float* h0, const float* c0, const float* y, const float* ws, const float* dy,
                    const float* dhT, const float* dcT, float* dx, float* dU, float* dW, float* db, float* dh0,
-                   float* dc0) {
-  if (bf16) return lstm_backward<bf16_t>(T, N, D, H, x, U, W, h0, c0, y, ws, dy, dhT, dcT, dx, dU, dW, db, dh0, dc0);
-  lstm_backward<float>(T, N, D, H, x, U, W, h0, c0, y, ws, dy, dhT, dcT, dx, dU, dW, db, dh0, dc0);
+                   float* dc0, const float* mask) {
+  if (bf16)
+    return lstm_backward<bf16_t>(T, N, D, H, x, U, W, h0, c0, y, ws, dy, dhT, dcT, dx, dU, dW, db, dh0, dc0, mask);
+  lstm_backward<float>(T, N, D, H, x, U, W, h0, c0, y, ws, dy, dhT, dcT, dx, dU, dW, db, dh0, dc0, mask);
 }
 
 }  // namespace rnnlm::own_layers
