@@ -6,7 +6,10 @@ was not started that way they are skipped.
 
 Tolerance: float32 round-off. On 4 devices XLA sums the partial gradients of each device's columns (the
 all-reduce), in another order than one device does, so losses and parameters agree to rtol 1e-5, atol
-1e-6 -- the tolerance the resume tests use.
+1e-6 -- the tolerance the resume tests use.  A placed model runs rnnlm's fused layers; on one device padded
+batches would run rnnlm's native GRU/LSTM layers (other sums, 1e-6 apart after five Adam steps), so these
+tests keep oneDNN's layers there (``RNNLM_LAYERS=onednn``: padded batches on the fused layer, as placed):
+they compare placements, and the layers are compared with the fused one in tests/models.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ pytestmark = [
     ),
 ]
 RTOL, ATOL = 1e-5, 1e-6
+
+
+@pytest.fixture(autouse=True)
+def _fused_padded_batches(monkeypatch):
+    monkeypatch.setenv("RNNLM_LAYERS", "onednn")
 WORDS = "the cat sat on a mat while dogs ran far away from home today".split()
 
 

@@ -299,24 +299,20 @@ class LanguageModel:
         return engine_ops.available() and self.config.bptt_truncate < 0
 
     def _dnnl(self, ragged, kind=None) -> bool:
-        """Whether the layers run as the native library's kernels (:mod:`rnnlm.engine_ops.dnnl`): train/grads/
-        eval graphs, fp32 or bf16, tanh and sigmoid gates, full BPTT, one CPU device; full batches, and
-        padded ones where the layer is rnnlm's own (GRU, LSTM: they blend the mask as the fused layer)."""
+        """Whether the layers run the native ones (:mod:`rnnlm.engine_ops.dnnl`): train/grads/eval graphs,
+        tanh and sigmoid gates, full BPTT, one CPU device; padded batches where rnnlm's own layers run."""
         cfg = self.config
-        if not ((kind or self._kind) in ("train", "grads", "eval") and cfg.bptt_truncate < 0
+        return ((kind or self._kind) in ("train", "grads", "eval") and cfg.bptt_truncate < 0
                 and cfg.activation == "tanh" and (cfg.gate == "sigmoid" or cfg.cell == "rnn")
-                and self.placement is None and engine_ops.dnnl_lstm(self.linker)):
-            return False
-        return not ragged or (cfg.cell in ("gru", "lstm")
-                              and engine_ops.dnnl.own_layer(cfg.cell, self._dot_precision))
+                and self.placement is None and engine_ops.dnnl_lstm(self.linker)
+                and (not ragged or engine_ops.dnnl.own_layer(cfg.cell, self._dot_precision)))
 
     def _layer(self, l, proj, mask, init, Wt, direction, go_backwards, ragged):
         """One layer over all steps: the state sequences in processing order ([S] or [S, C])."""
         cfg = self.config
         label = f"{cfg.cell}{l}{direction}"
         if self._fused():
-            if go_backwards:
-                proj, mask = proj[::-1], mask[::-1]
+            proj, mask = (proj[::-1], mask[::-1]) if go_backwards else (proj, mask)
             return engine_ops.recurrent_layer(cfg.cell, proj, mask, init, Wt, activation=cfg.activation,
                                               gate=cfg.gate, masked=ragged, label=label,
                                               precision=self._dot_precision)
@@ -347,9 +343,9 @@ class LanguageModel:
             X = self._embed(x, direction, emask) if l == 0 else inp  # (L, B, D); (L, B, G·H) if projected
             projected = l == 0 and not cfg.embedding_dim
             if not projected and self._dnnl(ragged):
-                m = (mask[::-1] if go_backwards else mask) if ragged else None
-                S, *last = engine_ops.dnnl.layer(cfg.cell, X[::-1] if go_backwards else X, U, W, b, init,
-                                                 f"{cfg.cell}{l}{direction}", self._dot_precision, m)
+                X, m = (X[::-1], mask[::-1]) if go_backwards else (X, mask)  # m: blended per step if ragged
+                S, *last = engine_ops.dnnl.layer(cfg.cell, X, U, W, b, init, f"{cfg.cell}{l}{direction}",
+                                                 self._dot_precision, m if ragged else None)
                 outs = [S]
             else:
                 L, B, D = X.shape[0], X.shape[1], X.shape[2]
