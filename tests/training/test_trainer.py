@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlm import engine
-from rnnlm.data import Corpus
+from rnnlm.data import Corpus, prepare
 from rnnlm.data.batching import sentence_batches, stream_batches
 from rnnlm.errors import CheckpointError, ConfigError
 from rnnlm.models.lm import LanguageModel, ModelConfig
@@ -154,6 +154,25 @@ def _trainer(corpus, out, **kw):
         }
     )  # the loop's mechanics under the first rnnlm's schedule
     return Trainer(model, splits["train"], splits["valid"], cfg, out_dir=out, corpus=corpus, progress=False)
+
+
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_auto_batching_streams_only_a_char_level_lm(tmp_path, level, corpus):
+    """``batching="auto"``: a stream of chunks for a char-level language model, sentences at word level
+    and for the bidirectional fill model at either level (it reads each sentence both ways; it once failed
+    at char level with "trains on sentences, not a stream", found by the CLI fuzz test)."""
+    if level == "char":
+        text = tmp_path / "t.txt"
+        text.write_text("the cat sat\non a mat\n" * 20, encoding="utf-8")
+        corpus = prepare(text, level="char", format="text")
+    splits = corpus.split(valid=0.1, test=0.0, seed=0)
+    for bidirectional in (False, True):
+        cfg = ModelConfig(vocab_size=len(corpus.vocab), hidden_dim=4, cell="gru", embedding_dim=3,
+                          bidirectional=bidirectional)
+        tr = Trainer(LanguageModel(cfg, seed=0, linker=LINKER), splits["train"], splits["valid"],
+                     TrainConfig(batching="auto", batch_size=4, max_steps=1),
+                     out_dir=tmp_path / str(bidirectional), corpus=corpus, progress=False)
+        assert tr.batching == ("stream" if level == "char" and not bidirectional else "sentences")
 
 
 @pytest.mark.core

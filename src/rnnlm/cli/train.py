@@ -178,7 +178,7 @@ def add_parser(subparsers):
         "--batching",
         choices=("auto", "sentences", "stream"),
         default="auto",
-        help="auto: sentences at word level, stream at char level",
+        help="auto: sentences at word level and for the fill task, stream at char level",
     )
     g.add_argument(
         "--min-count",

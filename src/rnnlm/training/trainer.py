@@ -99,8 +99,9 @@ class Trainer:
         )
         self._best_params = None  # a host copy of the best-validated parameters (annealing returns to them)
         mode = cfg.batching
-        if mode == "auto":
-            mode = "stream" if getattr(train, "level", "word") == "char" else "sentences"
+        if mode == "auto":  # the fill model reads whole sentences both ways, at either level
+            char = getattr(train, "level", "word") == "char"
+            mode = "stream" if char and not model.config.bidirectional else "sentences"
         if model.config.bidirectional and mode == "stream":
             raise ConfigError("the bidirectional fill model trains on sentences, not a stream")
         self.batching = mode
