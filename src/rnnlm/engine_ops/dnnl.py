@@ -158,11 +158,15 @@ def _load():
     lib = ctypes.CDLL(str(_build()))
     for name in ("rnnlm_lstm_workspace_bytes", "rnnlm_gru_workspace_bytes", "rnnlm_rnn_workspace_bytes"):
         getattr(lib, name).restype = ctypes.c_size_t
-        getattr(lib, name).argtypes = [ctypes.c_int] * 5
+        getattr(lib, name).argtypes = [ctypes.c_int] * 6  # T, N, D, H, bf16, masked
     lib.rnnlm_error.restype = ctypes.c_char_p
-    for name in ("rnnlm_lstm_forward", "rnnlm_lstm_backward", "rnnlm_gru_forward", "rnnlm_gru_backward",
-                 "rnnlm_rnn_forward", "rnnlm_rnn_backward"):
-        getattr(lib, name).restype = ctypes.c_int
+    # T, N, D, H, bf16, then the arrays (native/rnn_dnnl.cc), the mask last: a call with one too few is an
+    # error here, not a garbage pointer there
+    arrays = {"lstm_forward": 11, "lstm_backward": 20, "gru_forward": 9, "gru_backward": 16, "rnn_forward": 9,
+              "rnn_backward": 16}
+    for name, n in arrays.items():
+        getattr(lib, f"rnnlm_{name}").restype = ctypes.c_int
+        getattr(lib, f"rnnlm_{name}").argtypes = [ctypes.c_int] * 5 + [ctypes.c_void_p] * n
     lib.rnnlm_dnnl_on_worker.argtypes = [_JOB, ctypes.c_void_p]
     lib.rnnlm_dnnl_on_worker.restype = None
     lib.rnnlm_softmax_nll.restype = ctypes.c_int
