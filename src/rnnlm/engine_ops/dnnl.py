@@ -21,9 +21,10 @@ oneDNN has bfloat16 instructions, the LSTM where it has AMX): oneDNN 3.2 trains 
 reference path at both precisions, so ``native/rnn_own.cc`` builds both layers from oneDNN's matmul
 primitive and GEMMs (char GRU layer, T=64, B=64, H=256, forward + backward at bf16 34–38 → 12–15 ms, at
 float32 12–15% faster; the LSTM's at float32 even to 5% faster, at bf16 second layer 23–26 → 17 ms; 2 vCPUs
-of a Xeon with AMX).  Their math is rnnlm's fused layers (at bf16
-states float32; oneDNN's keep them bfloat16); :func:`own_layer` says where they run,
-``RNNLM_LAYERS=onednn`` runs oneDNN's everywhere and ``RNNLM_LAYERS=own`` rnnlm's.
+of a Xeon with AMX).  Their math is rnnlm's fused layers (at bf16 states float32; oneDNN's keep them
+bfloat16), masked ones too: a padded batch runs them with its mask (``masked=True``), where oneDNN's layers
+have none.  :func:`own_layer` says where they run, ``RNNLM_LAYERS=onednn`` runs oneDNN's everywhere (padded
+batches then the fused layer) and ``RNNLM_LAYERS=own`` rnnlm's.
 
 One thread of the library's own runs every call, whichever thread asks (Python's, or one of XLA's
 workers), and ends after a second without work.  oneDNN's OpenMP is libgomp, which shortens every team's

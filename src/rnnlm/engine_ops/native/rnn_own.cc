@@ -2,11 +2,11 @@
 // in place of oneDNN's layers where own_layer() there says so).  Why: oneDNN 3.2 trains a bf16
 // "vanilla_gru" on its reference path (`rnn,ref`: 6 ms forward, 24 ms backward for T=64, N=64, D=64,
 // H=256 on 2 vCPUs of a Xeon with AMX, no faster than its float32 GRU), its float32 GRU on the same path
-// (this layer over float32 operands: 6–12% faster), and its brgemm LSTM on AMX took 23–26 ms a layer
+// (this layer over float32 operands: 12–15% faster), and its brgemm LSTM on AMX took 23–26 ms a layer
 // against 17 for this one at the char preset's second; the matmul primitive runs bf16 products on the tiles
 // (or with avx512_bf16's dot products).  So: per step one or two products against weights packed once per
 // call, with the elementwise work between them in AVX-512, and the weights' and the input's gradients as
-// products over all steps.
+// products over all steps.  Unlike oneDNN's layers they take a padded batch's mask.
 //
 // The math is rnnlm's fused layer (rnnlm.engine_ops.recurrent), over float32 operands or at precision "bf16":
 // every product's operands rounded to bfloat16, float32 sums, states and gates float32 (oneDNN's bf16
