@@ -209,7 +209,7 @@ Args inputs(stream& s, const Plan<Cell>& p, const memory::desc& wl_want, const m
 // everywhere, RNNLM_LAYERS=own takes rnnlm's everywhere (for measuring them on another CPU).
 template <class Cell>
 bool own_layer(int bf16) {
-  if constexpr (!std::is_same_v<Cell, Gru> && !std::is_same_v<Cell, Lstm>) return false;
+  if constexpr (!Cell::own) return false;
   const char* env = std::getenv("RNNLM_LAYERS");
   const std::string want = env ? env : "";
   if (want == "onednn") return false;
